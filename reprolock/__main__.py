@@ -1,0 +1,3 @@
+from reprolock._entry import main
+
+main()

@@ -1,0 +1,59 @@
+"""The console script. ``reprolock lock --check`` runs before the CLI framework loads.
+
+The check is what the pre-commit hook runs on every commit, so it must start fast;
+importing typer alone costs more than the whole check. Anything but the plain forms
+below (``--help``, ``--verbose``, other commands) goes through the typer CLI.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def _fast_check_args(args: list[str]) -> tuple[Path, bool] | None:
+    if not args or args[0] != "lock" or "--check" not in args:
+        return None
+    project, as_json = Path(), False
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in ("--check", "-q", "--quiet"):
+            continue
+        if arg == "--json":
+            as_json = True
+        elif arg in ("--project", "-C"):
+            value = next(rest, None)
+            if value is None:
+                return None
+            project = Path(value)
+        elif arg.startswith("--project="):
+            project = Path(arg.split("=", 1)[1])
+        else:
+            return None
+    return project, as_json
+
+
+def run_check(project: Path, as_json: bool) -> int:
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.config import load_config
+    from reprolock.errors import ReprolockError
+    from reprolock.lock.check import check_lock, render_check
+
+    try:
+        outcome = check_lock(load_config(project), cache_dir=default_cache_dir())
+    except ReprolockError as exc:
+        print(f"error: {exc.diagnostics()}", file=sys.stderr)
+        return exc.exit_code
+    out, err, code = render_check(outcome, as_json=as_json)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return code
+
+
+def main() -> None:
+    fast = _fast_check_args(sys.argv[1:])
+    if fast is not None:
+        sys.exit(run_check(*fast))
+    from reprolock.cli import main as cli_main
+
+    cli_main()

@@ -1,0 +1,1 @@
+"""Helpers with no public API: files, hashing, subprocesses, URLs."""

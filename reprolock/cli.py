@@ -1,0 +1,279 @@
+"""The command line: parse, build the objects, print. The work is in reprolock.core."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from reprolock import __version__
+from reprolock.errors import EXIT_ERROR, EXIT_OK, ReprolockError
+
+app = typer.Typer(
+    name="reprolock",
+    help="Lock, build and verify reproducible images for ML training code.\n\n"
+    "Exit codes: 0 success, 1 a finding (stale lock, drift, failed check), "
+    "2 usage, configuration or tool error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+_state = {"verbose": False}
+F = TypeVar("F", bound=Callable[..., Any])
+
+ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory.",
+                                          file_okay=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"reprolock {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Show tracebacks of errors.")] = False,
+) -> None:
+    _state["verbose"] = verbose
+
+
+def handles_errors(func: F) -> F:
+    """Turn a ReprolockError into its diagnostics and exit code, with no traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ReprolockError as exc:
+            if _state["verbose"]:
+                raise
+            print(f"error: {exc.diagnostics()}", file=sys.stderr)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress(enabled: bool) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        if enabled:
+            print(f"· {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+@app.command()
+@handles_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Project directory.", file_okay=False)] = Path(),
+    base: Annotated[str | None, typer.Option(help="Base image reference.")] = None,
+    entrypoint: Annotated[str | None, typer.Option(
+        help="Entrypoint command, e.g. 'python train.py'.")] = None,
+    resolver: Annotated[str, typer.Option(help="uv or pip-tools.")] = "uv",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite reprolock.toml.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Inspect a project and write a starter reprolock.toml."""
+    import shlex
+
+    from reprolock._internal.files import atomic_write_text
+    from reprolock.config import CONFIG_NAME
+    from reprolock.errors import ConfigError
+    from reprolock.inspection.project import guess_project, render_config
+
+    if resolver not in ("uv", "pip-tools"):
+        raise ConfigError(f"--resolver {resolver!r} is not known", hint="use uv or pip-tools")
+    target = directory / CONFIG_NAME
+    if target.exists() and not force:
+        raise ConfigError(f"{target} exists", hint="pass --force to overwrite it")
+    if not directory.is_dir():
+        raise ConfigError(f"{directory} is not a directory")
+    guess = guess_project(directory)
+    chosen_base = base or guess.dockerfile_base
+    if not chosen_base:
+        raise ConfigError(
+            f"no base image given and no Dockerfile FROM found in {directory}",
+            hint="pass --base, e.g. --base python:3.11-slim@sha256:... or oci-layout:DIR:TAG")
+    entry = tuple(shlex.split(entrypoint)) if entrypoint else guess.entrypoint
+    text = render_config(base=chosen_base, resolver=resolver, guess=guess, entrypoint=entry)
+    atomic_write_text(target, text)
+    if as_json:
+        _emit_json({"path": str(target), "base": chosen_base, "resolver": resolver,
+                    "requirements": list(guess.requirements), "entrypoint": list(entry)})
+    else:
+        print(f"wrote {target}")
+        if not guess.requirements and not guess.pyproject_dependencies:
+            print("note: no requirements.in found; set dependencies.requirements", file=sys.stderr)
+
+
+@app.command()
+@handles_errors
+def lock(
+    project: ProjectOpt = Path(),
+    check: Annotated[bool, typer.Option(
+        "--check", help="Offline: exit 1 if the lock is stale, write nothing.")] = False,
+    upgrade: Annotated[bool, typer.Option("--upgrade", "-U",
+                                          help="Ignore earlier pins.")] = False,
+    upgrade_package: Annotated[list[str] | None, typer.Option(
+        "--upgrade-package", "-P", help="Upgrade this package only (repeatable).")] = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Resolve the dependencies and write reprolock.lock.json (or check it with --check)."""
+    from reprolock.config import load_config
+    from reprolock.core import Locker
+
+    config = load_config(project)
+    if check:
+        _check(config, as_json)
+        return
+    from reprolock.resolver import resolver_for
+
+    locker = Locker(config, resolver_for(config.resolver), progress=_progress(not quiet))
+    outcome = locker.lock(upgrade=upgrade, upgrade_packages=tuple(upgrade_package or ()))
+    report = _lock_report(config, outcome)
+    if as_json:
+        _emit_json(report)
+        return
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    for line in outcome.changes:
+        print(f"  {line}")
+    state = "updated" if outcome.changed else "unchanged"
+    print(f"{outcome.path.name} {state}: {len(outcome.lock.packages)} packages for "
+          f"{outcome.lock.target['platform']}, CPython {outcome.lock.target['python']['version']}, "
+          f"base {outcome.lock.base.digest[:19]}…")
+
+
+def _check(config: Any, as_json: bool) -> None:
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.lock.check import check_lock, render_check
+
+    out, err, code = render_check(check_lock(config, cache_dir=default_cache_dir()),
+                                  as_json=as_json)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    raise typer.Exit(code)
+
+
+def _lock_report(config: Any, outcome: Any) -> dict[str, Any]:
+    from reprolock.inspection.codeset import collect_code
+    from reprolock.inspection.imports import scan_imports, unprovided
+
+    warnings = list(outcome.warnings)
+    code = collect_code(config)
+    report = scan_imports(config.root, code)
+    provided = {m: p.name for p in outcome.lock.packages for m in p.modules}
+    for item in unprovided(report, provided):
+        warnings.append(f"{item.first.path}:{item.first.line}: module {item.module!r} is "
+                        "imported but no locked package provides it; add its distribution "
+                        "to your requirements")
+    for path, line, msg in report.syntax_errors:
+        warnings.append(f"{path}:{line}: cannot parse: {msg}")
+    return {"lock": str(outcome.path), "changed": outcome.changed,
+            "changes": list(outcome.changes), "warnings": warnings,
+            "packages": len(outcome.lock.packages), "inputsDigest": outcome.lock.inputs_digest,
+            "base": outcome.lock.base.to_json()}
+
+
+@app.command()
+@handles_errors
+def export(
+    project: ProjectOpt = Path(),
+    fmt: Annotated[str, typer.Option("--format", "-f",
+                                     help="requirements or pylock.")] = "requirements",
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write here instead of stdout.")] = None,
+) -> None:
+    """Export the lock as hash-pinned requirements or a PEP 751 pylock.toml."""
+    from reprolock._internal.files import atomic_write_text
+    from reprolock.config import load_config
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.errors import ConfigError
+    from reprolock.lock.export import FORMATS, export as render_export
+    from reprolock.lock.io import read_lock
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not known", hint="use requirements or pylock")
+    config = load_config(project)
+    text = render_export(read_lock(config.lock_path, cache_dir=default_cache_dir()), fmt)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(output, text)
+        print(f"wrote {output}", file=sys.stderr)
+
+
+@app.command()
+@handles_errors
+def inspect(
+    project: ProjectOpt = Path(),
+    as_json: JsonOpt = False,
+    files: Annotated[bool, typer.Option("--files", help="List every code file.")] = False,
+) -> None:
+    """Show the code file set, its tree digest, git state and imports against the lock."""
+    from reprolock.config import load_config
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.errors import LockFileError
+    from reprolock.inspection.codeset import collect_code
+    from reprolock.inspection.imports import scan_imports
+    from reprolock.lock.io import read_lock
+
+    config = load_config(project)
+    code = collect_code(config)
+    imports = scan_imports(config.root, code)
+    try:
+        locked = read_lock(config.lock_path, cache_dir=default_cache_dir())
+        provided: dict[str, str] | None = {m: p.name for p in locked.packages for m in p.modules}
+    except LockFileError:
+        provided = None
+    mapping = {m: (provided.get(m) if provided is not None else None)
+               for m in imports.third_party()}
+    data = {
+        "root": str(config.root),
+        "code": {"treeDigest": code.tree_digest, "files": len(code.files),
+                 "bytes": code.total_size,
+                 "git": None if code.git is None else {"commit": code.git.commit,
+                                                       "dirty": code.git.dirty}},
+        "imports": mapping,
+        "ownModules": list(imports.own_modules),
+        "syntaxErrors": [{"path": p, "line": n, "message": m} for p, n, m in imports.syntax_errors],
+    }
+    if files or as_json:
+        data["code"]["fileList"] = [
+            {"path": f.path, "sha256": f.sha256, "size": f.size, "executable": f.executable}
+            for f in code.files]
+    if as_json:
+        _emit_json(data)
+        return
+    print(f"code: {len(code.files)} files, {code.total_size} bytes, tree {code.tree_digest}")
+    if code.git:
+        print(f"git: {code.git.commit or '(no commit)'}{' (dirty)' if code.git.dirty else ''}")
+    for entry in data["code"].get("fileList", []):
+        print(f"  {entry['sha256'][:12]} {'x' if entry['executable'] else '-'} {entry['path']}")
+    print("imports:")
+    for module, dist in mapping.items():
+        where = dist or ("(no lock yet)" if provided is None else "NOT PROVIDED by the lock")
+        print(f"  {module:<24} {where}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,171 @@
+"""The project's configuration: ``reprolock.toml`` or ``[tool.reprolock]`` in pyproject.toml.
+
+    >>> from pathlib import Path
+    >>> from reprolock.config import load_config
+    >>> config = load_config(Path("fixtures/example"))   # doctest: +SKIP
+    >>> config.resolver
+    'uv'
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprolock._internal.cache import default_cache_dir
+from reprolock.errors import ConfigError
+from reprolock.schemas import validate
+
+CONFIG_NAME = "reprolock.toml"
+DEFAULT_LOCKFILE = "reprolock.lock.json"
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    url: str | None = None
+    extra_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    workdir: str = "/app"
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration. ``data`` is the table as written, for the inputs digest."""
+
+    root: Path
+    source: Path
+    data: Mapping[str, Any]
+    base: str
+    platform: str = "linux/amd64"
+    resolver: str = "uv"
+    lockfile: str = DEFAULT_LOCKFILE
+    requirements: tuple[str, ...] = ()
+    pyproject_dependencies: bool = False
+    index: IndexConfig = IndexConfig()
+    code_include: tuple[str, ...] = ()
+    code_exclude: tuple[str, ...] = ()
+    image: ImageConfig = ImageConfig()
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / self.lockfile
+
+    @property
+    def source_name(self) -> str:
+        return self.source.name if self.source.parent == self.root else str(self.source)
+
+
+def find_config(root: Path) -> Path:
+    """The config file of the project at ``root``: reprolock.toml, else pyproject.toml."""
+    own = root / CONFIG_NAME
+    if own.is_file():
+        return own
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and "reprolock" in _read_toml(pyproject).get("tool", {}):
+        return pyproject
+    raise ConfigError(
+        f"no {CONFIG_NAME} (nor [tool.reprolock] in pyproject.toml) in {root}",
+        hint=f"run 'reprolock init {root}' to write a starter {CONFIG_NAME}",
+    )
+
+
+def load_config(root: Path, *, cache_dir: Path | None = None) -> Config:
+    root = root.resolve()
+    if not root.is_dir():
+        raise ConfigError(f"project directory {root} does not exist",
+                          hint="pass the directory that holds reprolock.toml")
+    source = find_config(root)
+    doc = _read_toml(source)
+    if source.name == "pyproject.toml":
+        table = doc["tool"]["reprolock"]
+        where = f"{source.name} [tool.reprolock]"
+    else:
+        table = doc
+        where = source.name
+    validate(table, "config", source=where, error=ConfigError,
+             cache_dir=cache_dir if cache_dir is not None else default_cache_dir())
+    return _from_table(root, source, table)
+
+
+def _from_table(root: Path, source: Path, table: Mapping[str, Any]) -> Config:
+    deps = table.get("dependencies", {})
+    index = table.get("index", {})
+    code = table.get("code", {})
+    image = table.get("image", {})
+    config = Config(
+        root=root,
+        source=source,
+        data=table,
+        base=table["base"],
+        platform=table.get("platform", "linux/amd64"),
+        resolver=table.get("resolver", "uv"),
+        lockfile=table.get("lockfile", DEFAULT_LOCKFILE),
+        requirements=tuple(deps.get("requirements", ())),
+        pyproject_dependencies=bool(deps.get("pyproject", False)),
+        index=IndexConfig(
+            url=index.get("url"),
+            extra_urls=tuple(index.get("extra-urls", ())),
+            find_links=tuple(index.get("find-links", ())),
+            no_index=bool(index.get("no-index", False)),
+        ),
+        code_include=tuple(code.get("include", ())),
+        code_exclude=tuple(code.get("exclude", ())),
+        image=ImageConfig(
+            workdir=image.get("workdir", "/app"),
+            entrypoint=tuple(image.get("entrypoint", ())),
+            cmd=tuple(image.get("cmd", ())),
+            env=dict(image.get("env", {})),
+        ),
+    )
+    _check_paths(config)
+    return config
+
+
+def _check_paths(config: Config) -> None:
+    where = config.source_name
+    if not config.requirements and not config.pyproject_dependencies:
+        raise ConfigError(
+            f"{where}: no dependency inputs",
+            hint="set dependencies.requirements = [\"requirements.in\"] "
+            "or dependencies.pyproject = true",
+        )
+    for i, name in enumerate(config.requirements):
+        if not (config.root / name).is_file():
+            raise ConfigError(
+                f"{where}: dependencies.requirements[{i}] names {name!r}, "
+                f"which does not exist in {config.root}",
+                hint="create the file or fix the path (relative to the project root)",
+            )
+    if config.pyproject_dependencies and not (config.root / "pyproject.toml").is_file():
+        raise ConfigError(
+            f"{where}: dependencies.pyproject is true but {config.root}/pyproject.toml "
+            "does not exist",
+            hint="set dependencies.pyproject = false or add a pyproject.toml",
+        )
+    if config.index.no_index and not config.index.find_links:
+        raise ConfigError(f"{where}: index.no-index is true but index.find-links is empty",
+                          hint="add a wheel directory to index.find-links")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path.name} is not valid TOML: {exc}",
+            hint=f"fix the syntax in {path}",
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc

@@ -1,0 +1,257 @@
+"""OCI image layouts, as a directory (``oci-layout:``) or a tar (``oci-archive:``), and
+``docker save`` archives (``docker-archive:``)."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from reprolock.errors import ImageSourceError
+from reprolock.image.interface import (
+    INDEX_TYPES,
+    REF_NAME,
+    Descriptor,
+    ImageSource,
+    ResolvedImage,
+    load_json,
+    select_platform,
+)
+from reprolock.target import Platform
+
+
+class _Files(Protocol):
+    where: str
+
+    def read(self, name: str) -> bytes: ...
+
+    def open(self, name: str) -> IO[bytes]: ...
+
+    def exists(self, name: str) -> bool: ...
+
+
+class DirFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.where = str(root)
+        if not root.is_dir():
+            raise ImageSourceError(f"OCI layout directory {root} does not exist",
+                                   hint="check the path in base (relative to the project root)")
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as handle:
+            return handle.read()
+
+    def open(self, name: str) -> IO[bytes]:
+        try:
+            return open(self.root / name, "rb")
+        except OSError as exc:
+            raise ImageSourceError(f"{self.root}: cannot read {name}: {exc.strerror}") from exc
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name).is_file()
+
+
+class TarFiles:
+    """Random access to members of an uncompressed tar (what image archives are)."""
+
+    def __init__(self, path: Path) -> None:
+        self.where = str(path)
+        try:
+            self._tar = tarfile.open(path, "r:")
+            self._members = {m.name.removeprefix("./"): m for m in self._tar.getmembers()}
+        except (OSError, tarfile.TarError) as exc:
+            raise ImageSourceError(f"cannot read image archive {path}: {exc}",
+                                   hint="pass a tar written by docker save or an OCI tool") from exc
+
+    def read(self, name: str) -> bytes:
+        with self.open(name) as handle:
+            return handle.read()
+
+    def open(self, name: str) -> IO[bytes]:
+        member = self._members.get(name)
+        handle = self._tar.extractfile(member) if member and member.isfile() else None
+        if handle is None:
+            raise ImageSourceError(f"{self.where}: archive has no file {name}")
+        return handle
+
+    def exists(self, name: str) -> bool:
+        return name in self._members
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+def blob_path(digest: str) -> str:
+    algo, _, hexpart = digest.partition(":")
+    if algo != "sha256" or len(hexpart) != 64:
+        raise ImageSourceError(f"unsupported digest {digest!r}; only sha256 is supported")
+    return f"blobs/{algo}/{hexpart}"
+
+
+def read_verified(files: _Files, digest: str, *, what: str) -> bytes:
+    data = files.read(blob_path(digest))
+    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+    if actual != digest:
+        raise ImageSourceError(
+            f"{files.where}: {what} {digest} is corrupt (its content hashes to {actual})",
+            hint="rebuild or re-export the image; do not edit blobs by hand",
+        )
+    return data
+
+
+class OciLayoutSource(ImageSource):
+    def __init__(self, reference: str, files: _Files, *, tag: str | None = None,
+                 digest: str | None = None) -> None:
+        super().__init__(reference)
+        self.files = files
+        self.tag = tag
+        self.digest = digest
+
+    @property
+    def pinned(self) -> bool:
+        return self.digest is not None
+
+    def resolve(self, platform: Platform) -> ResolvedImage:
+        if not self.files.exists("index.json"):
+            raise ImageSourceError(f"{self.files.where} is not an OCI image layout (no index.json)",
+                                   hint="point base at a directory written by an OCI tool")
+        index = load_json(self.files.read("index.json"), what=f"{self.files.where}/index.json")
+        desc = self._pick(index)
+        index_digest = None
+        if desc.media_type in INDEX_TYPES:
+            index_digest = desc.digest
+            nested = load_json(read_verified(self.files, desc.digest, what="image index"),
+                               what=f"image index {desc.digest}")
+            desc = select_platform(nested, platform, where=self.reference)
+        return self._image(desc, index_digest)
+
+    def _pick(self, index: Mapping[str, Any]) -> Descriptor:
+        entries = [Descriptor.from_json(m) for m in index.get("manifests", [])]
+        if self.digest:
+            chosen = [d for d in entries if d.digest == self.digest]
+        elif self.tag:
+            chosen = [d for d in entries if d.annotations.get(REF_NAME) == self.tag]
+        else:
+            chosen = entries
+        if len(chosen) == 1:
+            return chosen[0]
+        names = sorted({d.annotations.get(REF_NAME, d.digest) for d in entries})
+        what = self.digest or self.tag
+        problem = f"has no image {what!r}" if what else f"holds {len(entries)} images"
+        raise ImageSourceError(
+            f"{self.files.where} {problem} (it has: {', '.join(names) or 'none'})",
+            hint="name one as oci-layout:DIR:TAG or oci-layout:DIR@sha256:...",
+        )
+
+    def _image(self, desc: Descriptor, index_digest: str | None) -> ResolvedImage:
+        manifest = load_json(read_verified(self.files, desc.digest, what="manifest"),
+                             what=f"manifest {desc.digest}")
+        config_desc = Descriptor.from_json(manifest["config"])
+        config = load_json(read_verified(self.files, config_desc.digest, what="image config"),
+                           what=f"image config {config_desc.digest}")
+        return ResolvedImage(
+            reference=self.reference,
+            index_digest=index_digest,
+            manifest_digest=desc.digest,
+            config_digest=config_desc.digest,
+            config=config,
+            layers=tuple(Descriptor.from_json(d) for d in manifest.get("layers", [])),
+        )
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        return self.files.open(blob_path(digest))
+
+    def close(self) -> None:
+        if isinstance(self.files, TarFiles):
+            self.files.close()
+
+
+class DockerArchiveSource(ImageSource):
+    """A ``docker save`` tar. Old ones hold no manifest: the config digest is the identity."""
+
+    def __init__(self, reference: str, files: TarFiles, *, tag: str | None = None) -> None:
+        super().__init__(reference)
+        self.files = files
+        self.tag = tag
+        self._layer_paths: dict[str, str] = {}
+
+    @property
+    def pinned(self) -> bool:
+        return False
+
+    def resolve(self, platform: Platform) -> ResolvedImage:
+        entries = _json_list(self.files.read("manifest.json"), self.files.where)
+        entry = self._pick(entries)
+        config_path = str(entry["Config"])
+        config_bytes = self.files.read(config_path)
+        config = load_json(config_bytes, what=f"{self.files.where}: {config_path}")
+        diff_ids = config.get("rootfs", {}).get("diff_ids", [])
+        layer_paths = list(entry.get("Layers", []))
+        if len(diff_ids) != len(layer_paths):
+            raise ImageSourceError(f"{self.files.where}: manifest.json lists {len(layer_paths)} "
+                                   f"layers but the config has {len(diff_ids)} diff_ids")
+        layers = []
+        for diff_id, path in zip(diff_ids, layer_paths, strict=True):
+            self._layer_paths[diff_id] = path
+            size = self.files._members[path].size
+            layers.append(Descriptor("application/vnd.docker.image.rootfs.diff.tar", diff_id, size))
+        return ResolvedImage(
+            reference=self.reference,
+            index_digest=None,
+            manifest_digest=None,
+            config_digest="sha256:" + hashlib.sha256(config_bytes).hexdigest(),
+            config=config,
+            layers=tuple(layers),
+        )
+
+    def _pick(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.tag:
+            for entry in entries:
+                if self.tag in (entry.get("RepoTags") or []):
+                    return entry
+        elif len(entries) == 1:
+            return entries[0]
+        tags = sorted(t for e in entries for t in (e.get("RepoTags") or []))
+        raise ImageSourceError(
+            f"{self.files.where}: cannot choose an image (tags: {', '.join(tags) or 'none'})",
+            hint="name one as docker-archive:FILE:NAME:TAG",
+        )
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        path = self._layer_paths.get(digest)
+        if path is None:
+            return self.files.open(blob_path(digest))
+        return self.files.open(path)
+
+    def close(self) -> None:
+        self.files.close()
+
+
+def _json_list(data: bytes, where: str) -> list[dict[str, Any]]:
+    import json
+
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise ImageSourceError(f"{where}: manifest.json is not valid JSON: {exc}") from exc
+    if not isinstance(value, list) or not value:
+        raise ImageSourceError(f"{where}: manifest.json is not a list of images")
+    return value
+
+
+def open_archive(reference: str, path: Path, *, tag: str | None, docker: bool) -> ImageSource:
+    """An archive that holds an OCI layout is read as one, whatever its scheme says."""
+    if not path.is_file():
+        raise ImageSourceError(f"image archive {path} does not exist",
+                               hint="check the path in base (relative to the project root)")
+    files = TarFiles(path)
+    if files.exists("index.json") and (not docker or not tag):
+        return OciLayoutSource(reference, files, tag=tag)
+    if files.exists("manifest.json"):
+        return DockerArchiveSource(reference, files, tag=tag)
+    files.close()
+    raise ImageSourceError(f"{path} is neither an OCI archive nor a docker save archive",
+                           hint="it needs index.json or manifest.json at its root")

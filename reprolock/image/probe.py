@@ -1,0 +1,202 @@
+"""What a base image runs: OS, architecture, Python interpreter and version, C library.
+
+Reads the image's layers as streams (no container, no daemon) and looks at a handful of
+files: the dpkg or apk database, the interpreter's path, the C library.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO
+
+from reprolock._internal.files import atomic_write_text
+from reprolock.errors import ImageSourceError
+from reprolock.image.interface import ImageSource, ResolvedImage
+
+_PY_BIN = re.compile(r"^(usr/local/bin|usr/bin|opt/[^/]+/bin)/python(\d)\.(\d+)$")
+_GLIBC_BANNER = re.compile(rb"GNU C Library [^\n]*?release version (\d+\.\d+)")
+_OLD_LIBC = re.compile(r"(?:^|/)libc-(\d+\.\d+)\.so$")
+_MUSL = re.compile(r"(?:^|/)ld-musl-[^/]+\.so\.1$")
+_DEBIAN_VERSION = re.compile(r"^(?:\d+:)?(\d+\.\d+(?:\.\d+)?)")
+_PROBE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BaseFacts:
+    python_path: str
+    python_version: str  # "3.11.2", or "3.11" when the patch level is not recorded
+    libc_family: str  # "glibc" or "musl"
+    libc_version: str
+
+
+@dataclass
+class _Seen:
+    pythons: dict[tuple[int, int], str]
+    dpkg_status: bytes | None = None
+    apk_installed: bytes | None = None
+    libc_banner: str | None = None
+    libc_from_name: str | None = None
+    musl: bool = False
+
+
+def probe(source: ImageSource, image: ResolvedImage, *, cache_dir: Path | None) -> BaseFacts:
+    cached = _cache_file(cache_dir, image)
+    if cached and cached.is_file():
+        try:
+            return BaseFacts(**json.loads(cached.read_text()))
+        except (ValueError, TypeError):
+            cached.unlink(missing_ok=True)  # a corrupt entry is discarded, never used
+    seen = _Seen(pythons={})
+    for layer in image.layers:
+        with source.open_blob(layer.digest) as blob:
+            _scan_layer(blob, seen, layer.media_type)
+    facts = _facts(image, seen)
+    if cached:
+        atomic_write_text(cached, json.dumps(asdict(facts), sort_keys=True))
+    return facts
+
+
+def _cache_file(cache_dir: Path | None, image: ResolvedImage) -> Path | None:
+    if cache_dir is None:
+        return None
+    key = image.config_digest.replace(":", "-")
+    return cache_dir / "probe" / f"v{_PROBE_VERSION}-{key}.json"
+
+
+def _scan_layer(blob: IO[bytes], seen: _Seen, media_type: str) -> None:
+    for member, tar in _members(blob, media_type):
+        name = member.name.removeprefix("./").lstrip("/")
+        base = name.rsplit("/", 1)[-1]
+        if base.startswith(".wh."):
+            continue
+        if match := _PY_BIN.match(name):
+            seen.pythons[(int(match.group(2)), int(match.group(3)))] = "/" + name
+        elif name == "var/lib/dpkg/status" and member.isfile():
+            seen.dpkg_status = _read(tar, member)
+        elif name == "lib/apk/db/installed" and member.isfile():
+            seen.apk_installed = _read(tar, member)
+        elif base == "libc.so.6" and member.isfile() and member.size < 64 << 20:
+            found = _GLIBC_BANNER.search(_read(tar, member))
+            seen.libc_banner = found.group(1).decode() if found else seen.libc_banner
+        elif match := _OLD_LIBC.search(name):
+            seen.libc_from_name = match.group(1)
+        elif _MUSL.search(name):
+            seen.musl = True
+
+
+def _members(blob: IO[bytes], media_type: str) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
+    if media_type.endswith("zstd"):
+        raise ImageSourceError("base image layers compressed with zstd are not supported yet",
+                               hint="use a base image with gzip layers")
+    stream: IO[bytes] = _maybe_gunzip(blob)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                yield member, tar
+    except (tarfile.TarError, zlib.error, EOFError) as exc:
+        raise ImageSourceError(f"a base image layer is not a readable tar: {exc}",
+                               hint="re-export the base image") from exc
+
+
+def _maybe_gunzip(blob: IO[bytes]) -> IO[bytes]:
+    head = blob.read(2)
+    rest = _Prepend(head, blob)
+    if head == b"\x1f\x8b":
+        import gzip
+
+        return gzip.GzipFile(fileobj=rest, mode="rb")  # type: ignore[return-value]
+    return rest  # type: ignore[return-value]
+
+
+class _Prepend(io.RawIOBase):
+    """Give back bytes already read from a non-seekable stream."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(member)
+    return handle.read() if handle else b""
+
+
+def _facts(image: ResolvedImage, seen: _Seen) -> BaseFacts:
+    if not seen.pythons:
+        raise ImageSourceError(
+            f"base image {image.reference} has no Python interpreter "
+            "(looked for /usr/local/bin/python3.X and /usr/bin/python3.X)",
+            hint="pick a base image with Python 3 installed, e.g. python:3.11-slim@sha256:...",
+        )
+    minor = max(seen.pythons)
+    path = seen.pythons[minor]
+    packages = _dpkg_versions(seen.dpkg_status) if seen.dpkg_status else {}
+    version = _python_version(image, packages, minor)
+    family, libc = _libc(image, seen, packages)
+    return BaseFacts(python_path=path, python_version=version, libc_family=family,
+                     libc_version=libc)
+
+
+def _python_version(image: ResolvedImage, packages: dict[str, str], minor: tuple[int, int]) -> str:
+    short = f"{minor[0]}.{minor[1]}"
+    declared = image.env.get("PYTHON_VERSION", "")
+    if declared.startswith(short + "."):
+        return declared
+    deb = packages.get(f"python{short}-minimal") or packages.get(f"python{short}")
+    match = _DEBIAN_VERSION.match(deb or "")
+    if match and match.group(1).startswith(short):
+        return match.group(1)
+    return short
+
+
+def _libc(image: ResolvedImage, seen: _Seen, packages: dict[str, str]) -> tuple[str, str]:
+    if seen.musl or seen.apk_installed:
+        version = _apk_version(seen.apk_installed or b"", "musl") or "1.2"
+        return "musl", ".".join(version.split(".")[:2])
+    deb = _DEBIAN_VERSION.match(packages.get("libc6", ""))
+    version = (deb.group(1) if deb else None) or seen.libc_banner or seen.libc_from_name
+    if version is None:
+        raise ImageSourceError(
+            f"cannot tell which C library base image {image.reference} has",
+            hint="use a Debian, Ubuntu or Alpine based image, or one with /lib/*/libc.so.6",
+        )
+    return "glibc", ".".join(version.split(".")[:2])
+
+
+def _dpkg_versions(status: bytes) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for stanza in status.decode("utf-8", "replace").split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " "
+        )
+        if "Package" in fields and "Version" in fields and "installed" in fields.get("Status", ""):
+            found[fields["Package"]] = fields["Version"]
+    return found
+
+
+def _apk_version(installed: bytes, package: str) -> str | None:
+    for stanza in installed.decode("utf-8", "replace").split("\n\n"):
+        lines = dict(line.split(":", 1) for line in stanza.splitlines() if ":" in line)
+        if lines.get("P") == package:
+            return lines.get("V", "").split("-")[0]
+    return None

@@ -1,0 +1,196 @@
+"""Images in a registry, through the OCI distribution API (anonymous token auth, as
+Docker Hub and GHCR do; plain HTTP only for a registry on the loopback address)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from typing import IO, Any
+
+import requests
+
+from reprolock.errors import ImageSourceError
+from reprolock.image.interface import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    INDEX_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    ImageSource,
+    ResolvedImage,
+    load_json,
+    select_platform,
+)
+from reprolock.target import Platform
+
+DOCKER_HUB = "registry-1.docker.io"
+_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+_RETRIES = 4
+
+
+@dataclass(frozen=True)
+class RegistryRef:
+    host: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def scheme(self) -> str:
+        hostname = self.host.split(":")[0]
+        return "http" if hostname in ("localhost", "127.0.0.1", "[::1]") else "https"
+
+    def __str__(self) -> str:
+        text = f"{self.host}/{self.repository}"
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def parse_registry_ref(text: str) -> RegistryRef | None:
+    """Parse ``[HOST/]NAME[:TAG][@sha256:...]`` the way docker does; None if malformed."""
+    rest, _, digest = text.partition("@")
+    if digest and not _DIGEST.match(digest):
+        return None
+    first, sep, remainder = rest.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        host, path = first, remainder
+    else:
+        host, path = DOCKER_HUB, rest
+    name, _, tag = path.rpartition(":") if ":" in path else (path, "", "")
+    if not _NAME.match(name) or (tag and not _TAG.match(tag)):
+        return None
+    if host == DOCKER_HUB and "/" not in name:
+        name = f"library/{name}"
+    return RegistryRef(host, name, tag or (None if digest else "latest"), digest or None)
+
+
+class RegistryClient:
+    def __init__(self, ref: RegistryRef, *, session: requests.Session | None = None) -> None:
+        self.ref = ref
+        self.base = f"{ref.scheme}://{ref.host}/v2/{ref.repository}"
+        self.session = session or requests.Session()
+        self._token: str | None = None
+
+    def get(self, path: str, *, accept: str | None = None, stream: bool = False) -> requests.Response:
+        url = f"{self.base}/{path}"
+        headers = {"Accept": accept} if accept else {}
+        for attempt in range(_RETRIES):
+            response = self._send(url, headers, stream)
+            if response.status_code == 401 and self._token is None:
+                self._token = self._fetch_token(response.headers.get("WWW-Authenticate", ""))
+                response = self._send(url, headers, stream)
+            if response.status_code < 500 or attempt == _RETRIES - 1:
+                break
+            time.sleep(0.25 * 2**attempt)
+        self._raise_for(response, path)
+        return response
+
+    def _send(self, url: str, headers: dict[str, str], stream: bool) -> requests.Response:
+        if self._token:
+            headers = {**headers, "Authorization": f"Bearer {self._token}"}
+        try:
+            return self.session.get(url, headers=headers, stream=stream, timeout=60)
+        except requests.RequestException as exc:
+            raise ImageSourceError(
+                f"registry {self.ref.host} is unreachable: {exc.__class__.__name__}",
+                hint="check the host name and your network, or use an oci-layout: base",
+            ) from exc
+
+    def _fetch_token(self, challenge: str) -> str | None:
+        if not challenge.lower().startswith("bearer"):
+            return None
+        params = dict(_CHALLENGE.findall(challenge))
+        realm = params.pop("realm", None)
+        if not realm:
+            return None
+        params.setdefault("scope", f"repository:{self.ref.repository}:pull")
+        try:
+            answer = self.session.get(realm, params=params, timeout=60)
+            answer.raise_for_status()
+            body = answer.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise ImageSourceError(f"registry {self.ref.host}: anonymous token request failed: "
+                                   f"{exc}", hint="the image may be private") from exc
+        token = body.get("token") or body.get("access_token")
+        return str(token) if token else None
+
+    def _raise_for(self, response: requests.Response, path: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        what = f"{self.ref.host}/{self.ref.repository} ({path})"
+        if status in (401, 403):
+            raise ImageSourceError(f"registry refused access to {what}: HTTP {status}",
+                                   hint="the image may be private or the name misspelt")
+        if status == 404:
+            raise ImageSourceError(f"registry has no {what}: HTTP 404",
+                                   hint="check the image name, tag and digest")
+        raise ImageSourceError(f"registry error for {what}: HTTP {status}",
+                               hint="try again later")
+
+    def manifest(self, reference: str) -> tuple[bytes, str, str]:
+        response = self.get(f"manifests/{reference}", accept=_ACCEPT)
+        data = response.content
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if reference.startswith("sha256:") and digest != reference:
+            raise ImageSourceError(f"registry {self.ref.host} sent a manifest whose digest "
+                                   f"{digest} is not the requested {reference}")
+        media = response.headers.get("Content-Type", "").split(";")[0]
+        return data, media, digest
+
+    def blob(self, digest: str) -> bytes:
+        data = self.get(f"blobs/{digest}").content
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise ImageSourceError(f"registry {self.ref.host} sent blob {digest} with other content")
+        return data
+
+
+class RegistrySource(ImageSource):
+    def __init__(self, reference: str, ref: RegistryRef) -> None:
+        super().__init__(reference)
+        self.ref = ref
+        self.client = RegistryClient(ref)
+
+    @property
+    def pinned(self) -> bool:
+        return self.ref.digest is not None
+
+    def resolve(self, platform: Platform) -> ResolvedImage:
+        data, media, digest = self.client.manifest(self.ref.digest or self.ref.tag or "latest")
+        doc = load_json(data, what=f"manifest of {self.ref}")
+        media = str(doc.get("mediaType") or media)
+        index_digest = None
+        if media in INDEX_TYPES or "manifests" in doc:
+            index_digest = digest
+            desc = select_platform(doc, platform, where=str(self.ref))
+            data, media, digest = self.client.manifest(desc.digest)
+            doc = load_json(data, what=f"manifest {desc.digest} of {self.ref}")
+        config_desc = Descriptor.from_json(doc["config"])
+        config = load_json(self.client.blob(config_desc.digest), what="image config")
+        return ResolvedImage(
+            reference=self.reference,
+            index_digest=index_digest,
+            manifest_digest=digest,
+            config_digest=config_desc.digest,
+            config=config,
+            layers=tuple(Descriptor.from_json(d) for d in doc.get("layers", [])),
+        )
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        response = self.client.get(f"blobs/{digest}", stream=True)
+        raw: Any = response.raw
+        raw.decode_content = True
+        stream: IO[bytes] = raw
+        return stream

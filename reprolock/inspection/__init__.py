@@ -1,0 +1,1 @@
+"""Looking at a training project: its code file set, its imports, its layout."""

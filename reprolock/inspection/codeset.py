@@ -1,0 +1,141 @@
+"""The file set that goes into the image, and one digest over it.
+
+The tree digest hashes a sorted listing of ``<sha256> <mode> <path>`` lines, so it does
+not depend on mtimes, on the order the filesystem lists files, or on the machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from reprolock._internal.files import sha256_file
+from reprolock.config import Config
+
+ALWAYS_EXCLUDED = [".git/", ".hg/", ".svn/", "__pycache__/", "*.pyc", ".venv/", "venv/",
+                   ".tox/", ".nox/", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/",
+                   ".reprolock/", "*.egg-info/", ".ipynb_checkpoints/", ".DS_Store"]
+IGNORE_FILES = (".gitignore", ".dockerignore", ".reprolockignore")
+
+
+@dataclass(frozen=True)
+class CodeFile:
+    path: str  # relative, forward slashes
+    sha256: str
+    size: int
+    executable: bool
+    link_target: str | None = None
+
+    @property
+    def mode(self) -> str:
+        if self.link_target is not None:
+            return "120000"
+        return "100755" if self.executable else "100644"
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str | None
+    dirty: bool
+
+
+@dataclass(frozen=True)
+class CodeSet:
+    files: tuple[CodeFile, ...]
+    tree_digest: str
+    git: GitState | None
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def collect_code(config: Config, *, extra_excludes: Iterable[str] = ()) -> CodeSet:
+    root = config.root
+    candidates = _git_files(root)
+    if candidates is None:
+        candidates = _walk(root)
+    excludes = [*ALWAYS_EXCLUDED, config.lockfile, *config.code_exclude, *extra_excludes]
+    ignore = pathspec.GitIgnoreSpec.from_lines(excludes)
+    include = pathspec.GitIgnoreSpec.from_lines(config.code_include) if config.code_include else None
+    chosen = [p for p in candidates if not ignore.match_file(p)
+              and (include is None or include.match_file(p))]
+    files = tuple(sorted((f for p in chosen if (f := _describe(root, p))), key=lambda f: f.path))
+    return CodeSet(files, tree_digest(files), git_state(root))
+
+
+def tree_digest(files: Iterable[CodeFile]) -> str:
+    listing = "".join(
+        f"{f.sha256} {f.mode} {f.path}\n" for f in sorted(files, key=lambda f: f.path.encode()))
+    return "sha256:" + hashlib.sha256(listing.encode("utf-8")).hexdigest()
+
+
+def _describe(root: Path, rel: str) -> CodeFile | None:
+    full = root / rel
+    try:
+        info = full.lstat()
+    except OSError:
+        return None  # tracked by git but deleted in the work tree
+    if stat.S_ISLNK(info.st_mode):
+        target = os.readlink(full)
+        return CodeFile(rel, hashlib.sha256(target.encode()).hexdigest(), len(target), False,
+                        target)
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return CodeFile(rel, sha256_file(full), info.st_size, bool(info.st_mode & 0o111))
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=False, stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _git_files(root: Path) -> list[str] | None:
+    """The files git tracks under ``root`` (None when ``root`` is not in a work tree)."""
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None:
+        return None
+    listing = _git(root, "ls-files", "-z", "--cached", "--full-name", ".")
+    if listing is None:
+        return None
+    prefix = Path(root).resolve().relative_to(Path(top.strip()).resolve()).as_posix()
+    names = [n for n in listing.split("\0") if n]
+    if prefix != ".":
+        names = [n[len(prefix) + 1:] for n in names if n.startswith(prefix + "/")]
+    return names
+
+
+def _walk(root: Path) -> list[str]:
+    """Every file under ``root`` less what the ignore files there name."""
+    lines: list[str] = []
+    for name in IGNORE_FILES:
+        path = root / name
+        if path.is_file():
+            lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
+    spec = pathspec.GitIgnoreSpec.from_lines([*ALWAYS_EXCLUDED, *lines])
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        dirnames[:] = sorted(d for d in dirnames if not spec.match_file(prefix + d + "/"))
+        found += [prefix + f for f in filenames if not spec.match_file(prefix + f)]
+    return found
+
+
+def git_state(root: Path) -> GitState | None:
+    commit = _git(root, "rev-parse", "HEAD")
+    if _git(root, "rev-parse", "--is-inside-work-tree") is None:
+        return None
+    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".")
+    return GitState(commit.strip() if commit else None, bool(status and status.strip()))

@@ -1,0 +1,116 @@
+"""The third-party modules a project imports, found with ``ast`` (no code is run)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from reprolock.inspection.codeset import CodeSet
+
+
+@dataclass(frozen=True)
+class ImportSite:
+    module: str  # top-level name
+    path: str
+    line: int
+    optional: bool  # inside try/except ImportError
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    sites: tuple[ImportSite, ...]
+    own_modules: tuple[str, ...]
+    syntax_errors: tuple[tuple[str, int, str], ...]
+
+    def third_party(self) -> dict[str, list[ImportSite]]:
+        found: dict[str, list[ImportSite]] = {}
+        for site in self.sites:
+            found.setdefault(site.module, []).append(site)
+        return dict(sorted(found.items()))
+
+
+@dataclass(frozen=True)
+class Unprovided:
+    module: str
+    first: ImportSite
+
+
+def scan_imports(root: Path, code: CodeSet) -> ImportReport:
+    py_files = [f.path for f in code.files if f.path.endswith(".py") and f.link_target is None]
+    own = own_modules(py_files)
+    sites: list[ImportSite] = []
+    errors: list[tuple[str, int, str]] = []
+    for rel in py_files:
+        try:
+            tree = ast.parse((root / rel).read_bytes(), filename=rel)
+        except SyntaxError as exc:
+            errors.append((rel, exc.lineno or 0, exc.msg))
+            continue
+        except (OSError, ValueError) as exc:
+            errors.append((rel, 0, str(exc)))
+            continue
+        sites += [s for s in _sites(tree, rel)
+                  if s.module not in own and s.module not in sys.stdlib_module_names
+                  and s.module != "__future__"]
+    return ImportReport(tuple(sites), tuple(sorted(own)), tuple(errors))
+
+
+def own_modules(py_files: Iterable[str]) -> set[str]:
+    """Top-level names the project itself provides (``train.py``, ``pkg/``, ``src/pkg/``)."""
+    own: set[str] = set()
+    for rel in py_files:
+        parts = rel.split("/")
+        if parts[0] == "src" and len(parts) > 1:
+            parts = parts[1:]
+        own.add(parts[0][:-3] if len(parts) == 1 else parts[0])
+        if len(parts) > 1:
+            own.add(parts[-1][:-3])  # scripts in subfolders import their siblings
+    return own
+
+
+def _sites(tree: ast.AST, rel: str) -> list[ImportSite]:
+    optional_lines = _optional_lines(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            found.append(ImportSite(name.split(".")[0], rel, node.lineno,
+                                    node.lineno in optional_lines))
+    return found
+
+
+def _optional_lines(tree: ast.AST) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers):
+            for stmt in node.body:
+                lines.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
+    return lines
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    if handler.type is None:
+        return True
+    names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError",
+                                                     "Exception") for n in names)
+
+
+def unprovided(report: ImportReport, provided: Mapping[str, str]) -> list[Unprovided]:
+    """Imports no locked distribution provides (optional imports are left out)."""
+    missing = []
+    for module, sites in report.third_party().items():
+        if module in provided:
+            continue
+        required = [s for s in sites if not s.optional]
+        if required:
+            missing.append(Unprovided(module, required[0]))
+    return missing

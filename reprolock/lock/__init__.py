@@ -1,0 +1,1 @@
+"""The lock manifest (``reprolock.lock.json``): model, reading, writing, freshness."""

@@ -1,0 +1,43 @@
+"""``reprolock lock --check``: offline, writes nothing, imports little (a pre-commit hook)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reprolock.config import Config
+from reprolock.lock.inputs import collect_inputs, describe_changes, inputs_digest
+from reprolock.lock.io import read_lock
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    fresh: bool
+    path: Path
+    changes: tuple[str, ...]
+
+
+def check_lock(config: Config, *, cache_dir: Path | None) -> CheckOutcome:
+    """Is the lock's inputsDigest the digest of the inputs as they are now?"""
+    path = config.lock_path
+    lock = read_lock(path, cache_dir=cache_dir)
+    inputs = collect_inputs(config)
+    if inputs_digest(inputs) == lock.inputs_digest:
+        return CheckOutcome(True, path, ())
+    changes = describe_changes(lock.inputs, inputs) or ["the inputs digest differs"]
+    return CheckOutcome(False, path, tuple(changes))
+
+
+def render_check(outcome: CheckOutcome, *, as_json: bool) -> tuple[str, str, int]:
+    """(stdout, stderr, exit code) of a check, the same for every way it is run."""
+    import json
+
+    if as_json:
+        doc = {"fresh": outcome.fresh, "lock": str(outcome.path), "changes": list(outcome.changes)}
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n", "", 0 if outcome.fresh else 1
+    if outcome.fresh:
+        return f"{outcome.path.name} is fresh\n", "", 0
+    lines = [f"{outcome.path.name} is stale:"]
+    lines += [f"  - {change}" for change in outcome.changes]
+    lines.append("  fix: run 'reprolock lock' and commit the lock")
+    return "", "\n".join(lines) + "\n", 1

@@ -1,0 +1,72 @@
+"""Reading and writing the lock: validated against its schema both ways, written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reprolock import __version__
+from reprolock._internal.files import atomic_write_text
+from reprolock.errors import LockFileError
+from reprolock.lock.model import LOCK_VERSION, Lock
+from reprolock.schemas import schema_dir, validate
+
+
+def render(lock: Lock) -> str:
+    """Sorted keys, two spaces, final newline: the same lock gives the same bytes."""
+    return json.dumps(lock.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def write_lock(path: Path, lock: Lock) -> str:
+    text = render(lock)
+    validate(json.loads(text), "lock", source=path.name, error=LockFileError,
+             hint="this is a bug in reprolock; please report it")
+    atomic_write_text(path, text)
+    return text
+
+
+def read_lock(path: Path, *, cache_dir: Path | None = None) -> Lock:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise LockFileError(f"no lock file at {path}",
+                            hint="run 'reprolock lock' to create it") from exc
+    except OSError as exc:
+        raise LockFileError(f"cannot read {path}: {exc.strerror}") from exc
+    data = _parse(path, raw)
+    _check_version(path, data)
+    validate(data, "lock", source=path.name, error=LockFileError, cache_dir=cache_dir,
+             hint="do not edit the lock by hand; run 'reprolock lock' to rewrite it")
+    return Lock.from_json(data)
+
+
+def _parse(path: Path, raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise LockFileError(f"{path.name} is not UTF-8 text",
+                            hint="run 'reprolock lock' to rewrite it") from exc
+    except json.JSONDecodeError as exc:
+        raise LockFileError(
+            f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            hint="undo the hand edit (git checkout the lock) or run 'reprolock lock'",
+        ) from exc
+    if not isinstance(data, dict):
+        raise LockFileError(f"{path.name} is not a JSON object",
+                            hint="run 'reprolock lock' to rewrite it")
+    return data
+
+
+def _check_version(path: Path, data: dict[str, Any]) -> None:
+    version = data.get("lockVersion")
+    if isinstance(version, int) and not isinstance(version, bool) and version > LOCK_VERSION:
+        writer = data.get("generator", {}).get("version", "a newer version")
+        raise LockFileError(
+            f"{path.name} has lockVersion {version}; reprolock {__version__} reads "
+            f"lockVersion {LOCK_VERSION}",
+            hint=f"upgrade reprolock (the lock was written by reprolock {writer})",
+        )
+
+
+__all__ = ["read_lock", "render", "schema_dir", "write_lock"]

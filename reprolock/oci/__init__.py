@@ -1,0 +1,1 @@
+"""Writing OCI images: deterministic layer tars and image layouts."""

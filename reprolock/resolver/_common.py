@@ -1,0 +1,51 @@
+"""What both resolvers share: a scratch directory holding the previous pins."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from reprolock._internal.urls import redact_text
+from reprolock.errors import ResolverError, ToolError
+from reprolock.resolver.interface import ResolveRequest
+
+
+def scratch_output(request: ResolveRequest, workdir: Path) -> Path:
+    """The output file the tool reads first: its pins are kept unless upgraded."""
+    out = workdir / "requirements.txt"
+    out.write_text("" if request.upgrade else request.preferred, encoding="utf-8")
+    return out
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="reprolock-resolve-")
+
+
+def relative_inputs(request: ResolveRequest) -> list[str]:
+    """Inputs relative to the project, so '# via -r requirements.in' reads the same anywhere."""
+    return [os.path.relpath(p, request.root) for p in request.inputs]
+
+
+def explain_failure(exc: ToolError, request: ResolveRequest, tool: str) -> ResolverError:
+    stderr = redact_text(exc.stderr, request.index.secrets())
+    lowered = stderr.lower()
+    if "no solution" in lowered or "conflict" in lowered or "resolutionimpossible" in lowered \
+            or "could not find a version" in lowered or "unsatisfiable" in lowered:
+        message = f"{tool} found no set of versions that satisfies the requirements"
+        hint = "relax or correct the conflicting requirements named above"
+    elif "connect" in lowered or "resolve host" in lowered or "failed to fetch" in lowered \
+            or "network" in lowered:
+        indexes = ", ".join(redact_text(u, request.index.secrets()) for u in
+                            request.index.secrets()) or "https://pypi.org/simple"
+        message = f"{tool} could not reach the package index ({indexes})"
+        hint = "check index.url in reprolock.toml and your network"
+    else:
+        message = f"{tool} failed"
+        hint = "read the tool's message above"
+    return ResolverError(f"{message}:\n" + _indent(stderr), hint=hint)
+
+
+def _indent(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()][-25:]
+    return "\n".join(f"  | {line}" for line in lines)

@@ -1,0 +1,62 @@
+"""uv as the resolver: fast, and it resolves for a target other than this machine."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from reprolock._internal.proc import find_tool, run
+from reprolock.errors import ToolError
+from reprolock.resolver._common import explain_failure, relative_inputs, scratch_dir, scratch_output
+from reprolock.resolver.compiled import parse_compiled
+from reprolock.resolver.interface import Resolution, ResolveRequest, Resolver
+from reprolock.target import Target
+
+_HINT = "install uv (pip install uv) or set resolver = \"pip-tools\" in reprolock.toml"
+
+
+@functools.cache
+def uv_binary() -> str:
+    try:
+        from uv import find_uv_bin  # the PyPI package ships the binary
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return find_tool("uv", hint=_HINT)
+
+
+class UvResolver(Resolver):
+    name = "uv"
+
+    def version(self) -> str:
+        done = run([uv_binary(), "--version"], what="uv", hint=_HINT)
+        return done.stdout.split()[1] if len(done.stdout.split()) > 1 else done.stdout.strip()
+
+    def check_target(self, target: Target) -> None:
+        """uv resolves for any CPython version and Linux platform it knows."""
+
+    def resolve(self, request: ResolveRequest) -> Resolution:
+        version = self.version()
+        with scratch_dir() as tmp:
+            out = scratch_output(request, Path(tmp))
+            argv = [uv_binary(), "pip", "compile", *relative_inputs(request),
+                    "--generate-hashes", "--no-header", "--annotation-style", "split",
+                    "--no-config", "--quiet",
+                    "--python-version", request.target.python_version,
+                    "--python-platform", request.target.uv_platform,
+                    "--output-file", str(out), *request.index.args()]
+            for name in request.upgrade_packages:
+                argv += ["--upgrade-package", name]
+            try:
+                run(argv, cwd=request.root, env=_env(), what="uv pip compile", hint=_HINT)
+            except ToolError as exc:
+                raise explain_failure(exc, request, "uv") from exc
+            pins = parse_compiled(out.read_text(encoding="utf-8"), tool="uv")
+        return Resolution(pins=pins, resolver=self.name, resolver_version=version)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("UV_NO_PROGRESS", "1")
+    return env
