@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-try:
-    from tests.support.index import LocalIndex
-    from tests.support.wheels import build_sdist, build_wheel
-except ImportError:  # tests/ itself is on sys.path (rootdir-less import mode)
-    from support.index import LocalIndex  # type: ignore[no-redef]
-    from support.wheels import build_sdist, build_wheel  # type: ignore[no-redef]
+from tests.support.images import make_base
+from tests.support.index import LocalIndex
+from tests.support.services import start_registry
+from tests.support.wheels import build_sdist, build_wheel
 
 STRIPPED_ENV_PREFIXES = ("PIP_", "UV_", "DOCKER_")
 NATIVE_MANYLINUX_TAG = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
@@ -61,3 +59,46 @@ def local_index(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> I
         index.add(dist)
     with index:
         yield index
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real OCI registry (Debian's docker-registry) on 127.0.0.1; its host:port."""
+    yield from start_registry(tmp_path_factory.mktemp("registry"))
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An OCI layout holding tiny base images: 'tiny' (glibc 2.36, CPython 3.11.2),
+    'musl' (musl 1.2) and 'arm' (arm64)."""
+    layout = tmp_path_factory.mktemp("tiny-base") / "layout"
+    work = tmp_path_factory.mktemp("tiny-rootfs")
+    make_base(layout, work, tag="tiny")
+    make_base(layout, work, tag="musl", musl=True, glibc="1.2")
+    make_base(layout, work, tag="arm", arch="arm64")
+    make_base(layout, work, tag="py312", python="3.12.1")
+    return layout
+
+
+@pytest.fixture
+def make_project(tmp_path: Path, tiny_base: Path, local_index: LocalIndex) -> Callable[..., Path]:
+    """Write a small training project that locks against the local index and tiny base."""
+
+    def make(*, requirements: str = "tinyml\n", resolver: str = "uv", base_tag: str = "tiny",
+             extra: str = "", index_url: str | None = None, name: str = "project") -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        (root / "requirements.in").write_text(requirements)
+        (root / "train.py").write_text("import tinyml\nimport tinyconfig\n\nprint('ok')\n")
+        url = index_url or local_index.url
+        (root / "reprolock.toml").write_text(
+            f'base = "oci-layout:{tiny_base}:{base_tag}"\n'
+            f'resolver = "{resolver}"\n'
+            f"{extra}\n"
+            "[dependencies]\nrequirements = [\"requirements.in\"]\n"
+            f'[index]\nurl = "{url}"\n'
+        )
+        return root
+
+    return make
+

@@ -16,12 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-try:
-    from tests.support.index import LocalIndex
-    from tests.support.wheels import build_sdist, build_wheel, record_hash
-except ImportError:  # tests/ itself is on sys.path (rootdir-less import mode)
-    from support.index import LocalIndex  # type: ignore[no-redef]
-    from support.wheels import build_sdist, build_wheel, record_hash  # type: ignore[no-redef]
+from tests.support.index import LocalIndex
+from tests.support.wheels import build_sdist, build_wheel, record_hash
 
 JSON_ACCEPT = "application/vnd.pypi.simple.v1+json"
 

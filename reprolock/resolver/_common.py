@@ -28,12 +28,14 @@ def relative_inputs(request: ResolveRequest) -> list[str]:
 
 
 def explain_failure(exc: ToolError, request: ResolveRequest, tool: str) -> ResolverError:
-    stderr = redact_text(exc.stderr, request.index.secrets())
+    stderr = _without_traceback(redact_text(exc.stderr, request.index.secrets()))
     lowered = stderr.lower()
     if "no solution" in lowered or "conflict" in lowered or "resolutionimpossible" in lowered \
             or "could not find a version" in lowered or "unsatisfiable" in lowered:
         message = f"{tool} found no set of versions that satisfies the requirements"
-        hint = "relax or correct the conflicting requirements named above"
+        hint = ("relax or correct the conflicting requirements named above; note that only "
+                "wheels are considered (reprolock never builds an sdist), so a package that "
+                "ships no wheel for the target cannot be locked")
     elif "connect" in lowered or "resolve host" in lowered or "failed to fetch" in lowered \
             or "network" in lowered:
         indexes = ", ".join(redact_text(u, request.index.secrets()) for u in
@@ -44,6 +46,15 @@ def explain_failure(exc: ToolError, request: ResolveRequest, tool: str) -> Resol
         message = f"{tool} failed"
         hint = "read the tool's message above"
     return ResolverError(f"{message}:\n" + _indent(stderr), hint=hint)
+
+
+def _without_traceback(text: str) -> str:
+    """A tool that crashes prints its traceback; the user needs only its last line."""
+    head, marker, tail = text.partition("Traceback (most recent call last):")
+    if not marker:
+        return text
+    last = [line for line in tail.strip().splitlines() if line.strip()][-1:]
+    return head + "\n".join(last)
 
 
 def _indent(text: str) -> str:

@@ -52,6 +52,8 @@ class PipToolsResolver(Resolver):
                     "--generate-hashes", "--allow-unsafe", "--no-header", "--annotate",
                     "--no-emit-index-url", "--no-emit-trusted-host", "--no-config",
                     "--strip-extras", "--quiet", "--output-file", str(out),
+                    # sdists would be built (their code run) just to read metadata
+                    "--pip-args", "--only-binary=:all:",
                     *request.index.args()]
             if request.upgrade:
                 argv.append("--upgrade")

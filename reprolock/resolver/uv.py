@@ -42,7 +42,7 @@ class UvResolver(Resolver):
             out = scratch_output(request, Path(tmp))
             argv = [uv_binary(), "pip", "compile", *relative_inputs(request),
                     "--generate-hashes", "--no-header", "--annotation-style", "split",
-                    "--no-config", "--quiet",
+                    "--no-config", "--quiet", "--only-binary", ":all:",
                     "--python-version", request.target.python_version,
                     "--python-platform", request.target.uv_platform,
                     "--output-file", str(out), *request.index.args()]

@@ -138,6 +138,18 @@ class LocalIndex:
             self._write_pages()
         return target
 
+    def remove(self, filename: str) -> None:
+        """Withdraw a file (as a yanked-and-deleted release would be) and rewrite pages."""
+        with self._lock:
+            self._dists.pop(filename, None)
+            (self.files_dir / filename).unlink(missing_ok=True)
+            self._write_pages()
+            for page in self.simple_dir.iterdir():
+                if page.is_dir() and page.name not in self.projects():
+                    for item in page.iterdir():
+                        item.unlink()
+                    page.rmdir()
+
     def add_all(self, paths: list[Path] | tuple[Path, ...]) -> None:
         for path in paths:
             self.add(path)
