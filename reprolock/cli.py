@@ -200,17 +200,20 @@ def export(
                                                 help="Write here instead of stdout.")] = None,
 ) -> None:
     """Export the lock as hash-pinned requirements or a PEP 751 pylock.toml."""
+    from reprolock._internal.cache import default_cache_dir
     from reprolock._internal.files import atomic_write_text
     from reprolock.config import load_config
-    from reprolock._internal.cache import default_cache_dir
     from reprolock.errors import ConfigError
-    from reprolock.lock.export import FORMATS, export as render_export
+    from reprolock.lock.export import FORMATS
+    from reprolock.lock.export import export as render_export
     from reprolock.lock.io import read_lock
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not known", hint="use requirements or pylock")
     config = load_config(project)
-    text = render_export(read_lock(config.lock_path, cache_dir=default_cache_dir()), fmt)
+    dest_dir = (output.parent if output else Path()).resolve()
+    text = render_export(read_lock(config.lock_path, cache_dir=default_cache_dir()), fmt,
+                         project=config.root, dest_dir=dest_dir)
     if output is None:
         sys.stdout.write(text)
     else:
@@ -226,8 +229,8 @@ def inspect(
     files: Annotated[bool, typer.Option("--files", help="List every code file.")] = False,
 ) -> None:
     """Show the code file set, its tree digest, git state and imports against the lock."""
-    from reprolock.config import load_config
     from reprolock._internal.cache import default_cache_dir
+    from reprolock.config import load_config
     from reprolock.errors import LockFileError
     from reprolock.inspection.codeset import collect_code
     from reprolock.inspection.imports import scan_imports
@@ -243,7 +246,7 @@ def inspect(
         provided = None
     mapping = {m: (provided.get(m) if provided is not None else None)
                for m in imports.third_party()}
-    data = {
+    data: dict[str, Any] = {
         "root": str(config.root),
         "code": {"treeDigest": code.tree_digest, "files": len(code.files),
                  "bytes": code.total_size,

@@ -93,7 +93,7 @@ class Target:
         machine = self.platform.machine
         if self.libc_family == "musl":
             return f"{machine}-unknown-linux-musl"
-        major, minor = self.libc_minor
+        _, minor = self.libc_minor
         if minor >= _UV_MANYLINUX.start:
             return f"{machine}-manylinux_2_{min(minor, _UV_MANYLINUX.stop - 1)}"
         if minor >= 17:

@@ -75,7 +75,9 @@ class IndexClient:
             found += self._find_links(link)
         return [f for f in found if release_of(f.filename) == wanted]
 
-    def files_for(self, releases: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[DistFile]]:
+    def files_for(
+        self, releases: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[DistFile]]:
         todo = list(releases)
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
             results = pool.map(lambda r: self.release_files(*r), todo)

@@ -39,7 +39,9 @@ def modules_from_names(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def wheel_modules(dist: DistFile, *, cache_dir: Path | None, session: requests.Session) -> tuple[str, ...]:
+def wheel_modules(
+    dist: DistFile, *, cache_dir: Path | None, session: requests.Session
+) -> tuple[str, ...]:
     cached = cache_dir / "modules" / f"{dist.sha256}.json" if cache_dir and dist.sha256 else None
     if cached and cached.is_file():
         try:
@@ -64,7 +66,8 @@ def _names(dist: DistFile, session: requests.Session) -> list[str]:
     except (zipfile.BadZipFile, OSError, requests.RequestException) as exc:
         where = dist.path or redact(dist.url or dist.filename)
         raise ArtifactError(f"cannot read the file list of wheel {where}: {exc}",
-                            hint="the index may serve a broken file; try again or report it") from exc
+                            hint="the index may serve a broken file; try again or report it",
+                            ) from exc
 
 
 def _remote(url: str, session: requests.Session) -> IO[bytes]:
@@ -73,7 +76,7 @@ def _remote(url: str, session: requests.Session) -> IO[bytes]:
     total = _total(response)
     if response.status_code != 206 or total is None:
         return io.BytesIO(response.content)  # no range support: we got the whole file
-    return _RangeFile(url, session, total, response.content)
+    return io.BufferedReader(_RangeFile(url, session, total, response.content))
 
 
 def _total(response: requests.Response) -> int | None:
@@ -117,7 +120,8 @@ class _RangeFile(io.RawIOBase):
             response.raise_for_status()
             data = response.content
             if end >= self.tail_start:  # keep what we fetched so later seeks stay local
-                self.tail, self.tail_start = data[: self.tail_start - self.pos] + self.tail, self.pos
+                self.tail = data[: self.tail_start - self.pos] + self.tail
+                self.tail_start = self.pos
         self.pos += len(data)
         return data
 

@@ -1,62 +1,80 @@
-"""The lock in other tools' formats: hash-pinned requirements and PEP 751 pylock.toml."""
+"""The lock in other tools' formats: hash-pinned requirements and PEP 751 pylock.toml.
+
+Both name only the wheel chosen for the target. Local paths (find-links wheels) are
+written relative to where the exported file goes, so it works from there.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from reprolock import __version__
-from reprolock.lock.model import Lock
+from reprolock._internal.urls import is_remote
+from reprolock.lock.model import Lock, Package
 
 FORMATS = ("requirements", "pylock")
 
 
-def to_requirements(lock: Lock) -> str:
-    """``pip install --require-hashes -r`` accepts this; one hash: the target's artifact."""
+def export(lock: Lock, fmt: str, *, project: Path, dest_dir: Path) -> str:
+    if fmt == "requirements":
+        return to_requirements(lock, project=project, dest_dir=dest_dir)
+    return to_pylock(lock, project=project, dest_dir=dest_dir)
+
+
+def _rebase(path: str, project: Path, dest_dir: Path) -> str:
+    return Path(os.path.relpath(project / path, dest_dir)).as_posix()
+
+
+def to_requirements(lock: Lock, *, project: Path, dest_dir: Path) -> str:
+    """``pip install --require-hashes -r`` accepts this; one hash: the target's wheel."""
     lines = [
-        f"# Exported by reprolock {__version__} from a lock for {lock.target['platform']}, "
-        f"CPython {lock.target['python']['version']}.",
-        f"# Inputs digest: {lock.inputs_digest}",
+        f"# Exported by reprolock {__version__} for {lock.target['platform']}, "
+        f"CPython {lock.target['python']['version']}; do not edit, run 'reprolock export'.",
+        f"# inputsDigest: {lock.inputs_digest}",
     ]
+    kinds = {i["kind"] for i in lock.indexes}
+    if "index" not in kinds:
+        lines.append("--no-index")
     for index in lock.indexes:
-        lines.append(f"# {index['kind']}: {index['url']}")
+        url = index["url"]
+        if index["kind"] == "index":
+            lines.append(f"--index-url {url}")
+        elif index["kind"] == "extra-index":
+            lines.append(f"--extra-index-url {url}")
+        else:
+            lines.append(f"--find-links {url if is_remote(url) else _rebase(url, project, dest_dir)}")
     for pkg in sorted(lock.packages, key=lambda p: p.name):
         lines.append(f"{pkg.name}=={pkg.version} \\\n    --hash=sha256:{pkg.artifact.sha256}")
     return "\n".join(lines) + "\n"
 
 
-def to_pylock(lock: Lock) -> str:
+def to_pylock(lock: Lock, *, project: Path, dest_dir: Path) -> str:
     import tomli_w
 
     python = lock.target["python"]["version"]
     minor = ".".join(python.split(".")[:2])
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}[lock.target["architecture"]]
     doc: dict[str, Any] = {
         "lock-version": "1.0",
         "created-by": "reprolock",
         "requires-python": f"=={minor}.*",
-        "environments": [
-            f"sys_platform == 'linux' and platform_machine == "
-            f"'{_machine(lock.target['architecture'])}' and python_version == '{minor}'"
-        ],
-        "packages": [_package(p) for p in sorted(lock.packages, key=lambda p: p.name)],
+        "environments": [f"sys_platform == 'linux' and platform_machine == '{machine}' "
+                         f"and python_version == '{minor}'"],
+        "packages": [_pylock_package(p, project, dest_dir)
+                     for p in sorted(lock.packages, key=lambda p: p.name)],
     }
     return tomli_w.dumps(doc)
 
 
-def _package(pkg: Any) -> dict[str, Any]:
+def _pylock_package(pkg: Package, project: Path, dest_dir: Path) -> dict[str, Any]:
     wheel: dict[str, Any] = {"name": pkg.artifact.filename,
                              "hashes": {"sha256": pkg.artifact.sha256}}
     if pkg.artifact.url:
         wheel["url"] = pkg.artifact.url
-    else:
-        wheel["path"] = pkg.artifact.path
+    elif pkg.artifact.path:
+        wheel["path"] = _rebase(pkg.artifact.path, project, dest_dir)
     if pkg.artifact.size is not None:
         wheel["size"] = pkg.artifact.size
     return {"name": pkg.name, "version": pkg.version, "wheels": [wheel]}
-
-
-def _machine(arch: str) -> str:
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
-
-
-def export(lock: Lock, fmt: str) -> str:
-    return to_requirements(lock) if fmt == "requirements" else to_pylock(lock)

@@ -11,7 +11,7 @@ from reprolock._internal.proc import run
 from reprolock.errors import ResolverError, ToolError
 from reprolock.resolver._common import explain_failure, relative_inputs, scratch_dir, scratch_output
 from reprolock.resolver.compiled import parse_compiled
-from reprolock.resolver.interface import Resolution, ResolveRequest, Resolver
+from reprolock.resolver.interface import Resolution, Resolver, ResolveRequest
 from reprolock.target import Target
 
 _HINT = "install pip-tools (pip install pip-tools) or set resolver = \"uv\" in reprolock.toml"
@@ -71,7 +71,8 @@ def host_facts() -> dict[str, str]:
     libc, _ = platform.libc_ver()
     return {
         "Python": f"{sys.version_info[0]}.{sys.version_info[1]}",
-        "OS": sys.platform if sys.platform != "linux" else "linux",
+        "OS": sys.platform,
         "architecture": platform.machine(),
-        "C library": "glibc" if libc == "glibc" else ("musl" if not libc else libc),
+        # platform.libc_ver() knows only glibc; an empty answer on Linux means musl
+        "C library": libc or "musl",
     }

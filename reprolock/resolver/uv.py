@@ -10,7 +10,7 @@ from reprolock._internal.proc import find_tool, run
 from reprolock.errors import ToolError
 from reprolock.resolver._common import explain_failure, relative_inputs, scratch_dir, scratch_output
 from reprolock.resolver.compiled import parse_compiled
-from reprolock.resolver.interface import Resolution, ResolveRequest, Resolver
+from reprolock.resolver.interface import Resolution, Resolver, ResolveRequest
 from reprolock.target import Target
 
 _HINT = "install uv (pip install uv) or set resolver = \"pip-tools\" in reprolock.toml"

@@ -246,13 +246,13 @@ class _IndexHandler(BaseHTTPRequestHandler):
     index: LocalIndex
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._handle(send_body=True)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._handle(send_body=False)
 
     def _handle(self, *, send_body: bool) -> None:

@@ -49,7 +49,8 @@ def start_registry(workdir: Path) -> Iterator[str]:
     """Run Debian's docker-registry (CNCF distribution) on 127.0.0.1; yield host:port."""
     binary = shutil.which("docker-registry") or (
         "/usr/bin/docker-registry" if Path("/usr/bin/docker-registry").exists() else None)
-    require(binary is not None, "docker-registry is not installed (apt-get install docker-registry)")
+    require(binary is not None,
+            "docker-registry is not installed (apt-get install docker-registry)")
     assert binary is not None
     port = free_port()
     config = workdir / "registry.yml"

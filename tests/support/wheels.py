@@ -165,11 +165,11 @@ def _tar_info(path: str, size: int) -> tarfile.TarInfo:
 
 def _write_tar_gz(target: Path, entries: Mapping[str, bytes]) -> None:
     raw = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for path in sorted(entries):
-                data = entries[path]
-                tar.addfile(_tar_info(path, len(data)), io.BytesIO(data))
+    with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(entries):
+            data = entries[path]
+            tar.addfile(_tar_info(path, len(data)), io.BytesIO(data))
     target.write_bytes(raw.getvalue())
 
 
