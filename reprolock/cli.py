@@ -27,6 +27,9 @@ app = typer.Typer(
 _state = {"verbose": False}
 F = TypeVar("F", bound=Callable[..., Any])
 
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")]
+CompressionOpt = Annotated[str, typer.Option(
+    "--compression", help="Layer compression: gzip, zstd or none, optionally NAME:LEVEL.")]
 ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory.",
                                           file_okay=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -130,10 +133,14 @@ def lock(
                                           help="Ignore earlier pins.")] = False,
     upgrade_package: Annotated[list[str] | None, typer.Option(
         "--upgrade-package", "-P", help="Upgrade this package only (repeatable).")] = None,
+    no_build: Annotated[bool, typer.Option(
+        "--no-build", help="Resolve only; do not build the environment image.")] = False,
+    compression: CompressionOpt = "gzip",
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Resolve the dependencies and write reprolock.lock.json (or check it with --check)."""
+    """Resolve the dependencies, build the environment image and write reprolock.lock.json
+    (or, with --check, check offline that the lock is fresh)."""
     from reprolock.config import load_config
     from reprolock.core import Locker
 
@@ -143,8 +150,10 @@ def lock(
         return
     from reprolock.resolver import resolver_for
 
+    options = None if no_build else _build_options(compression)
     locker = Locker(config, resolver_for(config.resolver), progress=_progress(not quiet))
-    outcome = locker.lock(upgrade=upgrade, upgrade_packages=tuple(upgrade_package or ()))
+    outcome = locker.lock(upgrade=upgrade, upgrade_packages=tuple(upgrade_package or ()),
+                          build=options)
     report = _lock_report(config, outcome)
     if as_json:
         _emit_json(report)
@@ -157,6 +166,53 @@ def lock(
     print(f"{outcome.path.name} {state}: {len(outcome.lock.packages)} packages for "
           f"{outcome.lock.target['platform']}, CPython {outcome.lock.target['python']['version']}, "
           f"base {outcome.lock.base.digest[:19]}…")
+
+
+def _build_options(compression: str) -> Any:
+    from reprolock.build.builder import BuildOptions
+    from reprolock.oci.compress import Compressor
+
+    return BuildOptions(compressor=Compressor.parse(compression))
+
+
+@app.command()
+@handles_errors
+def build(
+    project: ProjectOpt = Path(),
+    output: Annotated[list[str] | None, typer.Option(
+        "--output", "-o", help="oci:DIR[:TAG], oci-archive:FILE[:TAG], docker[:NAME[:TAG]] or "
+        "registry:HOST/REPO[:TAG] (repeatable). Default: oci:.reprolock/image")] = None,
+    tag: Annotated[str | None, typer.Option(help="Tag for outputs that do not name one.")] = None,
+    compression: CompressionOpt = "gzip",
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Build the image (environment + code) from the lock, bit for bit reproducibly."""
+    from reprolock.core import build_image
+    from reprolock.output import parse_output
+
+    config = _load(project)
+    outputs = [parse_output(o) for o in (output or [f"oci:{config.root / '.reprolock/image'}"])]
+    say = _progress(not quiet)
+    result = build_image(config, _build_options(compression), outputs=outputs, tag=tag,
+                         progress=say)
+    if as_json:
+        _emit_json(result.to_json())
+        return
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"image {result.manifest_digest}")
+    print(f"  config (image ID) {result.config_digest}")
+    print(f"  environment {result.env_manifest_digest} "
+          f"({'matches' if result.env_matches_lock else 'DIFFERS FROM'} the lock)")
+    for written in result.written:
+        print(f"  → {written.where}")
+
+
+def _load(project: Path) -> Any:
+    from reprolock.config import load_config
+
+    return load_config(project)
 
 
 def _check(config: Any, as_json: bool) -> None:

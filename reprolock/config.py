@@ -72,8 +72,10 @@ def find_config(root: Path) -> Path:
     if own.is_file():
         return own
     pyproject = root / "pyproject.toml"
-    if pyproject.is_file() and "reprolock" in _read_toml(pyproject).get("tool", {}):
-        return pyproject
+    if pyproject.is_file():
+        tool = _read_toml(pyproject).get("tool")
+        if isinstance(tool, dict) and "reprolock" in tool:
+            return pyproject
     raise ConfigError(
         f"no {CONFIG_NAME} (nor [tool.reprolock] in pyproject.toml) in {root}",
         hint=f"run 'reprolock init {root}' to write a starter {CONFIG_NAME}",
@@ -160,12 +162,19 @@ def _check_paths(config: Config) -> None:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path.name} is not valid TOML: line {line} is not UTF-8 text",
+            hint=f"save {path} as UTF-8",
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"{path.name} is not valid TOML: {exc}",
             hint=f"fix the syntax in {path}",
         ) from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc

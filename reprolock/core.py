@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reprolock import __version__
 from reprolock._internal.cache import default_cache_dir
@@ -25,14 +28,19 @@ from reprolock.image.probe import probe
 from reprolock.image.reference import open_source
 from reprolock.index.simple import DistFile, IndexClient
 from reprolock.index.wheels import wheel_modules
-from reprolock.lock.inputs import collect_inputs, inputs_digest
+from reprolock.lock.inputs import collect_inputs, inputs_digest, pyproject_dependencies
 from reprolock.lock.io import read_lock, render, write_lock
-from reprolock.lock.model import Artifact, BaseImage, Lock, Package
+from reprolock.lock.model import Artifact, BaseImage, ImageRecord, Lock, Package
 from reprolock.resolver.compiled import preferred_text
-from reprolock.resolver.interface import IndexSettings, Pin, Resolution, ResolveRequest, Resolver
+from reprolock.resolver.interface import IndexSettings, Pin, Resolution, Resolver, ResolveRequest
 from reprolock.target import Platform, Target, best_wheel, wheel_platforms
 
+if TYPE_CHECKING:
+    from reprolock.build.builder import BuildOptions, BuildResult
+    from reprolock.output.interface import Output, Written
+
 Progress = Callable[[str], None]
+PYPROJECT_REQUIREMENTS = "pyproject-dependencies.in"
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,10 @@ class Locker:
         self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
         self.progress = progress or (lambda _msg: None)
 
-    def lock(self, *, upgrade: bool = False, upgrade_packages: tuple[str, ...] = ()) -> LockOutcome:
+    def lock(self, *, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (),
+             build: BuildOptions | None = None) -> LockOutcome:
+        """Resolve, choose wheels, and (given ``build``) build the environment image whose
+        digests the lock records. Nothing is written unless every step succeeds."""
         config = self.config
         inputs = collect_inputs(config)
         previous = self._previous()
@@ -60,12 +71,13 @@ class Locker:
         base, target = self._base(warnings)
         self.resolver.check_target(target)
         settings = self._index_settings()
-        request = ResolveRequest(
-            root=config.root, inputs=tuple(config.root / r for r in config.requirements),
-            target=target, index=settings, upgrade=upgrade, upgrade_packages=upgrade_packages,
-            preferred=_preferred(previous))
-        self.progress(f"resolving with {self.resolver.name} for {target.describe()}")
-        resolution = self.resolver.resolve(request)
+        with tempfile.TemporaryDirectory(prefix="reprolock-inputs-") as tmp:
+            request = ResolveRequest(
+                root=config.root, inputs=self._resolver_inputs(Path(tmp)), target=target,
+                index=settings, upgrade=upgrade, upgrade_packages=upgrade_packages,
+                preferred=_preferred(previous))
+            self.progress(f"resolving with {self.resolver.name} for {target.describe()}")
+            resolution = self.resolver.resolve(request)
         packages = self._packages(resolution, target, settings)
         lock = Lock(
             inputs_digest=inputs_digest(inputs), inputs=inputs, target=_target_json(target),
@@ -73,10 +85,34 @@ class Locker:
                                  "version": resolution.resolver_version},
             indexes=tuple(self._indexes()), packages=tuple(packages),
             generator={"name": "reprolock", "version": __version__})
+        if build is not None:
+            lock = self._with_image(lock, build)
         old_text = render(previous) if previous else None
         text = write_lock(config.lock_path, lock)
         changes = tuple(describe_package_changes(previous, lock)) if previous else ()
         return LockOutcome(lock, config.lock_path, text != old_text, changes, tuple(warnings))
+
+    def _resolver_inputs(self, tmp: Path) -> tuple[Path, ...]:
+        inputs = [self.config.root / r for r in self.config.requirements]
+        if self.config.pyproject_dependencies:
+            extra = tmp / PYPROJECT_REQUIREMENTS
+            extra.write_text("\n".join(pyproject_dependencies(self.config.root)) + "\n")
+            inputs.append(extra)
+        return tuple(inputs)
+
+    def _with_image(self, lock: Lock, options: BuildOptions) -> Lock:
+        from reprolock.build.builder import Builder
+
+        result = Builder(self.config, lock, cache_dir=self.cache_dir, options=options,
+                         progress=self.progress).build(code=None)
+        env = result.env
+        record = ImageRecord(
+            config_digest=env.config_digest, manifest_digest=env.manifest_digest,
+            layers=tuple({"digest": x.blob.digest, "diffId": x.blob.diff_id, "size": x.blob.size,
+                          "mediaType": x.blob.media_type, "holds": x.holds} for x in env.layers),
+            compression=result.compressor.describe(), source_date_epoch=result.mtime,
+            prefix=result.prefix)
+        return dataclasses.replace(lock, image=record)
 
     def _previous(self) -> Lock | None:
         try:
@@ -164,8 +200,10 @@ class Locker:
                                 path=os.path.relpath(dist.path, self.config.root))
         else:
             artifact = Artifact(dist.filename, dist.sha256, dist.size, url=redact(dist.url or ""))
-        direct = any(v.startswith("-r ") for v in pin.via)
-        return Package(pin.name, pin.version, pin.hashes, artifact, direct, pin.via, modules)
+        via = tuple(sorted({"-r pyproject.toml" if v.startswith("-r ") and
+                            v.endswith(PYPROJECT_REQUIREMENTS) else v for v in pin.via}))
+        direct = any(v.startswith("-r ") for v in via)
+        return Package(pin.name, pin.version, pin.hashes, artifact, direct, via, modules)
 
 
 def _preferred(previous: Lock | None) -> str:
@@ -203,3 +241,79 @@ def describe_package_changes(old: Lock, new: Lock) -> list[str]:
 
 
 __all__ = ["LockOutcome", "Locker", "ReprolockError", "default_cache_dir"]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    manifest_digest: str
+    config_digest: str
+    env_manifest_digest: str
+    env_config_digest: str
+    env_matches_lock: bool
+    code_tree: str
+    layers: tuple[dict[str, object], ...]
+    written: tuple[Written, ...]
+    warnings: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {"manifestDigest": self.manifest_digest, "configDigest": self.config_digest,
+                "environment": {"manifestDigest": self.env_manifest_digest,
+                                "configDigest": self.env_config_digest,
+                                "matchesLock": self.env_matches_lock},
+                "codeTree": self.code_tree, "layers": list(self.layers),
+                "outputs": [{"where": w.where, "digest": w.digest} for w in self.written],
+                "warnings": list(self.warnings)}
+
+
+def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Output],
+                tag: str | None, progress: Progress, cache_dir: Path | None = None) -> BuildReport:
+    """Build the full image from a fresh lock and the code checkout; write every output."""
+    from reprolock._internal.files import sha256_file
+    from reprolock.build.builder import Builder
+    from reprolock.inspection.codeset import collect_code
+    from reprolock.lock.check import check_lock
+
+    cache = cache_dir if cache_dir is not None else default_cache_dir()
+    freshness = check_lock(config, cache_dir=cache)
+    if not freshness.fresh:
+        raise LockFileError(f"{config.lockfile} is stale: {'; '.join(freshness.changes)}",
+                            hint="run 'reprolock lock' first, then build")
+    lock = read_lock(config.lock_path, cache_dir=cache)
+    code = collect_code(config)
+    warnings = []
+    if code.untracked:
+        warnings.append(f"{len(code.untracked)} untracked files are not in the image "
+                        f"(first: {code.untracked[0]}); git add them or ignore them")
+    builder = Builder(config, lock, cache_dir=cache, options=options, progress=progress,
+                      lock_digest="sha256:" + sha256_file(config.lock_path))
+    result = builder.build(code=code)
+    assert result.full is not None
+    matches = _env_matches(lock, result)
+    if not matches:
+        warnings.append(_env_mismatch(lock, result))
+    written = tuple(out.write(result.full, result.blobs, tag=tag, progress=progress)
+                    for out in outputs)
+    return BuildReport(
+        manifest_digest=result.full.manifest_digest, config_digest=result.full.config_digest,
+        env_manifest_digest=result.env.manifest_digest, env_config_digest=result.env.config_digest,
+        env_matches_lock=matches, code_tree=code.tree_digest,
+        layers=tuple({"digest": x.blob.digest, "diffId": x.blob.diff_id, "size": x.blob.size,
+                      "holds": x.holds} for x in result.full.layers),
+        written=written, warnings=tuple(warnings))
+
+
+def _env_matches(lock: Lock, result: BuildResult) -> bool:
+    record = lock.image
+    if record is None or record.config_digest != result.env.config_digest:
+        return False
+    same_compressor = dict(record.compression) == result.compressor.describe()
+    return not same_compressor or record.manifest_digest == result.env.manifest_digest
+
+
+def _env_mismatch(lock: Lock, result: BuildResult) -> str:
+    if lock.image is None:
+        return ("the lock records no environment image (it was made with --no-build); run "
+                "'reprolock lock' to record it")
+    return (f"the environment image built now ({result.env.config_digest}) is not the one the "
+            f"lock records ({lock.image.config_digest}); 'reprolock verify' will report the "
+            "difference")

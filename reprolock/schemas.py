@@ -60,9 +60,14 @@ def _stamp(cache_dir: Path | None, name: str, instance: Any) -> Path | None:
     if cache_dir is None:
         return None
     schema = (schema_dir() / f"{name}.schema.json").read_bytes()
-    doc = json.dumps(instance, sort_keys=True, default=str).encode()
+    doc = json.dumps(instance, sort_keys=True, default=_tagged).encode()
     key = hashlib.sha256(hashlib.sha256(schema).digest() + doc).hexdigest()
     return cache_dir / "valid" / f"{name}-{key}"
+
+
+def _tagged(value: Any) -> dict[str, str]:
+    """A non-JSON value (a TOML date) keyed by its type, so it never stamps like a string."""
+    return {"$type": type(value).__name__, "value": str(value)}
 
 
 def _validate(
@@ -94,8 +99,8 @@ def _describe(err: Any, schema: dict[str, Any]) -> str:
     if err.validator == "additionalProperties":
         return _unknown_keys(err, where)
     if err.validator == "type":
-        expected = err.validator_value
-        return f"{where}: expected {_a(expected)}, got {_json_type(err.instance)} {_short(err.instance)}"
+        got = f"{_json_type(err.instance)} {_short(err.instance)}"
+        return f"{where}: expected {_a(err.validator_value)}, got {got}"
     if err.validator == "enum":
         choices = ", ".join(json.dumps(v) for v in err.validator_value)
         return f"{where}: {_short(err.instance)} is not one of {choices}"

@@ -48,9 +48,16 @@ class GitState:
 
 @dataclass(frozen=True)
 class CodeSet:
+    """The code files, their tree digest and, in a git work tree, its state.
+
+    ``untracked`` names the files git neither tracks nor ignores that the same excludes
+    and includes would have chosen: code that exists here but would not go into the image.
+    """
+
     files: tuple[CodeFile, ...]
     tree_digest: str
     git: GitState | None
+    untracked: tuple[str, ...] = ()
 
     @property
     def total_size(self) -> int:
@@ -60,15 +67,23 @@ class CodeSet:
 def collect_code(config: Config, *, extra_excludes: Iterable[str] = ()) -> CodeSet:
     root = config.root
     candidates = _git_files(root)
+    untracked: list[str] = []
     if candidates is None:
         candidates = _walk(root)
+    else:
+        untracked = _git_paths(root, "--others", "--exclude-standard") or []
     excludes = [*ALWAYS_EXCLUDED, config.lockfile, *config.code_exclude, *extra_excludes]
     ignore = pathspec.GitIgnoreSpec.from_lines(excludes)
-    include = pathspec.GitIgnoreSpec.from_lines(config.code_include) if config.code_include else None
-    chosen = [p for p in candidates if not ignore.match_file(p)
-              and (include is None or include.match_file(p))]
-    files = tuple(sorted((f for p in chosen if (f := _describe(root, p))), key=lambda f: f.path))
-    return CodeSet(files, tree_digest(files), git_state(root))
+    include = (pathspec.GitIgnoreSpec.from_lines(config.code_include)
+               if config.code_include else None)
+
+    def chosen(paths: Iterable[str]) -> list[str]:
+        return [p for p in paths if not ignore.match_file(p)
+                and (include is None or include.match_file(p))]
+
+    files = tuple(sorted((f for p in chosen(candidates) if (f := _describe(root, p))),
+                         key=lambda f: f.path))
+    return CodeSet(files, tree_digest(files), git_state(root), tuple(sorted(chosen(untracked))))
 
 
 def tree_digest(files: Iterable[CodeFile]) -> str:
@@ -103,10 +118,15 @@ def _git(root: Path, *args: str) -> str | None:
 
 def _git_files(root: Path) -> list[str] | None:
     """The files git tracks under ``root`` (None when ``root`` is not in a work tree)."""
+    return _git_paths(root, "--cached")
+
+
+def _git_paths(root: Path, *which: str) -> list[str] | None:
+    """``git ls-files`` under ``root``, relative to ``root`` (None outside a work tree)."""
     top = _git(root, "rev-parse", "--show-toplevel")
     if top is None:
         return None
-    listing = _git(root, "ls-files", "-z", "--cached", "--full-name", ".")
+    listing = _git(root, "ls-files", "-z", *which, "--full-name", ".")
     if listing is None:
         return None
     prefix = Path(root).resolve().relative_to(Path(top.strip()).resolve()).as_posix()
@@ -128,8 +148,11 @@ def _walk(root: Path) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root).as_posix()
         prefix = "" if rel_dir == "." else rel_dir + "/"
-        dirnames[:] = sorted(d for d in dirnames if not spec.match_file(prefix + d + "/"))
-        found += [prefix + f for f in filenames if not spec.match_file(prefix + f)]
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames
+                             if d not in links and not spec.match_file(prefix + d + "/"))
+        # a link to a directory is one entry, as git records it; it is not followed
+        found += [prefix + f for f in [*filenames, *links] if not spec.match_file(prefix + f)]
     return found
 
 

@@ -16,7 +16,7 @@ class ImportSite:
     module: str  # top-level name
     path: str
     line: int
-    optional: bool  # inside try/except ImportError
+    optional: bool  # inside try/except ImportError, or under if TYPE_CHECKING
 
 
 @dataclass(frozen=True)
@@ -54,20 +54,28 @@ def scan_imports(root: Path, code: CodeSet) -> ImportReport:
             continue
         sites += [s for s in _sites(tree, rel)
                   if s.module not in own and s.module not in sys.stdlib_module_names
-                  and s.module != "__future__"]
+                  and s.module not in ("__future__", "__main__")]
     return ImportReport(tuple(sites), tuple(sorted(own)), tuple(errors))
 
 
 def own_modules(py_files: Iterable[str]) -> set[str]:
-    """Top-level names the project itself provides (``train.py``, ``pkg/``, ``src/pkg/``)."""
+    """Top-level names the project itself provides (``train.py``, ``pkg/``, ``src/pkg/``).
+
+    A script in a folder that is not a package (``scripts/train.py``) imports its
+    siblings by their bare names, so those count too; a module inside a package
+    (``pkg/datasets.py``) does not hide the distribution of the same name.
+    """
+    files = list(py_files)
+    packages = {rel.rpartition("/")[0] for rel in files if rel.endswith("/__init__.py")}
     own: set[str] = set()
-    for rel in py_files:
+    for rel in files:
         parts = rel.split("/")
         if parts[0] == "src" and len(parts) > 1:
             parts = parts[1:]
         own.add(parts[0][:-3] if len(parts) == 1 else parts[0])
-        if len(parts) > 1:
-            own.add(parts[-1][:-3])  # scripts in subfolders import their siblings
+        folder = rel.rpartition("/")[0]
+        if len(parts) > 1 and folder not in packages:
+            own.add(parts[-1][:-3])
     return own
 
 
@@ -84,16 +92,29 @@ def _sites(tree: ast.AST, rel: str) -> list[ImportSite]:
         for name in names:
             found.append(ImportSite(name.split(".")[0], rel, node.lineno,
                                     node.lineno in optional_lines))
-    return found
+    return sorted(found, key=lambda site: site.line)  # ast.walk is breadth first
 
 
 def _optional_lines(tree: ast.AST) -> set[int]:
+    """Lines of ``try:`` bodies that catch ImportError and of ``if TYPE_CHECKING:`` blocks."""
     lines: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers):
+        if isinstance(node, ast.Try | ast.If) and _guards_imports(node):
             for stmt in node.body:
                 lines.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
     return lines
+
+
+def _guards_imports(node: ast.Try | ast.If) -> bool:
+    if isinstance(node, ast.Try):
+        return any(_catches_import_error(h) for h in node.handlers)
+    return _is_type_checking(node.test)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:

@@ -116,6 +116,32 @@ class BaseImage:
 
 
 @dataclass(frozen=True)
+class ImageRecord:
+    """The environment image (base + dependencies + config, no code) built from this lock."""
+
+    config_digest: str
+    manifest_digest: str
+    layers: tuple[Mapping[str, Any], ...]  # digest, diffId, size, mediaType, holds
+    compression: Mapping[str, Any]  # name, level, library
+    source_date_epoch: int
+    prefix: str
+
+    @property
+    def diff_ids(self) -> tuple[str, ...]:
+        return tuple(str(layer["diffId"]) for layer in self.layers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"configDigest": self.config_digest, "manifestDigest": self.manifest_digest,
+                "layers": [dict(x) for x in self.layers], "compression": dict(self.compression),
+                "sourceDateEpoch": self.source_date_epoch, "prefix": self.prefix}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ImageRecord:
+        return cls(data["configDigest"], data["manifestDigest"], tuple(data["layers"]),
+                   data["compression"], data["sourceDateEpoch"], data["prefix"])
+
+
+@dataclass(frozen=True)
 class Lock:
     inputs_digest: str
     inputs: Inputs
@@ -125,9 +151,12 @@ class Lock:
     indexes: tuple[Mapping[str, str], ...]
     packages: tuple[Package, ...]
     generator: Mapping[str, str]
+    image: ImageRecord | None = None
 
     def to_json(self) -> dict[str, Any]:
+        extra = {"image": self.image.to_json()} if self.image else {}
         return {
+            **extra,
             "lockVersion": LOCK_VERSION,
             "generator": dict(self.generator),
             "inputsDigest": self.inputs_digest,
@@ -150,6 +179,7 @@ class Lock:
             indexes=tuple(data["indexes"]),
             packages=tuple(Package.from_json(p) for p in data["packages"]),
             generator=data["generator"],
+            image=ImageRecord.from_json(data["image"]) if data.get("image") else None,
         )
 
     def package(self, name: str) -> Package | None:

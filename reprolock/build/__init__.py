@@ -1,0 +1,1 @@
+"""Building the image from the lock: artifacts, installation, layers, assembly."""

@@ -1,0 +1,380 @@
+"""Assemble the image from the lock, without a daemon and without running a container.
+
+    >>> builder = Builder(config, lock, cache_dir=default_cache_dir())   # doctest: +SKIP
+    >>> result = builder.build(code=collect_code(config))               # doctest: +SKIP
+
+Layers, bottom to top: the base image's layers (byte for byte, by digest), the virtual
+environment's skeleton, one layer per large package, one shared layer for the small
+ones, and the code. The environment image is the same without the code layer and
+without the labels that name the code; the lock records its digests.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprolock import __version__
+from reprolock.build.artifacts import ArtifactStore
+from reprolock.build.install import VenvLayout, install_wheel, write_venv_skeleton
+from reprolock.build.store import BlobStore, LayerCache, cache_key
+from reprolock.config import Config
+from reprolock.errors import ImageSourceError
+from reprolock.image.interface import (
+    OCI_CONFIG,
+    OCI_MANIFEST,
+    Descriptor,
+    ImageSource,
+    ResolvedImage,
+)
+from reprolock.image.reference import open_source
+from reprolock.inspection.codeset import CodeSet
+from reprolock.lock.model import Lock, Package
+from reprolock.oci.compress import Compressor
+from reprolock.oci.tarball import DEFAULT_MTIME, Entry, LayerBlob, entries_from_dir, write_layer
+from reprolock.target import Platform
+
+LAYOUT_VERSION = 1  # bump when a change to what goes into layers must invalidate the cache
+DEFAULT_PREFIX = "/opt/venv"
+LABEL_PREFIX = "dev.reprolock"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    compressor: Compressor = field(default_factory=lambda: Compressor("gzip", 6))
+    mtime: int | None = None  # None: SOURCE_DATE_EPOCH, else the lock's, else 1980-01-01
+    prefix: str = DEFAULT_PREFIX
+    own_layer_bytes: int = 1 << 20  # a wheel at least this big gets a layer of its own
+    jobs: int = max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Layer:
+    blob: LayerBlob
+    holds: str  # what is in it, for people and for history
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image whose config, manifest and layer blobs are all in the blob store."""
+
+    config_digest: str
+    manifest_digest: str
+    manifest_size: int
+    layers: tuple[Layer, ...]
+    base_layers: int
+
+    @property
+    def diff_ids(self) -> tuple[str, ...]:
+        return tuple(layer.blob.diff_id for layer in self.layers)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    env: Image
+    full: Image | None
+    mtime: int
+    compressor: Compressor
+    prefix: str
+    blobs: BlobStore
+
+
+def source_date_epoch(lock: Lock, explicit: int | None) -> int:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env and env.isdigit():
+        return int(env)
+    if lock.image is not None:
+        return lock.image.source_date_epoch
+    return DEFAULT_MTIME
+
+
+class Builder:
+    def __init__(self, config: Config, lock: Lock, *, cache_dir: Path,
+                 options: BuildOptions | None = None, progress: Progress | None = None,
+                 lock_digest: str | None = None) -> None:
+        self.config = config
+        self.lock = lock
+        self.options = options or BuildOptions()
+        self.progress = progress or (lambda _m: None)
+        self.cache_dir = cache_dir
+        self.blobs = BlobStore(cache_dir)
+        self.layers = LayerCache(cache_dir, self.blobs)
+        self.mtime = source_date_epoch(lock, self.options.mtime)
+        self.lock_digest = lock_digest
+        self.venv = VenvLayout(
+            prefix=self.options.prefix,
+            python_minor=".".join(lock.target["python"]["version"].split(".")[:2]),
+            python_version=lock.base.python_version,
+            base_interpreter=lock.base.python_path)
+
+    # -- the whole build ---------------------------------------------------------------
+    def build(self, code: CodeSet | None) -> BuildResult:
+        base, base_layers = self._base()
+        wheels = self._fetch_artifacts()
+        plans = self._plan(wheels)
+        if code is not None:
+            plans.append(self._code_plan(code))
+        built = self._build_layers(plans)
+        dep_layers = [b for p, b in zip(plans, built, strict=True) if p.kind != "code"]
+        env = self._image(base, base_layers, dep_layers, code=None)
+        full = None
+        if code is not None:
+            full = self._image(base, base_layers, built, code=code)
+        return BuildResult(env, full, self.mtime, self.options.compressor, self.options.prefix,
+                           self.blobs)
+
+    # -- base --------------------------------------------------------------------------
+    def _base(self) -> tuple[ResolvedImage, list[Layer]]:
+        platform = Platform.parse(self.lock.target["platform"])
+        self.progress(f"base {self.lock.base.reference}")
+        source = open_source(self.lock.base.reference, root=self.config.root)
+        try:
+            image = source.resolve(platform)
+            if image.identity != self.lock.base.digest:
+                raise ImageSourceError(
+                    f"base image {self.lock.base.reference} is now {image.identity}, but the "
+                    f"lock records {self.lock.base.digest}",
+                    hint="restore the locked base image, or run 'reprolock lock' to lock the "
+                    "new one")
+            layers = [self._base_layer(source, desc, diff_id)
+                      for desc, diff_id in zip(image.layers, image.diff_ids, strict=True)]
+        finally:
+            source.close()
+        return image, layers
+
+    def _base_layer(self, source: ImageSource, desc: Descriptor, diff_id: str) -> Layer:
+        if not self.blobs.valid(desc.digest):
+            with source.open_blob(desc.digest) as stream:
+                if not self.blobs.copy_in(stream, desc.digest):
+                    raise ImageSourceError(
+                        f"base layer {desc.digest} of {self.lock.base.reference} does not match "
+                        "its digest", hint="the base image is corrupt; fetch it again")
+        media = desc.media_type
+        if media.startswith("application/vnd.docker.image.rootfs.diff.tar"):
+            media = ("application/vnd.oci.image.layer.v1.tar+gzip" if media.endswith("gzip")
+                     else "application/vnd.oci.image.layer.v1.tar")
+        return Layer(LayerBlob(desc.digest, diff_id, desc.size, media), "base image layer")
+
+    # -- dependencies ------------------------------------------------------------------
+    def _fetch_artifacts(self) -> dict[str, Path]:
+        store = ArtifactStore(self.cache_dir, project=self.config.root,
+                              credentials=_index_credentials(self.config))
+        packages = sorted(self.lock.packages, key=lambda p: p.name)
+        self.progress(f"fetching {len(packages)} wheels (checked against the lock's sha256)")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            paths = list(pool.map(store.get, packages))
+        return {p.name: path for p, path in zip(packages, paths, strict=True)}
+
+    def _plan(self, wheels: Mapping[str, Path]) -> list[_Plan]:
+        comp = self.options.compressor.describe()
+        common = {"v": LAYOUT_VERSION, "venv": self.venv.__dict__, "mtime": self.mtime,
+                  "compressor": comp}
+        plans = [_Plan("venv", "virtual environment", (), cache_key(kind="venv", **common))]
+        big = [p for p in self._packages() if (p.artifact.size or wheels[p.name].stat().st_size)
+               >= self.options.own_layer_bytes]
+        small = [p for p in self._packages() if p not in big]
+        for pkg in big:
+            plans.append(_Plan("package", f"{pkg.name} {pkg.version}", (pkg,),
+                               cache_key(kind="package", wheel=pkg.artifact.sha256, **common)))
+        if small:
+            holds = ", ".join(f"{p.name} {p.version}" for p in small)
+            plans.append(_Plan("packages", holds, tuple(small),
+                               cache_key(kind="packages", wheels=[p.artifact.sha256 for p in small],
+                                         **common)))
+        self._wheels = wheels
+        return plans
+
+    def _packages(self) -> list[Package]:
+        return sorted(self.lock.packages, key=lambda p: p.name)
+
+    def _code_plan(self, code: CodeSet) -> _Plan:
+        key = cache_key(kind="code", v=LAYOUT_VERSION, tree=code.tree_digest,
+                        workdir=self.config.image.workdir, mtime=self.mtime,
+                        compressor=self.options.compressor.describe())
+        plan = _Plan("code", f"code {code.tree_digest}", (), key)
+        self._code = code
+        return plan
+
+    # -- layers ------------------------------------------------------------------------
+    def _build_layers(self, plans: Sequence[_Plan]) -> list[Layer]:
+        todo = [p for p in plans if self.layers.get(p.key) is None]
+        if todo:
+            self.progress(f"building {len(todo)} of {len(plans)} layers "
+                          f"({self.options.compressor.name}, {self.options.jobs} jobs)")
+        # biggest first, so the long ones start early on the available cores
+        order = sorted(todo, key=lambda p: -sum(self._size(pkg) for pkg in p.packages))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
+            for plan, blob in zip(order, pool.map(self._build_layer, order), strict=True):
+                self.layers.put(plan.key, blob)
+        result = []
+        for plan in plans:
+            blob = self.layers.get(plan.key)
+            assert blob is not None
+            result.append(Layer(blob, plan.holds))
+        return result
+
+    def _size(self, pkg: Package) -> int:
+        return pkg.artifact.size or 0
+
+    def _build_layer(self, plan: _Plan) -> LayerBlob:
+        with tempfile.TemporaryDirectory(prefix="reprolock-layer-", dir=self.cache_dir) as tmp:
+            root = Path(tmp) / "root"
+            root.mkdir()
+            entries = self._stage(plan, root)
+            dest = self.blobs.temp_path()
+            try:
+                blob = write_layer(entries, dest, compressor=self.options.compressor,
+                                   mtime=self.mtime)
+                self.blobs.adopt(dest, blob.digest)
+            finally:
+                dest.unlink(missing_ok=True)
+        return blob
+
+    def _stage(self, plan: _Plan, root: Path) -> list[Entry]:
+        if plan.kind == "code":
+            return self._code_entries()
+        if plan.kind == "venv":
+            write_venv_skeleton(root, self.venv)
+        for pkg in plan.packages:
+            install_wheel(self._wheels[pkg.name], root, self.venv, filename=pkg.artifact.filename)
+        return entries_from_dir(root)
+
+    def _code_entries(self) -> list[Entry]:
+        workdir = self.config.image.workdir.strip("/")
+        entries = []
+        for f in self._code.files:
+            name = f"{workdir}/{f.path}"
+            if f.link_target is not None:
+                entries.append(Entry(name, "symlink", link=f.link_target))
+            else:
+                entries.append(Entry(name, "file", source=self.config.root / f.path,
+                                     executable=f.executable))
+        return entries
+
+    # -- config and manifest -----------------------------------------------------------
+    def _image(self, base: ResolvedImage, base_layers: list[Layer], ours: Sequence[Layer],
+               *, code: CodeSet | None) -> Image:
+        layers = [*base_layers, *ours]
+        config = self._config(base, layers, ours, code)
+        config_bytes = _canonical(config)
+        config_digest = self.blobs.put_bytes(config_bytes)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest,
+                       "size": len(config_bytes)},
+            "layers": [{"mediaType": x.blob.media_type, "digest": x.blob.digest,
+                        "size": x.blob.size} for x in layers],
+        }
+        if code is not None:
+            manifest["annotations"] = {"org.opencontainers.image.base.digest":
+                                       self.lock.base.digest}
+        manifest_bytes = _canonical(manifest)
+        digest = self.blobs.put_bytes(manifest_bytes)
+        return Image(config_digest, digest, len(manifest_bytes), tuple(layers), len(base_layers))
+
+    def _config(self, base: ResolvedImage, layers: Sequence[Layer], ours: Sequence[Layer],
+                code: CodeSet | None) -> dict[str, Any]:
+        created = _iso(self.mtime)
+        inherited = dict(base.config.get("config") or {})
+        image = self.config.image
+        labels = dict(inherited.get("Labels") or {})
+        labels.update(self._labels(code))
+        run_config: dict[str, Any] = {
+            **{k: v for k, v in inherited.items() if k in ("User", "StopSignal", "ExposedPorts",
+                                                          "Volumes", "Shell")},
+            "Env": self._env(base),
+            "WorkingDir": image.workdir,
+            "Labels": labels,
+        }
+        if image.entrypoint:
+            run_config["Entrypoint"] = list(image.entrypoint)
+            if image.cmd:
+                run_config["Cmd"] = list(image.cmd)
+        elif image.cmd:
+            run_config["Cmd"] = list(image.cmd)
+        elif inherited.get("Cmd"):
+            run_config["Cmd"] = inherited["Cmd"]
+        history = [h for h in base.config.get("history", [])]
+        history += [{"created": created, "created_by": f"reprolock: {layer.holds}",
+                     "comment": "reprolock"} for layer in ours]
+        config: dict[str, Any] = {
+            "architecture": base.architecture or self.lock.base.architecture,
+            "os": base.os or "linux",
+            "created": created,
+            "config": run_config,
+            "rootfs": {"type": "layers", "diff_ids": [x.blob.diff_id for x in layers]},
+            "history": history,
+        }
+        if base.variant:
+            config["variant"] = base.variant
+        return config
+
+    def _env(self, base: ResolvedImage) -> list[str]:
+        env = dict(base.env)
+        prefix = self.options.prefix
+        path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        env["PATH"] = f"{prefix}/bin:{path}"
+        env["VIRTUAL_ENV"] = prefix
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no .pyc appears after the build either
+        env.setdefault("PYTHONHASHSEED", "0")
+        env.update(self.config.image.env)
+        return [f"{k}={v}" for k, v in sorted(env.items())]
+
+    def _labels(self, code: CodeSet | None) -> dict[str, str]:
+        labels = {
+            "org.opencontainers.image.base.digest": self.lock.base.digest,
+            "org.opencontainers.image.base.name": self.lock.base.reference,
+            f"{LABEL_PREFIX}.inputs.digest": self.lock.inputs_digest,
+            f"{LABEL_PREFIX}.version": __version__,
+        }
+        if code is not None:
+            labels[f"{LABEL_PREFIX}.code.tree"] = code.tree_digest
+            if self.lock_digest:
+                labels[f"{LABEL_PREFIX}.lock.digest"] = self.lock_digest
+            if code.git and code.git.commit:
+                labels["org.opencontainers.image.revision"] = code.git.commit
+        return labels
+
+
+@dataclass(frozen=True)
+class _Plan:
+    kind: str  # venv, package, packages, code
+    holds: str
+    packages: tuple[Package, ...]
+    key: str
+
+
+def _canonical(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _iso(epoch: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _index_credentials(config: Config) -> dict[str, str]:
+    """Map ``scheme://host`` of each index that has credentials to the configured form
+    (which may hold ${VARS}), so downloads from that host authenticate."""
+    from urllib.parse import urlsplit
+
+    found = {}
+    for url in (config.index.url, *config.index.extra_urls):
+        parts = urlsplit(url or "")
+        if "@" in parts.netloc:
+            found[f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[1]}"] = \
+                f"{parts.scheme}://{parts.netloc}"
+    return found
+
+
+__all__ = ["BuildOptions", "BuildResult", "Builder", "Image"]

@@ -1,0 +1,42 @@
+"""``docker[:NAME[:TAG]]``: load into the Docker Engine through the docker SDK."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from reprolock.build.builder import Image
+from reprolock.build.store import BlobStore
+from reprolock.errors import ToolError
+from reprolock.output.archive import docker_name, write_archive
+from reprolock.output.interface import Output, Progress, Written
+
+
+class DockerOutput(Output):
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+
+    def write(self, image: Image, blobs: BlobStore, *, tag: str | None,
+              progress: Progress) -> Written:
+        from reprolock.image.daemon import docker_client
+
+        name = self.name or docker_name(tag or self.default_tag, "reprolock/image")
+        if ":" not in name.rsplit("/", 1)[-1]:
+            name = f"{name}:{tag or self.default_tag}"
+        client = docker_client()
+        with tempfile.TemporaryDirectory(prefix="reprolock-load-") as tmp:
+            archive = Path(tmp) / "image.tar"
+            with open(archive, "wb") as handle:
+                write_archive(handle, image, blobs, tag=name, repository=name.rsplit(":", 1)[0])
+            progress(f"loading into the Docker Engine as {name}")
+            with open(archive, "rb") as handle:
+                try:
+                    loaded = client.images.load(handle)
+                except Exception as exc:  # the SDK raises APIError and friends
+                    raise ToolError(f"docker load failed: {exc}",
+                                    hint="check the engine's log; Docker 20.10+ is needed") from exc
+        ids = {img.id for img in loaded}
+        if image.config_digest not in ids:
+            raise ToolError(f"the Docker Engine loaded {sorted(ids)}, not {image.config_digest}",
+                            hint="this is a bug in reprolock; please report it")
+        return Written(f"docker-daemon:{name}", image.config_digest)

@@ -1,0 +1,155 @@
+"""``registry:HOST/REPO:TAG``: push through the OCI distribution API.
+
+Blobs the registry has are skipped (HEAD); small ones go up in one PUT, large ones in
+chunks (PATCH); the manifest last, and the digest the registry reports must be ours.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import IO
+from urllib.parse import urljoin
+
+import requests
+
+from reprolock.build.builder import Image
+from reprolock.build.store import BlobStore
+from reprolock.errors import ImageSourceError
+from reprolock.image.interface import OCI_MANIFEST
+from reprolock.image.registry import RegistryRef
+from reprolock.output.interface import Output, Progress, Written
+from reprolock.output.layout import image_blobs
+
+MONOLITHIC_LIMIT = 8 << 20
+CHUNK = 8 << 20
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+_RETRIES = 4
+
+
+class PushError(ImageSourceError):
+    """The registry refused or failed a push."""
+
+
+class RegistryOutput(Output):
+    def __init__(self, ref: RegistryRef, *, session: requests.Session | None = None,
+                 monolithic_limit: int = MONOLITHIC_LIMIT, chunk: int = CHUNK) -> None:
+        self.ref = ref
+        self.session = session or requests.Session()
+        self.base = f"{ref.scheme}://{ref.host}/v2/{ref.repository}"
+        self.monolithic_limit = monolithic_limit
+        self.chunk = chunk
+        self._token: str | None = None
+        self.skipped = 0
+        self.uploaded = 0
+
+    def write(self, image: Image, blobs: BlobStore, *, tag: str | None,
+              progress: Progress) -> Written:
+        tag = self.ref.tag or tag or self.default_tag
+        for digest in image_blobs(image)[:-1]:  # the manifest is PUT by tag, last
+            self._push_blob(blobs, digest, progress)
+        manifest = blobs.read(image.manifest_digest)
+        response = self._request("PUT", f"{self.base}/manifests/{tag}", data=manifest,
+                                 headers={"Content-Type": OCI_MANIFEST}, expect=(201,))
+        pushed = response.headers.get("Docker-Content-Digest")
+        if pushed and pushed != image.manifest_digest:
+            raise PushError(f"registry {self.ref.host} stored the manifest as {pushed}, "
+                            f"not {image.manifest_digest}",
+                            hint="the registry rewrote the manifest; use another registry")
+        progress(f"pushed {self.ref.host}/{self.ref.repository}:{tag} "
+                 f"({self.uploaded} blobs uploaded, {self.skipped} already there)")
+        return Written(f"{self.ref.host}/{self.ref.repository}:{tag}", image.manifest_digest)
+
+    def _push_blob(self, blobs: BlobStore, digest: str, progress: Progress) -> None:
+        head = self._request("HEAD", f"{self.base}/blobs/{digest}", expect=(200, 404))
+        if head.status_code == 200:
+            self.skipped += 1
+            return
+        path = blobs.path(digest)
+        size = path.stat().st_size
+        start = self._request("POST", f"{self.base}/blobs/uploads/", expect=(202,))
+        location = self._location(start)
+        with open(path, "rb") as handle:
+            if size <= self.monolithic_limit:
+                self._request("PUT", _with_digest(location, digest), data=handle.read(),
+                              headers={"Content-Type": "application/octet-stream"},
+                              expect=(201,))
+            else:
+                location = self._chunks(location, handle, size, progress, digest)
+                self._request("PUT", _with_digest(location, digest), expect=(201,))
+        self.uploaded += 1
+
+    def _chunks(self, location: str, handle: IO[bytes], size: int, progress: Progress,
+                digest: str) -> str:
+        offset = 0
+        for chunk in _read_chunks(handle, self.chunk):
+            end = offset + len(chunk) - 1
+            response = self._request(
+                "PATCH", location, data=chunk, expect=(202,),
+                headers={"Content-Type": "application/octet-stream",
+                         "Content-Range": f"{offset}-{end}", "Content-Length": str(len(chunk))})
+            location = self._location(response)
+            offset = end + 1
+            progress(f"uploading {digest[:19]}… {offset * 100 // size}%")
+        return location
+
+    def _location(self, response: requests.Response) -> str:
+        location = response.headers.get("Location")
+        if not location:
+            raise PushError(f"registry {self.ref.host} gave no upload location")
+        return urljoin(response.url, location)
+
+    def _request(self, method: str, url: str, *, expect: tuple[int, ...],
+                 data: bytes | None = None, headers: dict[str, str] | None = None,
+                 ) -> requests.Response:
+        for attempt in range(_RETRIES):
+            response = self._send(method, url, data, headers or {})
+            if response.status_code == 401 and self._token is None:
+                self._token = self._fetch_token(response.headers.get("WWW-Authenticate", ""))
+                if self._token:
+                    response = self._send(method, url, data, headers or {})
+            if response.status_code < 500 or attempt == _RETRIES - 1:
+                break
+            time.sleep(0.25 * 2**attempt)
+        if response.status_code not in expect:
+            raise PushError(
+                f"registry {self.ref.host} answered {response.status_code} to {method} "
+                f"{url.split('?')[0].replace(self.base, self.ref.repository)}",
+                hint="check that the registry accepts pushes to this repository and that you "
+                "are allowed to push")
+        return response
+
+    def _send(self, method: str, url: str, data: bytes | None,
+              headers: dict[str, str]) -> requests.Response:
+        if self._token:
+            headers = {**headers, "Authorization": f"Bearer {self._token}"}
+        try:
+            return self.session.request(method, url, data=data, headers=headers, timeout=300)
+        except requests.RequestException as exc:
+            raise PushError(f"registry {self.ref.host} is unreachable: {exc.__class__.__name__}",
+                            hint="check the host name and that the registry is running") from exc
+
+    def _fetch_token(self, challenge: str) -> str | None:
+        if not challenge.lower().startswith("bearer"):
+            return None
+        params = dict(_CHALLENGE.findall(challenge))
+        realm = params.pop("realm", None)
+        if not realm:
+            return None
+        params.setdefault("scope", f"repository:{self.ref.repository}:pull,push")
+        try:
+            body = self.session.get(realm, params=params, timeout=60).json()
+        except (requests.RequestException, ValueError):
+            return None
+        token = body.get("token") or body.get("access_token")
+        return str(token) if token else None
+
+
+def _with_digest(location: str, digest: str) -> str:
+    return f"{location}{'&' if '?' in location else '?'}digest={digest}"
+
+
+def _read_chunks(handle: IO[bytes], size: int) -> Iterator[bytes]:
+    while chunk := handle.read(size):
+        yield chunk
