@@ -63,6 +63,19 @@ def handles_errors(func: F) -> F:
                 raise
             print(f"error: {exc.diagnostics()}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, KeyboardInterrupt):
+            raise
+        except OSError as exc:  # disk full, permissions: the user's to fix, not a bug
+            if _state["verbose"]:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(EXIT_ERROR) from None
+        except Exception as exc:
+            if _state["verbose"]:
+                raise
+            print(f"error: internal error ({exc.__class__.__name__}: {exc}); this is a bug in "
+                  "reprolock: please report it with the output of --verbose", file=sys.stderr)
+            raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -87,10 +100,14 @@ def init(
     entrypoint: Annotated[str | None, typer.Option(
         help="Entrypoint command, e.g. 'python train.py'.")] = None,
     resolver: Annotated[str, typer.Option(help="uv or pip-tools.")] = "uv",
+    requirements: Annotated[list[str] | None, typer.Option(
+        "--requirements", "-r", help="Requirement input file (repeatable); default: found.")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite reprolock.toml.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Inspect a project and write a starter reprolock.toml."""
+    import dataclasses
     import shlex
 
     from reprolock._internal.files import atomic_write_text
@@ -106,6 +123,18 @@ def init(
     if not directory.is_dir():
         raise ConfigError(f"{directory} is not a directory")
     guess = guess_project(directory)
+    if requirements:
+        missing = [r for r in requirements if not (directory / r).is_file()]
+        if missing:
+            raise ConfigError(f"--requirements names {missing[0]!r}, which does not exist in "
+                              f"{directory}", hint="pass a path relative to the project")
+        guess = dataclasses.replace(guess, requirements=tuple(requirements))
+    if not guess.requirements and not guess.pyproject_dependencies:
+        raise ConfigError(
+            f"found no requirement inputs in {directory} (requirements.in, requirements.txt, "
+            "or [project.dependencies] in pyproject.toml)",
+            hint="create requirements.in listing what the training code imports, or pass "
+            "--requirements FILE")
     chosen_base = base or guess.dockerfile_base
     if not chosen_base:
         raise ConfigError(
@@ -119,8 +148,6 @@ def init(
                     "requirements": list(guess.requirements), "entrypoint": list(entry)})
     else:
         print(f"wrote {target}")
-        if not guess.requirements and not guess.pyproject_dependencies:
-            print("note: no requirements.in found; set dependencies.requirements", file=sys.stderr)
 
 
 @app.command()
@@ -183,6 +210,9 @@ def build(
         "--output", "-o", help="oci:DIR[:TAG], oci-archive:FILE[:TAG], docker[:NAME[:TAG]] or "
         "registry:HOST/REPO[:TAG] (repeatable). Default: oci:.reprolock/image")] = None,
     tag: Annotated[str | None, typer.Option(help="Tag for outputs that do not name one.")] = None,
+    env_only: Annotated[bool, typer.Option(
+        "--env-only", help="Write the environment image (no code layer): the one the lock "
+        "records.")] = False,
     compression: CompressionOpt = "gzip",
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -195,7 +225,7 @@ def build(
     outputs = [parse_output(o) for o in (output or [f"oci:{config.root / '.reprolock/image'}"])]
     say = _progress(not quiet)
     result = build_image(config, _build_options(compression), outputs=outputs, tag=tag,
-                         progress=say)
+                         progress=say, env_only=env_only)
     if as_json:
         _emit_json(result.to_json())
         return
@@ -307,7 +337,8 @@ def inspect(
         "code": {"treeDigest": code.tree_digest, "files": len(code.files),
                  "bytes": code.total_size,
                  "git": None if code.git is None else {"commit": code.git.commit,
-                                                       "dirty": code.git.dirty}},
+                                                       "dirty": code.git.dirty},
+                 "untracked": list(code.untracked)},
         "imports": mapping,
         "ownModules": list(imports.own_modules),
         "syntaxErrors": [{"path": p, "line": n, "message": m} for p, n, m in imports.syntax_errors],
@@ -322,6 +353,9 @@ def inspect(
     print(f"code: {len(code.files)} files, {code.total_size} bytes, tree {code.tree_digest}")
     if code.git:
         print(f"git: {code.git.commit or '(no commit)'}{' (dirty)' if code.git.dirty else ''}")
+    if code.untracked:
+        print(f"untracked (not in the image; git add or ignore them): "
+              f"{', '.join(code.untracked[:10])}{' …' if len(code.untracked) > 10 else ''}")
     for entry in data["code"].get("fileList", []):
         print(f"  {entry['sha256'][:12]} {'x' if entry['executable'] else '-'} {entry['path']}")
     print("imports:")

@@ -266,7 +266,8 @@ class BuildReport:
 
 
 def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Output],
-                tag: str | None, progress: Progress, cache_dir: Path | None = None) -> BuildReport:
+                tag: str | None, progress: Progress, cache_dir: Path | None = None,
+                env_only: bool = False) -> BuildReport:
     """Build the full image from a fresh lock and the code checkout; write every output."""
     from reprolock._internal.files import sha256_file
     from reprolock.build.builder import Builder
@@ -291,8 +292,8 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
     matches = _env_matches(lock, result)
     if not matches:
         warnings.append(_env_mismatch(lock, result))
-    written = tuple(out.write(result.full, result.blobs, tag=tag, progress=progress)
-                    for out in outputs)
+    image = result.env if env_only else result.full
+    written = tuple(out.write(image, result.blobs, tag=tag, progress=progress) for out in outputs)
     return BuildReport(
         manifest_digest=result.full.manifest_digest, config_digest=result.full.config_digest,
         env_manifest_digest=result.env.manifest_digest, env_config_digest=result.env.config_digest,

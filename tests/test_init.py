@@ -128,6 +128,7 @@ def test_no_base_and_no_dockerfile_is_an_error_with_a_hint(proj: Path) -> None:
 
 
 def test_dockerfile_without_a_usable_from_is_no_base(proj: Path) -> None:
+    (proj / "requirements.in").write_text("tinyml\n")
     (proj / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nCMD python train.py\n")
     done = reprolock("init", proj)
     assert done.returncode == EXIT_ERROR
@@ -293,3 +294,20 @@ def test_render_config_is_valid_toml_for_every_guess(proj: Path) -> None:
     doc = tomllib.loads(text)
     assert doc["base"] == "img:1" and doc["resolver"] == "uv"
     assert doc["dependencies"] == {"requirements": [], "pyproject": False}
+
+
+def test_no_requirement_inputs_is_an_error_not_a_broken_config(proj: Path) -> None:
+    done = reprolock("init", proj, "--base", "img:1")
+    assert done.returncode == EXIT_ERROR
+    assert "no requirement inputs" in done.stderr and "--requirements" in done.stderr
+    assert not (proj / "reprolock.toml").exists()
+
+
+def test_requirements_option_names_the_inputs(proj: Path) -> None:
+    (proj / "deps").mkdir()
+    (proj / "deps" / "train.in").write_text("tinyml\n")
+    done = reprolock("init", proj, "--base", "img:1", "--requirements", "deps/train.in")
+    assert done.returncode == 0, done.stderr
+    assert load_config(proj).requirements == ("deps/train.in",)
+    missing = reprolock("init", proj, "--force", "--base", "img:1", "-r", "nope.in")
+    assert missing.returncode == EXIT_ERROR and "nope.in" in missing.stderr

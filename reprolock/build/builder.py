@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprolock import __version__
 from reprolock.build.artifacts import ArtifactStore
 from reprolock.build.install import VenvLayout, install_wheel, write_venv_skeleton
 from reprolock.build.store import BlobStore, LayerCache, cache_key
@@ -336,7 +335,6 @@ class Builder:
             "org.opencontainers.image.base.digest": self.lock.base.digest,
             "org.opencontainers.image.base.name": self.lock.base.reference,
             f"{LABEL_PREFIX}.inputs.digest": self.lock.inputs_digest,
-            f"{LABEL_PREFIX}.version": __version__,
         }
         if code is not None:
             labels[f"{LABEL_PREFIX}.code.tree"] = code.tree_digest

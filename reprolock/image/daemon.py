@@ -46,8 +46,9 @@ class DockerDaemonSource(ImageSource):
         try:
             image = client.images.get(self.name)
         except docker.errors.ImageNotFound as exc:
-            raise ImageSourceError(f"the Docker Engine has no image {self.name!r}",
-                                   hint=f"build or pull it first (docker pull {self.name})") from exc
+            raise ImageSourceError(
+                f"the Docker Engine has no image {self.name!r}",
+                hint=f"build or pull it first (docker pull {self.name})") from exc
         path = Path(self._tmp.name) / "image.tar"
         with open(path, "wb") as out:
             for chunk in image.save(named=False):

@@ -60,28 +60,46 @@ class TarFiles:
     def __init__(self, path: Path) -> None:
         self.where = str(path)
         try:
-            self._tar = tarfile.open(path, "r:")
+            # held open for open_blob until close(); closed here if the index cannot be read
+            self._tar = tarfile.open(path, "r:")  # noqa: SIM115
+        except (OSError, tarfile.TarError) as exc:
+            raise _unreadable(path, exc) from exc
+        try:
             self._members = {m.name.removeprefix("./"): m for m in self._tar.getmembers()}
         except (OSError, tarfile.TarError) as exc:
-            raise ImageSourceError(f"cannot read image archive {path}: {exc}",
-                                   hint="pass a tar written by docker save or an OCI tool") from exc
+            self._tar.close()
+            raise _unreadable(path, exc) from exc
 
     def read(self, name: str) -> bytes:
         with self.open(name) as handle:
             return handle.read()
 
     def open(self, name: str) -> IO[bytes]:
-        member = self._members.get(name)
-        handle = self._tar.extractfile(member) if member and member.isfile() else None
+        member = self._members.get(name.removeprefix("./"))
+        handle = None
+        if member is not None and (member.isfile() or member.issym() or member.islnk()):
+            try:  # docker save links a layer shared by two images to its first copy
+                handle = self._tar.extractfile(member)
+            except (KeyError, tarfile.TarError):
+                handle = None
         if handle is None:
             raise ImageSourceError(f"{self.where}: archive has no file {name}")
         return handle
 
+    def size(self, name: str) -> int:
+        with self.open(name) as handle:
+            return handle.seek(0, 2)
+
     def exists(self, name: str) -> bool:
-        return name in self._members
+        return name.removeprefix("./") in self._members
 
     def close(self) -> None:
         self._tar.close()
+
+
+def _unreadable(path: Path, exc: Exception) -> ImageSourceError:
+    return ImageSourceError(f"cannot read image archive {path}: {exc}",
+                            hint="pass an uncompressed tar written by docker save or an OCI tool")
 
 
 def blob_path(digest: str) -> str:
@@ -196,7 +214,7 @@ class DockerArchiveSource(ImageSource):
         layers = []
         for diff_id, path in zip(diff_ids, layer_paths, strict=True):
             self._layer_paths[diff_id] = path
-            size = self.files._members[path].size
+            size = self.files.size(path)
             layers.append(Descriptor("application/vnd.docker.image.rootfs.diff.tar", diff_id, size))
         return ResolvedImage(
             reference=self.reference,
@@ -209,8 +227,9 @@ class DockerArchiveSource(ImageSource):
 
     def _pick(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         if self.tag:
+            wanted = _normal_tag(self.tag)
             for entry in entries:
-                if self.tag in (entry.get("RepoTags") or []):
+                if wanted in {_normal_tag(t) for t in entry.get("RepoTags") or []}:
                     return entry
         elif len(entries) == 1:
             return entries[0]
@@ -230,6 +249,14 @@ class DockerArchiveSource(ImageSource):
         self.files.close()
 
 
+def _normal_tag(text: str) -> str:
+    """``python:3``, ``docker.io/library/python:3`` and the like name one image."""
+    from reprolock.image.registry import parse_registry_ref
+
+    ref = parse_registry_ref(text)
+    return str(ref) if ref else text
+
+
 def _json_list(data: bytes, where: str) -> list[dict[str, Any]]:
     import json
 
@@ -242,14 +269,15 @@ def _json_list(data: bytes, where: str) -> list[dict[str, Any]]:
     return value
 
 
-def open_archive(reference: str, path: Path, *, tag: str | None, docker: bool) -> ImageSource:
+def open_archive(reference: str, path: Path, *, tag: str | None, docker: bool,
+                 digest: str | None = None) -> ImageSource:
     """An archive that holds an OCI layout is read as one, whatever its scheme says."""
     if not path.is_file():
         raise ImageSourceError(f"image archive {path} does not exist",
                                hint="check the path in base (relative to the project root)")
     files = TarFiles(path)
     if files.exists("index.json") and (not docker or not tag):
-        return OciLayoutSource(reference, files, tag=tag)
+        return OciLayoutSource(reference, files, tag=tag, digest=digest)
     if files.exists("manifest.json"):
         return DockerArchiveSource(reference, files, tag=tag)
     files.close()

@@ -12,7 +12,7 @@ import re
 import tarfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO
 
@@ -25,7 +25,7 @@ _GLIBC_BANNER = re.compile(rb"GNU C Library [^\n]*?release version (\d+\.\d+)")
 _OLD_LIBC = re.compile(r"(?:^|/)libc-(\d+\.\d+)\.so$")
 _MUSL = re.compile(r"(?:^|/)ld-musl-[^/]+\.so\.1$")
 _DEBIAN_VERSION = re.compile(r"^(?:\d+:)?(\d+\.\d+(?:\.\d+)?)")
-_PROBE_VERSION = 1
+_PROBE_VERSION = 2  # 2: whiteouts hide lower layers' files
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,10 @@ class _Seen:
 def probe(source: ImageSource, image: ResolvedImage, *, cache_dir: Path | None) -> BaseFacts:
     cached = _cache_file(cache_dir, image)
     if cached and cached.is_file():
-        try:
-            return BaseFacts(**json.loads(cached.read_text()))
-        except (ValueError, TypeError):
-            cached.unlink(missing_ok=True)  # a corrupt entry is discarded, never used
+        facts = _from_cache(cached)
+        if facts is not None:
+            return facts
+        cached.unlink(missing_ok=True)  # a corrupt entry is discarded, never used
     seen = _Seen(pythons={})
     for layer in image.layers:
         with source.open_blob(layer.digest) as blob:
@@ -63,6 +63,19 @@ def probe(source: ImageSource, image: ResolvedImage, *, cache_dir: Path | None) 
     return facts
 
 
+def _from_cache(path: Path) -> BaseFacts | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    names = {f.name for f in fields(BaseFacts)}
+    if not isinstance(data, dict) or set(data) != names or not all(
+        isinstance(value, str) and value for value in data.values()
+    ):
+        return None
+    return BaseFacts(**data)
+
+
 def _cache_file(cache_dir: Path | None, image: ResolvedImage) -> Path | None:
     if cache_dir is None:
         return None
@@ -71,24 +84,62 @@ def _cache_file(cache_dir: Path | None, image: ResolvedImage) -> Path | None:
 
 
 def _scan_layer(blob: IO[bytes], seen: _Seen, media_type: str) -> None:
+    """Add what one layer holds to ``seen``; its whiteouts first remove what lower layers
+    held (a layer's whiteouts never hide the layer's own files)."""
+    found = _Seen(pythons={})
+    hidden: list[str] = []
     for member, tar in _members(blob, media_type):
         name = member.name.removeprefix("./").lstrip("/")
-        base = name.rsplit("/", 1)[-1]
+        parent, _, base = name.rpartition("/")
         if base.startswith(".wh."):
-            continue
-        if match := _PY_BIN.match(name):
-            seen.pythons[(int(match.group(2)), int(match.group(3)))] = "/" + name
+            gone = parent if base == ".wh..wh..opq" else f"{parent}/{base[4:]}".lstrip("/")
+            hidden.append(gone)
+        elif match := _PY_BIN.match(name):
+            key, path = (int(match.group(2)), int(match.group(3))), "/" + name
+            if key not in found.pythons or _rank(path) < _rank(found.pythons[key]):
+                found.pythons[key] = path
         elif name == "var/lib/dpkg/status" and member.isfile():
-            seen.dpkg_status = _read(tar, member)
+            found.dpkg_status = _read(tar, member)
         elif name == "lib/apk/db/installed" and member.isfile():
-            seen.apk_installed = _read(tar, member)
+            found.apk_installed = _read(tar, member)
         elif base == "libc.so.6" and member.isfile() and member.size < 64 << 20:
-            found = _GLIBC_BANNER.search(_read(tar, member))
-            seen.libc_banner = found.group(1).decode() if found else seen.libc_banner
+            banner = _GLIBC_BANNER.search(_read(tar, member))
+            found.libc_banner = banner.group(1).decode() if banner else found.libc_banner
         elif match := _OLD_LIBC.search(name):
-            seen.libc_from_name = match.group(1)
+            found.libc_from_name = match.group(1)
         elif _MUSL.search(name):
-            seen.musl = True
+            found.musl = True
+    _merge(seen, found, hidden)
+
+
+def _merge(seen: _Seen, upper: _Seen, hidden: list[str]) -> None:
+    def gone(path: str) -> bool:
+        path = path.lstrip("/")
+        return any(path == h or path.startswith(h + "/") or not h for h in hidden)
+
+    kept = {key: path for key, path in seen.pythons.items() if not gone(path)}
+    for key, path in upper.pythons.items():
+        if key not in kept or _rank(path) <= _rank(kept[key]):
+            kept[key] = path
+    seen.pythons = kept
+    for attr, path in (("dpkg_status", "var/lib/dpkg/status"),
+                       ("apk_installed", "lib/apk/db/installed")):
+        value = getattr(upper, attr)
+        if value is not None:
+            setattr(seen, attr, value)
+        elif gone(path):
+            setattr(seen, attr, None)
+    seen.libc_banner = upper.libc_banner or seen.libc_banner
+    seen.libc_from_name = upper.libc_from_name or seen.libc_from_name
+    seen.musl = seen.musl or upper.musl
+
+
+def _rank(path: str) -> int:
+    """Where PATH looks first: /usr/local/bin, then /usr/bin, then /opt/*/bin."""
+    for rank, prefix in enumerate(("/usr/local/bin/", "/usr/bin/")):
+        if path.startswith(prefix):
+            return rank
+    return 2
 
 
 def _members(blob: IO[bytes], media_type: str) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
@@ -174,13 +225,13 @@ def _libc(image: ResolvedImage, seen: _Seen, packages: dict[str, str]) -> tuple[
         version = _apk_version(seen.apk_installed or b"", "musl") or "1.2"
         return "musl", ".".join(version.split(".")[:2])
     deb = _DEBIAN_VERSION.match(packages.get("libc6", ""))
-    version = (deb.group(1) if deb else None) or seen.libc_banner or seen.libc_from_name
-    if version is None:
+    glibc = (deb.group(1) if deb else None) or seen.libc_banner or seen.libc_from_name
+    if glibc is None:
         raise ImageSourceError(
             f"cannot tell which C library base image {image.reference} has",
             hint="use a Debian, Ubuntu or Alpine based image, or one with /lib/*/libc.so.6",
         )
-    return "glibc", ".".join(version.split(".")[:2])
+    return "glibc", ".".join(glibc.split(".")[:2])
 
 
 def _dpkg_versions(status: bytes) -> dict[str, str]:

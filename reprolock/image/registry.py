@@ -41,7 +41,8 @@ class RegistryRef:
 
     @property
     def scheme(self) -> str:
-        hostname = self.host.split(":")[0]
+        hostname = self.host.rsplit(":", 1)[0] if not self.host.startswith("[") else (
+            self.host.split("]")[0] + "]")
         return "http" if hostname in ("localhost", "127.0.0.1", "[::1]") else "https"
 
     def __str__(self) -> str:
@@ -53,26 +54,30 @@ class RegistryRef:
         return text
 
 
-_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_NAME = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_HUB_ALIASES = ("docker.io", "index.docker.io", DOCKER_HUB)
 
 
 def parse_registry_ref(text: str) -> RegistryRef | None:
     """Parse ``[HOST/]NAME[:TAG][@sha256:...]`` the way docker does; None if malformed."""
-    rest, _, digest = text.partition("@")
-    if digest and not _DIGEST.match(digest):
+    rest, at, digest = text.partition("@")
+    if at and not _DIGEST.match(digest):
         return None
     first, sep, remainder = rest.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost"):
         host, path = first, remainder
     else:
         host, path = DOCKER_HUB, rest
-    name, _, tag = path.rpartition(":") if ":" in path else (path, "", "")
-    if not _NAME.match(name) or (tag and not _TAG.match(tag)):
+    name, colon, tag = path.rpartition(":") if ":" in path else (path, "", "")
+    if not _NAME.match(name) or (colon and not _TAG.match(tag)):
         return None
-    if host == DOCKER_HUB and "/" not in name:
-        name = f"library/{name}"
+    if host in _HUB_ALIASES:
+        host = DOCKER_HUB
+        if "/" not in name:
+            name = f"library/{name}"
     return RegistryRef(host, name, tag or (None if digest else "latest"), digest or None)
 
 
@@ -83,7 +88,8 @@ class RegistryClient:
         self.session = session or requests.Session()
         self._token: str | None = None
 
-    def get(self, path: str, *, accept: str | None = None, stream: bool = False) -> requests.Response:
+    def get(self, path: str, *, accept: str | None = None,
+            stream: bool = False) -> requests.Response:
         url = f"{self.base}/{path}"
         headers = {"Accept": accept} if accept else {}
         for attempt in range(_RETRIES):
@@ -153,7 +159,8 @@ class RegistryClient:
     def blob(self, digest: str) -> bytes:
         data = self.get(f"blobs/{digest}").content
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-            raise ImageSourceError(f"registry {self.ref.host} sent blob {digest} with other content")
+            raise ImageSourceError(
+                f"registry {self.ref.host} sent blob {digest} with other content")
         return data
 
 

@@ -49,8 +49,14 @@ class _HashingSink:
 
 
 def _entries(root: Path, prefix: str) -> list[tuple[str, Path]]:
-    """Archive name → source path, sorted so that every parent precedes its children."""
+    """Archive name → source path, sorted so that every parent precedes its children.
+
+    The directories of ``prefix`` ("app/src/") are entries too, with ``root``'s mode.
+    """
     found: list[tuple[str, Path]] = []
+    parts = [p for p in prefix.split("/") if p]
+    prefix = "".join(f"{p}/" for p in parts)
+    found += [("/".join(parts[: i + 1]), root) for i in range(len(parts))]
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel = Path(dirpath).relative_to(root).as_posix()
@@ -60,7 +66,7 @@ def _entries(root: Path, prefix: str) -> list[tuple[str, Path]]:
         found += [(base + name, Path(dirpath) / name) for name in filenames]
         found += [(base + name, Path(dirpath) / name) for name in dirnames
                   if os.path.islink(Path(dirpath) / name)]
-    return sorted(found, key=lambda item: item[0].encode())
+    return sorted(found, key=lambda item: os.fsencode(item[0]))
 
 
 def _info(name: str, path: Path, mtime: int) -> tarfile.TarInfo | None:
@@ -100,9 +106,11 @@ def write_tar(root: Path, out: IO[bytes], *, prefix: str = "", mtime: int = DEFA
 def write_layer(root: Path, dest: Path, *, prefix: str = "", mtime: int = DEFAULT_MTIME,
                 level: int = 6) -> LayerBlob:
     """Write ``root`` as a gzip layer to ``dest`` (atomically)."""
+    if not root.is_dir():  # os.walk would quietly give an empty layer
+        raise NotADirectoryError(f"layer root {root} is not a directory")
     with atomic_writer(dest) as handle:
         blob = _HashingSink(handle)
-        with gzip.GzipFile(filename="", mode="wb", fileobj=blob,  # type: ignore[arg-type]
+        with gzip.GzipFile(filename="", mode="wb", fileobj=blob,
                            compresslevel=level, mtime=0) as gz:
             tar = _HashingSink(gz)  # type: ignore[arg-type]
             write_tar(root, tar, prefix=prefix, mtime=mtime)  # type: ignore[arg-type]

@@ -51,12 +51,13 @@ def write_image(layout: Path, *, config: Mapping[str, Any], layers: Sequence[Lay
     digest, size = put_blob(layout, canonical_bytes(manifest))
     atomic_write_bytes(layout / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
     index_path = layout / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {
+    index: dict[str, Any] = json.loads(index_path.read_text()) if index_path.exists() else {
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": []}
     kept = [m for m in index["manifests"] if m.get("annotations", {}).get(REF_NAME) != tag]
     kept.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": size,
                  "annotations": {REF_NAME: tag}})
-    index["manifests"] = sorted(kept, key=lambda m: m["annotations"].get(REF_NAME, ""))
+    index["manifests"] = sorted(
+        kept, key=lambda m: (m.get("annotations", {}).get(REF_NAME, ""), m.get("digest", "")))
     atomic_write_bytes(index_path, json.dumps(index, indent=2, sort_keys=True).encode() + b"\n")
     return digest

@@ -48,3 +48,20 @@ def make_base(layout: Path, work: Path, *, tag: str = "tiny", arch: str = "amd64
     config = {"architecture": arch, "os": "linux", "created": "1980-01-01T00:00:00Z",
               "config": {"Env": env or ["PATH=/usr/bin:/bin"]}}
     return write_image(layout, config=config, layers=[layer], tag=tag)
+
+
+def make_plain_base(layout: Path, work: Path, *, tag: str = "tiny") -> str:
+    """Like make_base, but with an uncompressed layer, so its digest is the same with
+    any zlib: what golden tests need."""
+    from reprolock.oci.compress import Compressor
+    from reprolock.oci.tarball import entries_from_dir, write_layer
+
+    root = make_rootfs(work / f"plain-rootfs-{tag}")
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+    tmp = blobs / ".layer"
+    layer = write_layer(entries_from_dir(root), tmp, compressor=Compressor("none", 0))
+    tmp.rename(blobs / layer.digest.removeprefix("sha256:"))
+    config = {"architecture": "amd64", "os": "linux", "created": "1980-01-01T00:00:00Z",
+              "config": {"Env": ["PATH=/usr/bin:/bin"]}}
+    return write_image(layout, config=config, layers=[layer], tag=tag)  # type: ignore[list-item]

@@ -1,0 +1,317 @@
+"""`reprolock build`: the same lock and code give the same image, bit for bit, whatever
+the machine's state; caches are keyed by inputs and checked when read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.images import make_plain_base
+from tests.support.wheels import build_wheel
+
+# The environment image of the golden project below. It must change only on purpose:
+# if a change to reprolock moves it, explain why in the commit and update it here.
+GOLDEN_ENV_CONFIG = "sha256:418250a575ad7dcba1e2687d739fa3b069475ea0f37d4f67bd35e9f535b2121f"
+
+TRAIN = """import tinyml, tinyconfig, bigdata
+print("trained", tinyml.__name__, len(bigdata.BLOB))
+"""
+
+
+def _big_module() -> str:
+    # 3.2 MB of hex (about 1.7 MB zipped) of incompressible-looking but deterministic data: a wheel big enough for a
+    # layer of its own
+    chunks = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(50000)]
+    return "BLOB = " + repr("".join(chunks)) + "\n"
+
+
+@pytest.fixture(scope="session")
+def build_project_template(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
+    """A project that locks and builds offline: wheels and base image inside it."""
+    root = tmp_path_factory.mktemp("template") / "project"
+    wheels = root / "wheels"
+    wheels.mkdir(parents=True)
+    for name in ("tinyml-1.1.0-py3-none-any.whl", "tinyconfig-1.2.0-py3-none-any.whl"):
+        shutil.copy(wheelhouse / name, wheels / name)
+    build_wheel(wheels, "bigdata", "1.0.0", modules={"bigdata/__init__.py": _big_module()},
+                extra_files=None)
+    make_plain_base(root / "base", tmp_path_factory.mktemp("rootfs"))
+    (root / "requirements.in").write_text("tinyml\nbigdata\n")
+    (root / "train.py").write_text(TRAIN)
+    (root / "data").mkdir()
+    (root / "data" / "labels.csv").write_text("a,b\n1,2\n")
+    (root / "run.sh").write_text("#!/bin/sh\nexec python train.py\n")
+    (root / "run.sh").chmod(0o755)
+    (root / "reprolock.toml").write_text(
+        'base = "oci-layout:base:tiny"\nresolver = "uv"\n'
+        '[dependencies]\nrequirements = ["requirements.in"]\n'
+        '[index]\nno-index = true\nfind-links = ["wheels"]\n'
+        '[code]\nexclude = ["wheels/", "base/", "out*/"]\n'
+        '[image]\nentrypoint = ["python", "train.py"]\nenv = { SEED = "7" }\n')
+    proc = cli("lock", "-C", root, cache=tmp_path_factory.mktemp("lock-cache"))
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def cli(*args: str | Path, cache: Path, env: dict[str, str] | None = None,
+        cwd: Path | None = None, umask: int | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "REPROLOCK_CACHE_DIR": str(cache), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "reprolock", *map(str, args)], capture_output=True, text=True,
+        env=full_env, cwd=cwd, check=False,
+        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)  # noqa: PLW1509
+
+
+def build_json(root: Path, cache: Path, *extra: str, **kwargs: object) -> dict:
+    proc = cli("build", "-C", root, "--json", "-q", "-o", f"oci:{root}/out", *extra, cache=cache,
+               **kwargs)  # type: ignore[arg-type]
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def copy_project(template: Path, dest: Path, *, reverse: bool = False) -> Path:
+    """Copy file by file, optionally creating files in reverse order."""
+    files = sorted(p for p in template.rglob("*") if p.is_file()
+                   and p.relative_to(template).parts[0] not in ("out", ".reprolock"))
+    if reverse:
+        files.reverse()
+    for path in files:
+        target = dest / path.relative_to(template)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return dest
+
+
+def test_build_twice_same_digest(build_project_template: Path, tmp_path: Path) -> None:
+    first = build_json(build_project_template, tmp_path / "c1")
+    second = build_json(build_project_template, tmp_path / "c1")  # warm cache
+    third = build_json(build_project_template, tmp_path / "c2")  # cold cache
+    assert first["manifestDigest"] == second["manifestDigest"] == third["manifestDigest"]
+    assert first["environment"]["matchesLock"] is True
+
+
+VARIATIONS: dict[str, dict[str, object]] = {
+    "umask 077": {"umask": 0o077},
+    "umask 022": {"umask": 0o022},
+    "TZ and LANG": {"env": {"TZ": "Asia/Kathmandu", "LANG": "tr_TR.UTF-8", "LC_ALL": "C"}},
+    "PYTHONHASHSEED": {"env": {"PYTHONHASHSEED": "12345"}},
+    "another cwd": {"cwd": Path("/")},
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIATIONS))
+def test_variations_do_not_change_the_digest(build_project_template: Path, tmp_path: Path,
+                                             name: str) -> None:
+    reference = build_json(build_project_template, tmp_path / "ref")
+    project = copy_project(build_project_template, tmp_path / "elsewhere" / "p",
+                           reverse=True)
+    for path in project.rglob("*"):  # touch every source file
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    varied = build_json(project, tmp_path / "other-cache", **VARIATIONS[name])  # type: ignore[arg-type]
+    assert varied["manifestDigest"] == reference["manifestDigest"]
+    assert varied["configDigest"] == reference["configDigest"]
+
+
+def test_source_date_epoch_changes_only_times(build_project_template: Path,
+                                             tmp_path: Path) -> None:
+    base = build_json(build_project_template, tmp_path / "c")
+    other = build_json(build_project_template, tmp_path / "c",
+                       env={"SOURCE_DATE_EPOCH": "1600000000"})
+    assert other["manifestDigest"] != base["manifestDigest"]
+    assert other["environment"]["matchesLock"] is False  # the lock records the default time
+    layout = build_project_template / "out"
+    config = json.loads(blob(layout, other["configDigest"]))
+    assert config["created"] == "2020-09-13T12:26:40Z"
+
+
+def blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+
+def test_code_only_change_rebuilds_only_the_code_layer(build_project_template: Path,
+                                                        tmp_path: Path) -> None:
+    project = copy_project(build_project_template, tmp_path / "p")
+    cache = tmp_path / "cache"
+    before = build_json(project, cache)
+    (project / "train.py").write_text(TRAIN + "# tweak\n")
+    proc = cli("build", "-C", project, "--json", "-o", f"oci:{project}/out", cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    after = json.loads(proc.stdout)
+    assert "building 1 of" in proc.stderr  # only the code layer was built
+    assert after["environment"] == before["environment"]
+    assert [x["digest"] for x in after["layers"][:-1]] == [x["digest"] for x in
+                                                          before["layers"][:-1]]
+    assert after["layers"][-1]["digest"] != before["layers"][-1]["digest"]
+    assert after["codeTree"] != before["codeTree"]
+
+
+def test_second_build_downloads_nothing(build_project_template: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    build_json(build_project_template, cache)
+    shutil.rmtree(build_project_template / "out")
+    wheels = build_project_template / "wheels"
+    hidden = build_project_template.parent / "wheels-hidden"
+    wheels.rename(hidden)  # the artifacts are now only in the cache
+    try:
+        again = build_json(build_project_template, cache)
+    finally:
+        hidden.rename(wheels)
+    assert again["environment"]["matchesLock"] is True
+
+
+def test_corrupt_cache_entries_are_rebuilt_not_used(build_project_template: Path,
+                                                    tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    good = build_json(build_project_template, cache)
+    for path in (cache / "blobs" / "sha256").iterdir():
+        if path.stat().st_size > 1000:
+            path.write_bytes(path.read_bytes()[:-10])  # truncate: a partial write
+    for path in (cache / "artifacts").rglob("*.whl"):
+        path.write_bytes(b"garbage")
+    again = build_json(build_project_template, cache)
+    assert again["manifestDigest"] == good["manifestDigest"]
+
+
+def test_layers_follow_the_package_plan(build_project_template: Path, tmp_path: Path) -> None:
+    result = build_json(build_project_template, tmp_path / "c")
+    holds = [x["holds"] for x in result["layers"]]
+    assert holds[0] == "base image layer"
+    assert holds[1] == "virtual environment"
+    assert holds[2] == "bigdata 1.0.0"  # big enough for its own layer
+    assert holds[3] == "tinyconfig 1.2.0, tinyml 1.1.0"  # small ones share
+    assert holds[4].startswith("code sha256:")
+
+
+def test_image_config_and_labels(build_project_template: Path, tmp_path: Path) -> None:
+    result = build_json(build_project_template, tmp_path / "c")
+    layout = build_project_template / "out"
+    config = json.loads(blob(layout, result["configDigest"]))
+    lock = json.loads((build_project_template / "reprolock.lock.json").read_text())
+    run = config["config"]
+    assert run["Entrypoint"] == ["python", "train.py"]
+    assert run["WorkingDir"] == "/app"
+    env = dict(item.split("=", 1) for item in run["Env"])
+    assert env["PATH"].startswith("/opt/venv/bin:")
+    assert env["SEED"] == "7" and env["PYTHONHASHSEED"] == "0"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    labels = run["Labels"]
+    assert labels["org.opencontainers.image.base.digest"] == lock["base"]["digest"]
+    assert labels["dev.reprolock.code.tree"] == result["codeTree"]
+    lock_sha = hashlib.sha256((build_project_template / "reprolock.lock.json").read_bytes())
+    assert labels["dev.reprolock.lock.digest"] == f"sha256:{lock_sha.hexdigest()}"
+    assert config["created"] == "1980-01-01T00:00:00Z"
+    assert {h["created"] for h in config["history"]} == {"1980-01-01T00:00:00Z"}
+    from reprolock import __version__
+
+    assert not any(f"reprolock {__version__}" in h.get("created_by", "")
+                   for h in config["history"])  # no tool version: it would move the digest
+    assert lock["image"]["configDigest"] == result["environment"]["configDigest"]
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none", "gzip:1"])
+def test_compression_changes_blobs_not_identity(build_project_template: Path, tmp_path: Path,
+                                                compression: str) -> None:
+    gzip = build_json(build_project_template, tmp_path / "c")
+    other = build_json(build_project_template, tmp_path / "c", "--compression", compression)
+    assert other["configDigest"] == gzip["configDigest"]  # diff_ids do not depend on it
+    assert other["manifestDigest"] != gzip["manifestDigest"]
+    assert [x["diffId"] for x in other["layers"]] == [x["diffId"] for x in gzip["layers"]]
+
+
+def test_golden_environment_image(build_project_template: Path, tmp_path: Path) -> None:
+    result = build_json(build_project_template, tmp_path / "c")
+    assert result["environment"]["configDigest"] == GOLDEN_ENV_CONFIG
+
+
+def test_stale_lock_refuses_to_build(build_project_template: Path, tmp_path: Path) -> None:
+    project = copy_project(build_project_template, tmp_path / "p")
+    (project / "requirements.in").write_text("tinyml\n")
+    proc = cli("build", "-C", project, cache=tmp_path / "c")
+    assert proc.returncode == 2
+    assert "stale" in proc.stderr and "requirements.in changed" in proc.stderr
+    assert not (project / ".reprolock" / "image").exists()
+
+
+def test_tampered_wheel_is_refused(build_project_template: Path, tmp_path: Path,
+                                   ) -> None:
+    project = copy_project(build_project_template, tmp_path / "p")
+    wheel = project / "wheels" / "tinyml-1.1.0-py3-none-any.whl"
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    proc = cli("build", "-C", project, "-o", f"oci:{project}/out", cache=tmp_path / "c")
+    assert proc.returncode == 2
+    assert "tinyml-1.1.0-py3-none-any.whl does not match the lock" in proc.stderr
+    assert "expected sha256" in proc.stderr
+    assert not (project / "out").exists()
+
+
+def test_swapped_base_is_refused(build_project_template: Path, tmp_path: Path) -> None:
+    from tests.support.images import make_base
+
+    project = copy_project(build_project_template, tmp_path / "p")
+    shutil.rmtree(project / "base")
+    make_base(project / "base", tmp_path / "rootfs", tag="tiny")  # same tag, other bytes
+    proc = cli("build", "-C", project, cache=tmp_path / "c")
+    assert proc.returncode == 2
+    assert "but the lock records" in proc.stderr
+
+
+def _evil_wheel(dest: Path, name: str, entries: dict[str, bytes]) -> Path:
+    import base64
+    import zipfile
+
+    path = dest / f"{name}-1.0-py3-none-any.whl"
+    dist = f"{name}-1.0.dist-info"
+    files = {**entries, f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\n"
+             f"Version: 1.0\n".encode(),
+             f"{dist}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = "".join(
+        f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},"
+        f"{len(d)}\n" for n, d in files.items()) + f"{dist}/RECORD,,\n"
+    with zipfile.ZipFile(path, "w") as archive:
+        for n, d in files.items():
+            archive.writestr(n, d)
+        archive.writestr(f"{dist}/RECORD", record)
+    return path
+
+
+@pytest.mark.parametrize("entries, message", [
+    ({"../../etc/evil.py": b"x"}, "escapes its root"),
+    ({"/etc/evil.py": b"x"}, "escapes its root"),
+])
+def test_wheels_escaping_their_root_are_refused(
+        build_project_template: Path, tmp_path: Path, entries: dict[str, bytes],
+        message: str) -> None:
+    from reprolock.build.install import VenvLayout, install_wheel
+    from reprolock.errors import ArtifactError
+
+    wheel = _evil_wheel(tmp_path, "evil", entries)
+    layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
+    root = tmp_path / "root"
+    with pytest.raises(ArtifactError, match=message):
+        install_wheel(wheel, root, layout, filename=wheel.name)
+    assert not (tmp_path / "etc").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_wheel_with_wrong_record_is_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    from reprolock.build.install import VenvLayout, install_wheel
+    from reprolock.errors import ArtifactError
+
+    wheel = _evil_wheel(tmp_path, "liar", {"liar/__init__.py": b"x = 1\n"})
+    with zipfile.ZipFile(wheel, "a") as archive:  # a second copy of the module, other bytes
+        archive.writestr("liar/__init__.py", b"x = 2\n")
+    layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
+    with pytest.raises(ArtifactError, match="cannot install"):
+        install_wheel(wheel, tmp_path / "root", layout, filename=wheel.name)
+
+
