@@ -1,0 +1,141 @@
+"""The example project end to end on real parts: the Debian base made by debootstrap,
+the Docker Engine, Debian's docker-registry, and tools nobody here wrote (skopeo, umoci,
+syft) reading what reprolock wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.cli import run_cli
+from tests.support.services import docker_available, require, require_tool, skopeo_copy
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "example"
+BASE = EXAMPLE / ".reprolock" / "base"
+ACCEPT = "application/vnd.oci.image.manifest.v1+json"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, registry: str) -> dict[str, object]:
+    require((BASE / "index.json").is_file(),
+            f"the Debian base is missing: run python fixtures/make_base.py {BASE}")
+    require(docker_available(), "no Docker Engine is running")
+    root = tmp_path_factory.mktemp("e2e") / "example"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(
+        ".reprolock", "reprolock.lock.json", "outputs"))
+    (root / ".reprolock").mkdir()
+    (root / ".reprolock" / "base").symlink_to(BASE)
+    lock = run_cli("lock", "-C", root)
+    assert lock.returncode == 0, lock.stderr
+    out = root.parent
+    proc = run_cli("build", "-C", root, "--json", "-q",
+                   "-o", f"oci:{out}/layout:v1", "-o", f"oci-archive:{out}/image.tar",
+                   "-o", "docker:reprolock-e2e/example:v1",
+                   "-o", f"registry:{registry}/example:v1")
+    assert proc.returncode == 0, proc.stderr
+    return {"root": root, "out": out, "result": json.loads(proc.stdout), "registry": registry,
+            "lock": json.loads((root / "reprolock.lock.json").read_text())}
+
+
+def test_image_runs_the_training_in_docker(built: dict) -> None:
+    import docker
+
+    client = docker.from_env()
+    output = client.containers.run("reprolock-e2e/example:v1", network_mode="none",
+                                   remove=True).decode()
+    assert output.startswith("accuracy=0.9"), output
+    image = client.images.get("reprolock-e2e/example:v1")
+    assert image.id == built["result"]["configDigest"]
+
+
+def test_archive_loads_with_docker_load(built: dict) -> None:
+    require(docker_available(), "no Docker Engine is running")
+    docker_cli = require_tool("docker")
+    proc = subprocess.run([docker_cli, "load", "-i", str(built["out"] / "image.tar")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    inspect = subprocess.run([docker_cli, "image", "inspect", "reprolock/image:latest",
+                              "--format", "{{.Id}}"], capture_output=True, text=True, check=True)
+    assert inspect.stdout.strip() == built["result"]["configDigest"]
+
+
+def test_registry_has_the_same_digest(built: dict, tmp_path: Path) -> None:
+    registry = built["registry"]
+    head = requests.head(f"http://{registry}/v2/example/manifests/v1",
+                         headers={"Accept": ACCEPT}, timeout=10)
+    assert head.status_code == 200
+    assert head.headers["Docker-Content-Digest"] == built["result"]["manifestDigest"]
+    skopeo_copy(f"docker://{registry}/example:v1", f"oci:{tmp_path}/pulled:v1")
+    index = json.loads((tmp_path / "pulled" / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == built["result"]["manifestDigest"]
+
+
+def test_environment_image_in_registry_equals_the_lock(built: dict) -> None:
+    registry = built["registry"]
+    proc = run_cli("build", "-C", built["root"], "--env-only", "--json", "-q",
+                   "-o", f"registry:{registry}/example-env:v1")
+    assert proc.returncode == 0, proc.stderr
+    head = requests.head(f"http://{registry}/v2/example-env/manifests/v1",
+                         headers={"Accept": ACCEPT}, timeout=10)
+    assert head.headers["Docker-Content-Digest"] == built["lock"]["image"]["manifestDigest"]
+
+
+def test_second_push_skips_existing_blobs(built: dict) -> None:
+    proc = run_cli("build", "-C", built["root"], "-o",
+                   f"registry:{built['registry']}/example:v2")
+    assert proc.returncode == 0, proc.stderr
+    assert "0 blobs uploaded" in proc.stderr
+
+
+def test_skopeo_reads_the_layout(built: dict) -> None:
+    skopeo = require_tool("skopeo")
+    proc = subprocess.run([skopeo, "inspect", f"oci:{built['out']}/layout:v1"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["Digest"] == built["result"]["manifestDigest"]
+    assert info["Labels"]["dev.reprolock.code.tree"] == built["result"]["codeTree"]
+
+
+def test_umoci_unpacks_the_layout(built: dict, tmp_path: Path) -> None:
+    umoci = require_tool("umoci")
+    bundle = tmp_path / "bundle"
+    proc = subprocess.run([umoci, "unpack", "--rootless", "--image",
+                           f"{built['out']}/layout:v1", str(bundle)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rootfs = bundle / "rootfs"
+    assert (rootfs / "app" / "train.py").read_bytes() == (built["root"] / "train.py").read_bytes()
+    site = rootfs / "opt/venv/lib/python3.11/site-packages"
+    assert (site / "tinyml" / "__init__.py").is_file()
+    assert (site / "tinyml-1.0.0.dist-info" / "INSTALLER").read_text() == "reprolock\n"
+    assert not (site / "tinyml-1.0.0.dist-info" / "direct_url.json").exists()
+    assert not list(site.rglob("*.pyc"))
+    assert os.readlink(rootfs / "opt/venv/bin/python") == "/usr/bin/python3.11"
+
+
+def test_syft_finds_every_locked_package(built: dict) -> None:
+    syft = require_tool("syft")
+    env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
+    proc = subprocess.run([syft, "scan", f"oci-dir:{built['out']}/layout", "-o", "json", "-q"],
+                          capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    purls = {a.get("purl") for a in json.loads(proc.stdout)["artifacts"]}
+    for pkg in built["lock"]["packages"]:
+        assert f"pkg:pypi/{pkg['name']}@{pkg['version']}" in purls
+
+
+def test_syft_reads_the_archive(built: dict) -> None:
+    syft = require_tool("syft")
+    env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
+    proc = subprocess.run([syft, "scan", f"oci-archive:{built['out']}/image.tar", "-o", "json",
+                           "-q"], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    names = {a["name"] for a in json.loads(proc.stdout)["artifacts"]}
+    assert {"tinyml", "tinyconfig"} <= names
