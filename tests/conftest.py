@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.buildproject import make_build_project
 from tests.support.images import make_base
 from tests.support.index import LocalIndex
 from tests.support.services import start_registry
@@ -102,3 +103,9 @@ def make_project(tmp_path: Path, tiny_base: Path, local_index: LocalIndex) -> Ca
 
     return make
 
+
+
+@pytest.fixture(scope="session")
+def build_project_template(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
+    """A locked project whose wheels and (uncompressed, zlib-independent) base are inside it."""
+    return make_build_project(tmp_path_factory, wheelhouse)

@@ -79,7 +79,7 @@ class ArtifactStore:
             with os.fdopen(fd, "wb") as out:
                 read = getattr(stream, "read")  # noqa: B009 - urllib3 and file objects alike
                 if decode and hasattr(stream, "decode_content"):
-                    stream.decode_content = True  # type: ignore[attr-defined]
+                    stream.decode_content = True
                 while chunk := read(_CHUNK):
                     digest.update(chunk)
                     out.write(chunk)

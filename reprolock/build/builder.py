@@ -25,7 +25,7 @@ from reprolock.build.artifacts import ArtifactStore
 from reprolock.build.install import VenvLayout, install_wheel, write_venv_skeleton
 from reprolock.build.store import BlobStore, LayerCache, cache_key
 from reprolock.config import Config
-from reprolock.errors import ImageSourceError
+from reprolock.errors import ImageSourceError, ReprolockError
 from reprolock.image.interface import (
     OCI_CONFIG,
     OCI_MANIFEST,
@@ -217,9 +217,11 @@ class Builder:
                 self.layers.put(plan.key, blob)
         result = []
         for plan in plans:
-            blob = self.layers.get(plan.key)
-            assert blob is not None
-            result.append(Layer(blob, plan.holds))
+            cached = self.layers.get(plan.key)
+            if cached is None:
+                raise ReprolockError(f"layer {plan.holds!r} vanished from the cache while "
+                                     "building", hint="is another process cleaning the cache?")
+            result.append(Layer(cached, plan.holds))
         return result
 
     def _size(self, pkg: Package) -> int:

@@ -44,7 +44,8 @@ def to_requirements(lock: Lock, *, project: Path, dest_dir: Path) -> str:
         elif index["kind"] == "extra-index":
             lines.append(f"--extra-index-url {url}")
         else:
-            lines.append(f"--find-links {url if is_remote(url) else _rebase(url, project, dest_dir)}")
+            link = url if is_remote(url) else _rebase(url, project, dest_dir)
+            lines.append(f"--find-links {link}")
     for pkg in sorted(lock.packages, key=lambda p: p.name):
         lines.append(f"{pkg.name}=={pkg.version} \\\n    --hash=sha256:{pkg.artifact.sha256}")
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from reprolock.errors import ConfigError
 
@@ -15,6 +15,12 @@ MEDIA_TYPES = {
     "none": "application/vnd.oci.image.layer.v1.tar",
 }
 DEFAULT_LEVELS = {"gzip": 6, "zstd": 3, "none": 0}
+
+
+class Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class Compressor:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "level": self.level, "library": self.library}
 
-    def open(self, sink: IO[bytes]) -> IO[bytes]:
+    def open(self, sink: IO[bytes]) -> Sink:
         """A writable stream that compresses into ``sink``; closing it flushes the frame."""
         if self.name == "gzip":
             return _Gzip(sink, self.level)
@@ -62,7 +68,7 @@ class Compressor:
             # one thread: the same bytes whatever the machine; layers run in parallel instead
             cctx = zstandard.ZstdCompressor(level=self.level, threads=0, write_checksum=False,
                                             write_content_size=False)
-            writer: IO[bytes] = cctx.stream_writer(sink, closefd=False)
+            writer: Sink = cctx.stream_writer(sink, closefd=False)
             return writer
         return _Passthrough(sink)
 
@@ -91,7 +97,8 @@ class _Gzip:
 
     def close(self) -> None:
         self.sink.write(self.zobj.flush())
-        self.sink.write(self.crc.to_bytes(4, "little") + (self.size & 0xFFFFFFFF).to_bytes(4, "little"))
+        trailer = self.crc.to_bytes(4, "little") + (self.size & 0xFFFFFFFF).to_bytes(4, "little")
+        self.sink.write(trailer)
 
 
 class _Passthrough:

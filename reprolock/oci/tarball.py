@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from reprolock._internal.files import atomic_writer
-from reprolock.oci.compress import Compressor
+from reprolock.oci.compress import Compressor, Sink
 
 DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z, the oldest time a zip can hold
 
@@ -100,7 +100,9 @@ def _tarinfo(entry: Entry, mtime: int) -> tarfile.TarInfo:
 
 
 class _Hashing:
-    def __init__(self, target: IO[bytes]) -> None:
+    """Hashes and counts what passes through to ``target`` (a file or a compressor)."""
+
+    def __init__(self, target: Sink) -> None:
         self.target = target
         self.sha = hashlib.sha256()
         self.size = 0

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from reprolock._internal.files import atomic_write_bytes
 from reprolock.build.builder import Image
@@ -52,7 +53,7 @@ class LayoutOutput(Output):
             copy_blob(blobs, digest, self.path)
         atomic_write_bytes(self.path / "oci-layout", LAYOUT_FILE)
         index_path = self.path / "index.json"
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
         if index_path.is_file():
             index = json.loads(index_path.read_text())
         kept = [m for m in index.get("manifests", [])
