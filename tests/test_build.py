@@ -242,3 +242,22 @@ def test_wheel_with_wrong_record_is_refused(tmp_path: Path) -> None:
         install_wheel(wheel, tmp_path / "root", layout, filename=wheel.name)
 
 
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../../outside.txt"])
+def test_code_symlink_out_of_the_project_is_refused(build_project_template: Path,
+                                                    tmp_path: Path, target: str) -> None:
+    project = copy_project(build_project_template, tmp_path / "p")
+    (project / "data" / "link").symlink_to(target)
+    proc = cli("build", "-C", project, "-o", f"oci:{project}/out", cache=tmp_path / "c")
+    assert proc.returncode == 2
+    assert "data/link is a symbolic link" in proc.stderr
+    assert not (project / "out").exists()
+
+
+def test_code_symlink_inside_the_project_is_kept(build_project_template: Path,
+                                                 tmp_path: Path) -> None:
+    project = copy_project(build_project_template, tmp_path / "p")
+    (project / "data" / "current.csv").symlink_to("labels.csv")
+    result = build_json(project, tmp_path / "c")
+    assert result["environment"]["matchesLock"] is True

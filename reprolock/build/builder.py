@@ -15,7 +15,9 @@ import concurrent.futures
 import datetime
 import json
 import os
+import posixpath
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from reprolock.build.artifacts import ArtifactStore
 from reprolock.build.install import VenvLayout, install_wheel, write_venv_skeleton
 from reprolock.build.store import BlobStore, LayerCache, cache_key
 from reprolock.config import Config
-from reprolock.errors import ImageSourceError, ReprolockError
+from reprolock.errors import ArtifactError, ImageSourceError, ReprolockError
 from reprolock.image.interface import (
     OCI_CONFIG,
     OCI_MANIFEST,
@@ -212,9 +214,12 @@ class Builder:
                           f"({self.options.compressor.name}, {self.options.jobs} jobs)")
         # biggest first, so the long ones start early on the available cores
         order = sorted(todo, key=lambda p: -sum(self._size(pkg) for pkg in p.packages))
+        started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
             for plan, blob in zip(order, pool.map(self._build_layer, order), strict=True):
                 self.layers.put(plan.key, blob)
+                self.progress(f"  layer {_short(plan.holds)}: {blob.size / 1e6:.1f} MB "
+                              f"({time.monotonic() - started:.1f} s)")
         result = []
         for plan in plans:
             cached = self.layers.get(plan.key)
@@ -256,6 +261,7 @@ class Builder:
         for f in self._code.files:
             name = f"{workdir}/{f.path}"
             if f.link_target is not None:
+                _check_link(f.path, f.link_target)
                 entries.append(Entry(name, "symlink", link=f.link_target))
             else:
                 entries.append(Entry(name, "file", source=self.config.root / f.path,
@@ -353,6 +359,19 @@ class _Plan:
     holds: str
     packages: tuple[Package, ...]
     key: str
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _check_link(path: str, target: str) -> None:
+    """A code symlink must stay inside the code: outside it, it names nothing in the image."""
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+        raise ArtifactError(
+            f"code file {path} is a symbolic link to {target}, outside the project",
+            hint="copy the file into the project, or exclude the link in [code] exclude")
 
 
 def _canonical(doc: Mapping[str, Any]) -> bytes:
