@@ -88,7 +88,7 @@ class Locker:
         if build is not None:
             lock = self._with_image(lock, build)
         old_text = render(previous) if previous else None
-        text = write_lock(config.lock_path, lock)
+        text = write_lock(config.lock_path, lock, cache_dir=self.cache_dir)
         changes = tuple(describe_package_changes(previous, lock)) if previous else ()
         return LockOutcome(lock, config.lock_path, text != old_text, changes, tuple(warnings))
 
@@ -164,14 +164,15 @@ class Locker:
 
     def _packages(self, resolution: Resolution, target: Target,
                   settings: IndexSettings) -> list[Package]:
-        client = IndexClient(settings)
+        client = IndexClient(settings, cache_dir=self.cache_dir)
         self.progress(f"finding artifacts of {len(resolution.pins)} packages")
-        files = client.files_for((p.name, p.version) for p in resolution.pins)
+        files = client.files_for((p.name, p.version, p.hashes) for p in resolution.pins)
         chosen = {p.name: self._choose(p, files[(p.name, p.version)], target)
                   for p in resolution.pins}
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             modules = dict(zip(chosen, pool.map(
-                lambda d: wheel_modules(d, cache_dir=self.cache_dir, session=client.session),
+                lambda d: wheel_modules(d, cache_dir=self.cache_dir,
+                                        session=lambda: client.session),
                 chosen.values()), strict=True))
         return [self._package(p, chosen[p.name], modules[p.name]) for p in resolution.pins]
 

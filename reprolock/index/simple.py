@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import hashlib
 import html.parser
 import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urldefrag, urljoin
 
-import requests
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -21,10 +23,13 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from reprolock._internal.files import sha256_file
+from reprolock._internal.files import atomic_write_text, sha256_file
 from reprolock._internal.urls import redact
 from reprolock.errors import IndexError_
 from reprolock.resolver.interface import IndexSettings
+
+if TYPE_CHECKING:
+    import requests
 
 PYPI = "https://pypi.org/simple"
 _JSON = "application/vnd.pypi.simple.v1+json"
@@ -52,57 +57,100 @@ def release_of(filename: str) -> tuple[str, Version] | None:
 
 
 class IndexClient:
-    """Fetches each project page once per run; safe to call from several threads."""
+    """Fetches each project page at most once per run; safe to call from several threads.
 
-    def __init__(self, settings: IndexSettings, *, session: requests.Session | None = None) -> None:
+    The files of a release rarely change, so they are cached by index, name and version;
+    an entry is used only while it still holds every hash the resolver pinned (a file
+    added to the release since makes a miss). Pages of indexes with credentials are never
+    cached.
+    """
+
+    def __init__(self, settings: IndexSettings, *, cache_dir: Path | None = None,
+                 session: requests.Session | None = None) -> None:
         self.settings = settings
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = "reprolock"
-        self._dir_cache: dict[Path, list[DistFile]] = {}
+        self.cache_dir = cache_dir
+        self._session = session
+        self._dir_cache: dict[Path, list[Path]] = {}
         self._lock = threading.Lock()
+
+    @property
+    def session(self) -> requests.Session:
+        with self._lock:
+            if self._session is None:
+                import requests
+
+                self._session = requests.Session()
+                self._session.headers["User-Agent"] = "reprolock"
+            return self._session
 
     def indexes(self) -> list[str]:
         if self.settings.no_index:
             return []
         return [self.settings.url or PYPI, *self.settings.extra_urls]
 
-    def release_files(self, name: str, version: str) -> list[DistFile]:
+    def release_files(self, name: str, version: str,
+                      hashes: Iterable[str] = ()) -> list[DistFile]:
         wanted = (canonicalize_name(name), Version(version))
-        found: list[DistFile] = []
-        for index in self.indexes():
-            found += self._project_page(index, wanted[0])
+        found = self._remote_files(wanted, {h.removeprefix("sha256:") for h in hashes})
         for link in self.settings.find_links:
-            found += self._find_links(link)
-        return [f for f in found if release_of(f.filename) == wanted]
+            found += self._find_links(link, wanted)
+        return found
 
-    def files_for(
-        self, releases: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], list[DistFile]]:
-        todo = list(releases)
+    def files_for(self, pins: Iterable[tuple[str, str, tuple[str, ...]]],
+                  ) -> dict[tuple[str, str], list[DistFile]]:
+        todo = list(pins)
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
             results = pool.map(lambda r: self.release_files(*r), todo)
-            return dict(zip(todo, results, strict=True))
+            return {(n, v): files for (n, v, _), files in zip(todo, results, strict=True)}
 
-    def _project_page(self, index: str, project: str) -> list[DistFile]:
-        url = f"{index.rstrip('/')}/{project}/"
+    def _remote_files(self, wanted: tuple[str, Version], hashes: set[str]) -> list[DistFile]:
+        indexes = self.indexes()
+        if not indexes:
+            return []
+        cache = self._cache_path(indexes, wanted)
+        cached = _read_cache(cache)
+        if cached is not None and hashes <= {f.sha256 for f in cached}:
+            return cached
+        found: list[DistFile] = []
+        for index in indexes:
+            found += self._project_page(index, wanted)
+        if cache is not None and found:
+            _write_cache(cache, found)
+        return found
+
+    def _cache_path(self, indexes: list[str], wanted: tuple[str, Version]) -> Path | None:
+        if self.cache_dir is None or any(redact(u) != u for u in indexes):
+            return None
+        key = hashlib.sha256(json.dumps([indexes, wanted[0], str(wanted[1])]).encode())
+        return self.cache_dir / "index" / f"{key.hexdigest()}.json"
+
+    def _project_page(self, index: str, wanted: tuple[str, Version]) -> list[DistFile]:
+        url = f"{index.rstrip('/')}/{wanted[0]}/"
         response = self._get(url, accept=_ACCEPT)
         if response.status_code == 404:
             return []
         if response.headers.get("Content-Type", "").startswith(_JSON):
-            return _parse_json(response.url, response.text)
-        return _parse_html(response.url, response.text)
+            return _parse_json(response.url, response.text, wanted)
+        return _parse_html(response.url, response.text, wanted)
 
-    def _find_links(self, link: str) -> list[DistFile]:
+    def _find_links(self, link: str, wanted: tuple[str, Version]) -> list[DistFile]:
         if link.startswith(("http://", "https://")):
             response = self._get(link, accept="text/html")
-            return [] if response.status_code == 404 else _parse_html(response.url, response.text)
+            if response.status_code == 404:
+                return []
+            return _parse_html(response.url, response.text, wanted)
         path = Path(link)
         with self._lock:
             if path not in self._dir_cache:
                 self._dir_cache[path] = _scan_dir(path)
-            return self._dir_cache[path]
+            listing = self._dir_cache[path]
+        # only the files of the wanted release are hashed: a wheel dir can be gigabytes
+        return [DistFile(p.name, None, p, sha256_file(p), p.stat().st_size)
+                for p in listing if release_of(p.name) == wanted]
 
     def _get(self, url: str, *, accept: str) -> requests.Response:
+        import requests
+
         try:
             response = self.session.get(url, headers={"Accept": accept}, timeout=60)
         except requests.RequestException as exc:
@@ -121,14 +169,31 @@ class IndexClient:
         return response
 
 
-def _parse_json(page_url: str, text: str) -> list[DistFile]:
+def _version_hint(version: Version) -> str:
+    """A substring every spelling of ``version`` in a file name contains ("2.0.0" → "2")."""
+    text = str(version).lower()
+    while text.endswith(".0"):
+        text = text[:-2]
+    return text
+
+
+def _maybe(filename: str, wanted: tuple[str, Version]) -> bool:
+    """A cheap test before the costly parse: a page lists every version's files."""
+    return _version_hint(wanted[1]) in filename.lower()
+
+
+def _parse_json(page_url: str, text: str, wanted: tuple[str, Version]) -> list[DistFile]:
     try:
         doc = json.loads(text)
         files = doc["files"]
     except (ValueError, KeyError, TypeError) as exc:
         raise IndexError_(f"{redact(page_url)} is not a valid PEP 691 page") from exc
+    hint = _version_hint(wanted[1])
     result = []
     for item in files:
+        filename = item.get("filename", "")
+        if hint not in filename.lower() or release_of(filename) != wanted:
+            continue
         url = urljoin(page_url, item["url"])
         size = item.get("size")
         result.append(DistFile(item["filename"], url, None, (item.get("hashes") or {}).get(
@@ -148,11 +213,14 @@ class _Links(html.parser.HTMLParser):
                 self.hrefs.append(href)
 
 
-def _parse_html(page_url: str, text: str) -> list[DistFile]:
+def _parse_html(page_url: str, text: str, wanted: tuple[str, Version]) -> list[DistFile]:
     parser = _Links()
     parser.feed(text)
     result = []
     for href in parser.hrefs:
+        name = urldefrag(href)[0].rsplit("/", 1)[-1]
+        if not _maybe(name, wanted) or release_of(name) != wanted:
+            continue
         url, fragment = urldefrag(urljoin(page_url, href))
         filename = url.rsplit("/", 1)[-1]
         algo, _, value = fragment.partition("=")
@@ -160,9 +228,26 @@ def _parse_html(page_url: str, text: str) -> list[DistFile]:
     return result
 
 
-def _scan_dir(path: Path) -> list[DistFile]:
+def _read_cache(path: Path | None) -> list[DistFile] | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        return [DistFile(d["filename"], d["url"], None, d["sha256"], d["size"])
+                for d in json.loads(path.read_text())]
+    except (OSError, ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)  # a corrupt entry is discarded, never used
+        return None
+
+
+def _write_cache(path: Path, files: list[DistFile]) -> None:
+    doc = [{"filename": f.filename, "url": f.url, "sha256": f.sha256, "size": f.size}
+           for f in files]
+    with contextlib.suppress(OSError):  # a read-only cache only costs time
+        atomic_write_text(path, json.dumps(doc, sort_keys=True))
+
+
+def _scan_dir(path: Path) -> list[Path]:
     if not path.is_dir():
         raise IndexError_(f"find-links directory {path} does not exist",
                           hint="create it or fix index.find-links in reprolock.toml")
-    return [DistFile(p.name, None, p, sha256_file(p), p.stat().st_size)
-            for p in sorted(path.iterdir()) if p.is_file() and release_of(p.name)]
+    return [p for p in sorted(path.iterdir()) if p.is_file() and release_of(p.name)]

@@ -11,16 +11,17 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
-
-import requests
+from typing import IO, TYPE_CHECKING
 
 from reprolock._internal.files import atomic_write_text
 from reprolock._internal.urls import redact
 from reprolock.errors import ArtifactError
 from reprolock.index.simple import DistFile
+
+if TYPE_CHECKING:
+    import requests
 
 _EXT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\.[\w-]+)*\.(?:py|pyc|so|pyd|pth)$")
 _TAIL = 1 << 16
@@ -40,8 +41,9 @@ def modules_from_names(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def wheel_modules(
-    dist: DistFile, *, cache_dir: Path | None, session: requests.Session
+    dist: DistFile, *, cache_dir: Path | None, session: Callable[[], requests.Session]
 ) -> tuple[str, ...]:
+    """``session`` is called only when the wheel must be read over HTTP."""
     cached = cache_dir / "modules" / f"{dist.sha256}.json" if cache_dir and dist.sha256 else None
     if cached and cached.is_file():
         try:
@@ -55,13 +57,15 @@ def wheel_modules(
     return modules
 
 
-def _names(dist: DistFile, session: requests.Session) -> list[str]:
+def _names(dist: DistFile, session: Callable[[], requests.Session]) -> list[str]:
+    import requests
+
     try:
         if dist.path is not None:
             with zipfile.ZipFile(dist.path) as archive:
                 return archive.namelist()
         assert dist.url is not None
-        with zipfile.ZipFile(_remote(dist.url, session)) as archive:
+        with zipfile.ZipFile(_remote(dist.url, session())) as archive:
             return archive.namelist()
     except (zipfile.BadZipFile, OSError, requests.RequestException) as exc:
         where = dist.path or redact(dist.url or dist.filename)

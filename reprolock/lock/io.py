@@ -18,10 +18,10 @@ def render(lock: Lock) -> str:
     return json.dumps(lock.to_json(), indent=2, sort_keys=True) + "\n"
 
 
-def write_lock(path: Path, lock: Lock) -> str:
+def write_lock(path: Path, lock: Lock, *, cache_dir: Path | None = None) -> str:
     text = render(lock)
     validate(json.loads(text), "lock", source=path.name, error=LockFileError,
-             hint="this is a bug in reprolock; please report it")
+             hint="this is a bug in reprolock; please report it", cache_dir=cache_dir)
     atomic_write_text(path, text)
     return text
 

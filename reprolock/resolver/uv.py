@@ -30,6 +30,15 @@ class UvResolver(Resolver):
     name = "uv"
 
     def version(self) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            from uv import find_uv_bin
+
+            if str(find_uv_bin()) == uv_binary():
+                return version("uv")  # the binary the PyPI package ships: no process to start
+        except (ImportError, FileNotFoundError, PackageNotFoundError):
+            pass
         done = run([uv_binary(), "--version"], what="uv", hint=_HINT)
         return done.stdout.split()[1] if len(done.stdout.split()) > 1 else done.stdout.strip()
 
