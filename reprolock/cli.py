@@ -179,9 +179,10 @@ def lock(
 
     options = None if no_build else _build_options(compression)
     locker = Locker(config, resolver_for(config.resolver), progress=_progress(not quiet))
+    scan: dict[str, Any] = {}
     outcome = locker.lock(upgrade=upgrade, upgrade_packages=tuple(upgrade_package or ()),
-                          build=options)
-    report = _lock_report(config, outcome)
+                          build=options, while_resolving=lambda: scan.update(_scan_code(config)))
+    report = _lock_report(config, outcome, scan)
     if as_json:
         _emit_json(report)
         return
@@ -256,13 +257,19 @@ def _check(config: Any, as_json: bool) -> None:
     raise typer.Exit(code)
 
 
-def _lock_report(config: Any, outcome: Any) -> dict[str, Any]:
+def _scan_code(config: Any) -> dict[str, Any]:
     from reprolock.inspection.codeset import collect_code
-    from reprolock.inspection.imports import scan_imports, unprovided
+    from reprolock.inspection.imports import scan_imports
+
+    code = collect_code(config)
+    return {"code": code, "imports": scan_imports(config.root, code)}
+
+
+def _lock_report(config: Any, outcome: Any, scan: dict[str, Any]) -> dict[str, Any]:
+    from reprolock.inspection.imports import unprovided
 
     warnings = list(outcome.warnings)
-    code = collect_code(config)
-    report = scan_imports(config.root, code)
+    report = scan["imports"]
     provided = {m: p.name for p in outcome.lock.packages for m in p.modules}
     for item in unprovided(report, provided):
         warnings.append(f"{item.first.path}:{item.first.line}: module {item.module!r} is "
@@ -270,6 +277,10 @@ def _lock_report(config: Any, outcome: Any) -> dict[str, Any]:
                         "to your requirements")
     for path, line, msg in report.syntax_errors:
         warnings.append(f"{path}:{line}: cannot parse: {msg}")
+    untracked = scan["code"].untracked
+    if untracked:
+        warnings.append(f"{len(untracked)} untracked files will not be in the image (first: "
+                        f"{untracked[0]}); git add them or ignore them")
     return {"lock": str(outcome.path), "changed": outcome.changed,
             "changes": list(outcome.changes), "warnings": warnings,
             "packages": len(outcome.lock.packages), "inputsDigest": outcome.lock.inputs_digest,

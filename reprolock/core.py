@@ -26,17 +26,16 @@ from reprolock.errors import ArtifactError, LockFileError, ReprolockError
 from reprolock.image.interface import check_platform
 from reprolock.image.probe import probe
 from reprolock.image.reference import open_source
-from reprolock.index.simple import DistFile, IndexClient
-from reprolock.index.wheels import wheel_modules
 from reprolock.lock.inputs import collect_inputs, inputs_digest, pyproject_dependencies
 from reprolock.lock.io import read_lock, render, write_lock
 from reprolock.lock.model import Artifact, BaseImage, ImageRecord, Lock, Package
-from reprolock.resolver.compiled import preferred_text
+from reprolock.resolver._common import preferred_text
 from reprolock.resolver.interface import IndexSettings, Pin, Resolution, Resolver, ResolveRequest
 from reprolock.target import Platform, Target, best_wheel, wheel_platforms
 
 if TYPE_CHECKING:
     from reprolock.build.builder import BuildOptions, BuildResult
+    from reprolock.index.simple import DistFile
     from reprolock.output.interface import Output, Written
 
 Progress = Callable[[str], None]
@@ -61,7 +60,8 @@ class Locker:
         self.progress = progress or (lambda _msg: None)
 
     def lock(self, *, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (),
-             build: BuildOptions | None = None) -> LockOutcome:
+             build: BuildOptions | None = None,
+             while_resolving: Callable[[], None] | None = None) -> LockOutcome:
         """Resolve, choose wheels, and (given ``build``) build the environment image whose
         digests the lock records. Nothing is written unless every step succeeds."""
         config = self.config
@@ -77,7 +77,13 @@ class Locker:
                 index=settings, upgrade=upgrade, upgrade_packages=upgrade_packages,
                 preferred=_preferred(previous))
             self.progress(f"resolving with {self.resolver.name} for {target.describe()}")
-            resolution = self.resolver.resolve(request)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                # the resolver is a subprocess: work that does not need its answer overlaps
+                future = pool.submit(self.resolver.resolve, request)
+                _warm_up(target)
+                if while_resolving is not None:
+                    while_resolving()
+                resolution = future.result()
         packages = self._packages(resolution, target, settings)
         lock = Lock(
             inputs_digest=inputs_digest(inputs), inputs=inputs, target=_target_json(target),
@@ -164,6 +170,9 @@ class Locker:
 
     def _packages(self, resolution: Resolution, target: Target,
                   settings: IndexSettings) -> list[Package]:
+        from reprolock.index.simple import IndexClient
+        from reprolock.index.wheels import wheel_modules
+
         client = IndexClient(settings, cache_dir=self.cache_dir)
         self.progress(f"finding artifacts of {len(resolution.pins)} packages")
         files = client.files_for((p.name, p.version, p.hashes) for p in resolution.pins)
@@ -205,6 +214,15 @@ class Locker:
                             v.endswith(PYPROJECT_REQUIREMENTS) else v for v in pin.via}))
         direct = any(v.startswith("-r ") for v in via)
         return Package(pin.name, pin.version, pin.hashes, artifact, direct, via, modules)
+
+
+def _warm_up(target: Target) -> None:
+    """What the steps after resolution need, done while the resolver runs."""
+    import reprolock.index.simple
+    import reprolock.index.wheels
+    import reprolock.resolver.compiled  # noqa: F401
+
+    target.tags()
 
 
 def _preferred(previous: Lock | None) -> str:

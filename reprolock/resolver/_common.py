@@ -60,3 +60,12 @@ def _without_traceback(text: str) -> str:
 def _indent(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()][-25:]
     return "\n".join(f"  | {line}" for line in lines)
+
+
+def preferred_text(pins: list[tuple[str, str, tuple[str, ...]]]) -> str:
+    """Earlier pins in requirements form: a tool's previous output, to stay close to."""
+    lines = []
+    for name, version, hashes in pins:
+        tail = "".join(f" \\\n    --hash={h}" for h in hashes)
+        lines.append(f"{name}=={version}{tail}")
+    return "\n".join(lines) + ("\n" if lines else "")

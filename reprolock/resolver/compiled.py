@@ -65,12 +65,3 @@ def _via(notes: list[str]) -> tuple[str, ...]:
             found.append(note if note.startswith(("-r ", "-c ")) else
                          str(canonicalize_name(note.split(" ")[0])))
     return tuple(sorted(set(found)))
-
-
-def preferred_text(pins: list[tuple[str, str, tuple[str, ...]]]) -> str:
-    """Earlier pins in requirements form: a tool's previous output, to stay close to."""
-    lines = []
-    for name, version, hashes in pins:
-        tail = "".join(f" \\\n    --hash={h}" for h in hashes)
-        lines.append(f"{name}=={version}{tail}")
-    return "\n".join(lines) + ("\n" if lines else "")

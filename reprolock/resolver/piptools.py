@@ -10,7 +10,6 @@ from pathlib import Path
 from reprolock._internal.proc import run
 from reprolock.errors import ResolverError, ToolError
 from reprolock.resolver._common import explain_failure, relative_inputs, scratch_dir, scratch_output
-from reprolock.resolver.compiled import parse_compiled
 from reprolock.resolver.interface import Resolution, Resolver, ResolveRequest
 from reprolock.target import Target
 
@@ -63,6 +62,8 @@ class PipToolsResolver(Resolver):
                 run(argv, cwd=request.root, what="pip-compile", hint=_HINT)
             except ToolError as exc:
                 raise explain_failure(exc, request, "pip-compile") from exc
+            from reprolock.resolver.compiled import parse_compiled
+
             pins = parse_compiled(out.read_text(encoding="utf-8"), tool="pip-compile")
         return Resolution(pins=pins, resolver=self.name, resolver_version=version)
 
