@@ -7,15 +7,19 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.buildproject import TRAIN, build_json, cli, copy_project
+from tests.support.services import require
 
 # The environment image of the golden project below. It must change only on purpose:
 # if a change to reprolock moves it, explain why in the commit and update it here.
 GOLDEN_ENV_CONFIG = "sha256:418250a575ad7dcba1e2687d739fa3b069475ea0f37d4f67bd35e9f535b2121f"
+
 
 def test_build_twice_same_digest(build_project_template: Path, tmp_path: Path) -> None:
     first = build_json(build_project_template, tmp_path / "c1")
@@ -261,3 +265,32 @@ def test_code_symlink_inside_the_project_is_kept(build_project_template: Path,
     (project / "data" / "current.csv").symlink_to("labels.csv")
     result = build_json(project, tmp_path / "c")
     assert result["environment"]["matchesLock"] is True
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB file system: a disk that fills up during the build."""
+    require(os.geteuid() == 0 and shutil.which("mount") is not None,
+            "mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    require(proc.returncode == 0, f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_full_disk_is_a_clear_error_and_leaves_nothing(build_project_template: Path,
+                                                       tmp_path: Path, tiny_disk: Path) -> None:
+    project = copy_project(build_project_template, tmp_path / "p")
+    proc = cli("build", "-C", project, "-o", f"oci:{project}/out", cache=tiny_disk)
+    assert proc.returncode == 2
+    assert "No space left on device" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    leftovers = [p for p in tiny_disk.rglob("*") if p.is_file() and
+                 (p.name.startswith(".") or "reprolock-layer-" in str(p))]
+    assert leftovers == []
+    assert not (project / "out").exists()
