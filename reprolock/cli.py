@@ -27,6 +27,9 @@ app = typer.Typer(
 _state = {"verbose": False}
 F = TypeVar("F", bound=Callable[..., Any])
 
+SignKeyOpt = Annotated[Path | None, typer.Option(
+    "--sign-key", help="Sign with this private key (from 'reprolock keygen'); the passphrase "
+    "comes from REPROLOCK_KEY_PASSWORD or a prompt.", dir_okay=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")]
 CompressionOpt = Annotated[str, typer.Option(
     "--compression", help="Layer compression: gzip, zstd or none, optionally NAME:LEVEL.")]
@@ -163,6 +166,11 @@ def lock(
     no_build: Annotated[bool, typer.Option(
         "--no-build", help="Resolve only; do not build the environment image.")] = False,
     compression: CompressionOpt = "gzip",
+    no_sbom: Annotated[bool, typer.Option(
+        "--no-sbom", help="Do not write the SBOM of the environment image.")] = False,
+    sbom_format: Annotated[str, typer.Option(
+        "--sbom-format", help="spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX JSON).")] = "spdx",
+    sign_key: SignKeyOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -177,11 +185,20 @@ def lock(
         return
     from reprolock.resolver import resolver_for
 
+    if sbom_format not in ("spdx", "cyclonedx"):
+        raise ReprolockError(f"--sbom-format {sbom_format!r} is not known",
+                             hint="use spdx or cyclonedx")
     options = None if no_build else _build_options(compression)
+    signer = _signer(sign_key) if sign_key else None  # ask for the passphrase before working
     locker = Locker(config, resolver_for(config.resolver), progress=_progress(not quiet))
     scan: dict[str, Any] = {}
     outcome = locker.lock(upgrade=upgrade, upgrade_packages=tuple(upgrade_package or ()),
-                          build=options, while_resolving=lambda: scan.update(_scan_code(config)))
+                          build=options, sbom_format=None if no_sbom else sbom_format,
+                          while_resolving=lambda: scan.update(_scan_code(config)))
+    if signer is not None:
+        from reprolock.signing.blob import sign_file
+
+        sign_file(outcome.path, signer)
     report = _lock_report(config, outcome, scan)
     if as_json:
         _emit_json(report)
@@ -194,6 +211,28 @@ def lock(
     print(f"{outcome.path.name} {state}: {len(outcome.lock.packages)} packages for "
           f"{outcome.lock.target['platform']}, CPython {outcome.lock.target['python']['version']}, "
           f"base {outcome.lock.base.digest[:19]}…")
+
+
+def _passphrase(*, confirm: bool = False) -> bytes:
+    import os
+
+    from reprolock.signing.keys import PASSWORD_ENV
+
+    value = os.environ.get(PASSWORD_ENV)
+    if value is not None:
+        return value.encode()
+    if not sys.stdin.isatty():
+        raise ReprolockError(f"no passphrase: {PASSWORD_ENV} is not set and there is no "
+                             "terminal to ask on", hint=f"set {PASSWORD_ENV}")
+    text: str = typer.prompt("Key passphrase", hide_input=True,
+                             confirmation_prompt=confirm)
+    return text.encode()
+
+
+def _signer(path: Path) -> Any:
+    from reprolock.signing.keys import load_signer
+
+    return load_signer(path, passphrase=_passphrase())
 
 
 def _build_options(compression: str) -> Any:
@@ -215,6 +254,13 @@ def build(
         "--env-only", help="Write the environment image (no code layer): the one the lock "
         "records.")] = False,
     compression: CompressionOpt = "gzip",
+    sign_key: SignKeyOpt = None,
+    attestation: Annotated[Path | None, typer.Option(
+        help="Where the signed provenance goes. Default: .reprolock/build.dsse.json")] = None,
+    attach: Annotated[bool, typer.Option(
+        "--attach/--no-attach", help="Attach the SBOM and provenance to OCI outputs as OCI 1.1 "
+        "artifacts (tools that want one manifest per layout, like syft's oci-dir:, need "
+        "--no-attach).")] = True,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -225,8 +271,10 @@ def build(
     config = _load(project)
     outputs = [parse_output(o) for o in (output or [f"oci:{config.root / '.reprolock/image'}"])]
     say = _progress(not quiet)
+    signer = _signer(sign_key) if sign_key else None
     result = build_image(config, _build_options(compression), outputs=outputs, tag=tag,
-                         progress=say, env_only=env_only)
+                         progress=say, env_only=env_only, signer=signer, attestation=attestation,
+                         attach=attach)
     if as_json:
         _emit_json(result.to_json())
         return
@@ -316,6 +364,70 @@ def export(
     else:
         atomic_write_text(output, text)
         print(f"wrote {output}", file=sys.stderr)
+
+
+@app.command()
+@handles_errors
+def keygen(
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Prefix: writes PREFIX.key (0600) and PREFIX.pub.")
+    ] = Path("reprolock"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an ECDSA P-256 key pair (encrypted PKCS#8 private key, SPKI public key)."""
+    from reprolock.signing.keys import generate_keypair, load_trusted
+
+    private, public = generate_keypair(output, passphrase=_passphrase(confirm=True), force=force)
+    ident = load_trusted(public)[0].key_id
+    if as_json:
+        _emit_json({"private": str(private), "public": str(public), "keyId": ident})
+        return
+    print(f"wrote {private} (private, mode 0600) and {public} (public)")
+    print(f"key id {ident}")
+
+
+@app.command()
+@handles_errors
+def sign(
+    key: Annotated[Path, typer.Argument(help="Private key from 'reprolock keygen'.",
+                                        dir_okay=False)],
+    project: ProjectOpt = Path(),
+) -> None:
+    """Sign the lock: writes reprolock.lock.json.sig (cosign verify-blob format)."""
+    from reprolock.signing.blob import sign_file
+
+    config = _load(project)
+    if not config.lock_path.is_file():
+        raise ReprolockError(f"no lock at {config.lock_path}", hint="run 'reprolock lock' first")
+    path = sign_file(config.lock_path, _signer(key))
+    print(f"wrote {path}")
+
+
+@app.command()
+@handles_errors
+def verify(
+    project: ProjectOpt = Path(),
+    key: Annotated[Path | None, typer.Option(
+        "--key", help="Trusted public key, or a directory of them: the lock must be signed "
+        "by one.")] = None,
+    attestation: Annotated[Path | None, typer.Option(
+        help="A build's signed provenance (DSSE) to check against the lock (needs --key).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the lock: valid, fresh, signed (with --key), SBOM as locked, provenance."""
+    from reprolock.verify import run_checks
+
+    config = _load(project)
+    report = run_checks(config, key=key, attestation=attestation)
+    if as_json:
+        _emit_json(report.to_json())
+    else:
+        for check in report.checks:
+            mark = "✓" if check.ok else "✗"
+            print(f"{mark} {check.name}: {check.detail}")
+    raise typer.Exit(report.exit_code)
 
 
 @app.command()

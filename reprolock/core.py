@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from reprolock import __version__
 from reprolock._internal.cache import default_cache_dir
+from reprolock._internal.files import atomic_write_bytes, sha256_bytes
 from reprolock._internal.urls import expand_env, is_remote, redact
 from reprolock.config import Config
 from reprolock.errors import ArtifactError, LockFileError, ReprolockError
@@ -28,15 +30,20 @@ from reprolock.image.probe import probe
 from reprolock.image.reference import open_source
 from reprolock.lock.inputs import collect_inputs, inputs_digest, pyproject_dependencies
 from reprolock.lock.io import read_lock, render, write_lock
-from reprolock.lock.model import Artifact, BaseImage, ImageRecord, Lock, Package
+from reprolock.lock.model import Artifact, BaseImage, ImageRecord, Lock, Package, SbomRecord
 from reprolock.resolver._common import preferred_text
 from reprolock.resolver.interface import IndexSettings, Pin, Resolution, Resolver, ResolveRequest
+from reprolock.sbom.interface import SbomError
 from reprolock.target import Platform, Target, best_wheel, wheel_platforms
 
 if TYPE_CHECKING:
-    from reprolock.build.builder import BuildOptions, BuildResult
+    from reprolock.build.builder import BuildOptions, BuildResult, Image
     from reprolock.index.simple import DistFile
+    from reprolock.inspection.codeset import CodeSet
     from reprolock.output.interface import Output, Written
+    from reprolock.output.referrers import Referrer
+    from reprolock.sbom.interface import Sbom
+    from reprolock.signing.interface import Signer
 
 Progress = Callable[[str], None]
 PYPROJECT_REQUIREMENTS = "pyproject-dependencies.in"
@@ -60,7 +67,7 @@ class Locker:
         self.progress = progress or (lambda _msg: None)
 
     def lock(self, *, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (),
-             build: BuildOptions | None = None,
+             build: BuildOptions | None = None, sbom_format: str | None = "spdx",
              while_resolving: Callable[[], None] | None = None) -> LockOutcome:
         """Resolve, choose wheels, and (given ``build``) build the environment image whose
         digests the lock records. Nothing is written unless every step succeeds."""
@@ -91,9 +98,12 @@ class Locker:
                                  "version": resolution.resolver_version},
             indexes=tuple(self._indexes()), packages=tuple(packages),
             generator={"name": "reprolock", "version": __version__})
+        self._sbom: Sbom | None = None
         if build is not None:
-            lock = self._with_image(lock, build)
+            lock = self._with_image(lock, build, sbom_format)
         old_text = render(previous) if previous else None
+        if self._sbom is not None:  # the SBOM first: a lock never names a missing SBOM
+            atomic_write_bytes(config.root / self._sbom.file_name, self._sbom.data)
         text = write_lock(config.lock_path, lock, cache_dir=self.cache_dir)
         changes = tuple(describe_package_changes(previous, lock)) if previous else ()
         return LockOutcome(lock, config.lock_path, text != old_text, changes, tuple(warnings))
@@ -106,7 +116,7 @@ class Locker:
             inputs.append(extra)
         return tuple(inputs)
 
-    def _with_image(self, lock: Lock, options: BuildOptions) -> Lock:
+    def _with_image(self, lock: Lock, options: BuildOptions, sbom_format: str | None) -> Lock:
         from reprolock.build.builder import Builder
 
         result = Builder(self.config, lock, cache_dir=self.cache_dir, options=options,
@@ -118,7 +128,14 @@ class Locker:
                           "mediaType": x.blob.media_type, "holds": x.holds} for x in env.layers),
             compression=result.compressor.describe(), source_date_epoch=result.mtime,
             prefix=result.prefix)
-        return dataclasses.replace(lock, image=record)
+        lock = dataclasses.replace(lock, image=record)
+        if sbom_format is not None:
+            self._sbom = make_sbom(lock, result, fmt=sbom_format, progress=self.progress)
+            lock = dataclasses.replace(lock, sbom=SbomRecord(
+                path=self._sbom.file_name, format=self._sbom.format,
+                sha256=sha256_bytes(self._sbom.data), tool=self._sbom.tool,
+                tool_version=self._sbom.tool_version))
+        return lock
 
     def _previous(self) -> Lock | None:
         try:
@@ -286,12 +303,14 @@ class BuildReport:
 
 def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Output],
                 tag: str | None, progress: Progress, cache_dir: Path | None = None,
-                env_only: bool = False) -> BuildReport:
+                env_only: bool = False, signer: Signer | None = None,
+                attestation: Path | None = None, attach: bool = True) -> BuildReport:
     """Build the full image from a fresh lock and the code checkout; write every output."""
     from reprolock._internal.files import sha256_file
-    from reprolock.build.builder import Builder
+    from reprolock.build.builder import Builder, iso_time
     from reprolock.inspection.codeset import collect_code
     from reprolock.lock.check import check_lock
+    from reprolock.output.referrers import DSSE_MEDIA_TYPE, make_referrer
 
     cache = cache_dir if cache_dir is not None else default_cache_dir()
     freshness = check_lock(config, cache_dir=cache)
@@ -312,7 +331,20 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
     if not matches:
         warnings.append(_env_mismatch(lock, result))
     image = result.env if env_only else result.full
-    written = tuple(out.write(image, result.blobs, tag=tag, progress=progress) for out in outputs)
+    referrers = []
+    if lock.sbom is not None:
+        referrers.append(_sbom_referrer(config, lock, result, image))
+    if signer is not None:
+        envelope = _provenance(config, lock, code, image, signer)
+        path = attestation or config.root / ".reprolock" / "build.dsse.json"
+        data = (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
+        atomic_write_bytes(path, data)
+        progress(f"signed build provenance written to {path}")
+        referrers.append(make_referrer(result.blobs, image, data=data,
+                                       media_type=DSSE_MEDIA_TYPE,
+                                       created=iso_time(result.mtime)))
+    written = tuple(out.write(image, result.blobs, tag=tag, progress=progress,
+                              referrers=referrers if attach else ()) for out in outputs)
     return BuildReport(
         manifest_digest=result.full.manifest_digest, config_digest=result.full.config_digest,
         env_manifest_digest=result.env.manifest_digest, env_config_digest=result.env.config_digest,
@@ -337,3 +369,90 @@ def _env_mismatch(lock: Lock, result: BuildResult) -> str:
     return (f"the environment image built now ({result.env.config_digest}) is not the one the "
             f"lock records ({lock.image.config_digest}); 'reprolock verify' will report the "
             "difference")
+
+
+SBOM_SOURCE_NAME = "reprolock-environment"
+
+
+def make_sbom(lock: Lock, result: BuildResult, *, fmt: str, progress: Progress) -> Sbom:
+    """The environment image's SBOM by syft; every locked package must be in it."""
+    from packaging.utils import canonicalize_name
+
+    from reprolock.build.builder import iso_time
+    from reprolock.output.layout import LayoutOutput
+    from reprolock.sbom.syft import SyftGenerator
+
+    progress("SBOM of the environment image (syft)")
+    with tempfile.TemporaryDirectory(prefix="reprolock-sbom-") as tmp:
+        layout = Path(tmp) / "layout"
+        LayoutOutput(layout, "environment").write(result.env, result.blobs, tag=None,
+                                                   progress=lambda _m: None)
+        sbom = SyftGenerator().generate(layout, name=SBOM_SOURCE_NAME,
+                                        image_digest=result.env.manifest_digest,
+                                        created=iso_time(result.mtime), fmt=fmt)
+    listed = {_purl_key(p, canonicalize_name) for p in sbom.purls if p.startswith("pkg:pypi/")}
+    missing = [f"{p.name} {p.version}" for p in lock.packages
+               if (canonicalize_name(p.name), p.version) not in listed]
+    if missing:
+        raise SbomError(
+            f"the SBOM that syft made does not list {len(missing)} locked packages: "
+            f"{', '.join(missing[:10])}",
+            hint="syft finds packages through *.dist-info/METADATA; check that the wheels "
+            "install a dist-info directory, or report this")
+    return sbom
+
+
+def _purl_key(purl: str, canonicalize: Callable[[str], str]) -> tuple[str, str]:
+    body = purl.removeprefix("pkg:pypi/").split("?", 1)[0].split("#", 1)[0]
+    name, _, version = body.partition("@")
+    from urllib.parse import unquote
+
+    return canonicalize(unquote(name)), unquote(version)
+
+
+def _sbom_referrer(config: Config, lock: Lock, result: BuildResult, image: Image) -> Referrer:
+    """The locked SBOM, checked against the lock's digest, as an artifact of the image."""
+    from reprolock.build.builder import iso_time
+    from reprolock.output.referrers import make_referrer
+    from reprolock.sbom.interface import FORMATS
+    from reprolock.signing.interface import VerificationFailed
+
+    assert lock.sbom is not None
+    path = config.root / lock.sbom.path
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise VerificationFailed(f"the SBOM {lock.sbom.path} named by the lock is missing",
+                                 hint="run 'reprolock lock' to write it again") from exc
+    if sha256_bytes(data) != lock.sbom.sha256:
+        raise VerificationFailed(
+            f"{lock.sbom.path} was changed after locking (sha256 {sha256_bytes(data)}, the "
+            f"lock records {lock.sbom.sha256})", hint="run 'reprolock lock' to write it again")
+    return make_referrer(result.blobs, image, data=data,
+                         media_type=FORMATS[lock.sbom.format][2], created=iso_time(result.mtime))
+
+
+def _provenance(config: Config, lock: Lock, code: CodeSet, image: Image,
+                signer: Signer) -> dict[str, object]:
+    """An in-toto Statement with a SLSA provenance predicate, in a signed DSSE envelope."""
+    from reprolock._internal.files import sha256_file
+    from reprolock.signing.dsse import sign_envelope
+    from reprolock.signing.provenance import statement
+
+    deps: list[dict[str, object]] = [{
+        "uri": lock.base.reference, "name": "base image",
+        "digest": {"sha256": lock.base.digest.removeprefix("sha256:")}}]
+    deps += [{"uri": p.artifact.url or p.artifact.path, "name": p.artifact.filename,
+              "digest": {"sha256": p.artifact.sha256}} for p in lock.packages]
+    external = {"inputsDigest": lock.inputs_digest, "config": lock.inputs.config.sha256,
+                "codeTree": code.tree_digest,
+                "gitCommit": code.git.commit if code.git else None,
+                "environmentImage": lock.image.manifest_digest if lock.image else None}
+    doc = statement(image_name=IMAGE_SUBJECT, manifest_digest=image.manifest_digest,
+                    lock_name=config.lockfile, lock_digest=sha256_file(config.lock_path),
+                    external=external, dependencies=deps)
+    payload = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return sign_envelope(payload, signer)
+
+
+IMAGE_SUBJECT = "image"

@@ -39,6 +39,10 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: str) -> dict[str, 
                    "-o", "docker:reprolock-e2e/example:v1",
                    "-o", f"registry:{registry}/example:v1")
     assert proc.returncode == 0, proc.stderr
+    # syft's oci-dir: reads layouts that hold exactly one manifest: one without artifacts
+    plain = run_cli("build", "-C", root, "-q", "--no-attach", "-o", f"oci:{out}/plain:v1",
+                    "-o", f"oci-archive:{out}/plain.tar")
+    assert plain.returncode == 0, plain.stderr
     return {"root": root, "out": out, "result": json.loads(proc.stdout), "registry": registry,
             "lock": json.loads((root / "reprolock.lock.json").read_text())}
 
@@ -123,7 +127,7 @@ def test_umoci_unpacks_the_layout(built: dict, tmp_path: Path) -> None:
 def test_syft_finds_every_locked_package(built: dict) -> None:
     syft = require_tool("syft")
     env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
-    proc = subprocess.run([syft, "scan", f"oci-dir:{built['out']}/layout", "-o", "json", "-q"],
+    proc = subprocess.run([syft, "scan", f"oci-dir:{built['out']}/plain", "-o", "json", "-q"],
                           capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     purls = {a.get("purl") for a in json.loads(proc.stdout)["artifacts"]}
@@ -134,7 +138,7 @@ def test_syft_finds_every_locked_package(built: dict) -> None:
 def test_syft_reads_the_archive(built: dict) -> None:
     syft = require_tool("syft")
     env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
-    proc = subprocess.run([syft, "scan", f"oci-archive:{built['out']}/image.tar", "-o", "json",
+    proc = subprocess.run([syft, "scan", f"oci-archive:{built['out']}/plain.tar", "-o", "json",
                            "-q"], capture_output=True, text=True, env=env, check=False)
     assert proc.returncode == 0, proc.stderr
     names = {a["name"] for a in json.loads(proc.stdout)["artifacts"]}

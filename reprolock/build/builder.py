@@ -292,7 +292,7 @@ class Builder:
 
     def _config(self, base: ResolvedImage, layers: Sequence[Layer], ours: Sequence[Layer],
                 code: CodeSet | None) -> dict[str, Any]:
-        created = _iso(self.mtime)
+        created = iso_time(self.mtime)
         inherited = dict(base.config.get("config") or {})
         image = self.config.image
         labels = dict(inherited.get("Labels") or {})
@@ -378,7 +378,7 @@ def _canonical(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _iso(epoch: int) -> str:
+def iso_time(epoch: int) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

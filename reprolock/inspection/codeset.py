@@ -22,6 +22,7 @@ from reprolock.config import Config
 ALWAYS_EXCLUDED = [".git/", ".hg/", ".svn/", "__pycache__/", "*.pyc", ".venv/", "venv/",
                    ".tox/", ".nox/", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/",
                    ".reprolock/", "*.egg-info/", ".ipynb_checkpoints/", ".DS_Store"]
+LOCK_COMPANIONS = ("/reprolock.sbom.spdx.json", "/reprolock.sbom.cdx.json")
 IGNORE_FILES = (".gitignore", ".dockerignore", ".reprolockignore")
 
 
@@ -72,7 +73,10 @@ def collect_code(config: Config, *, extra_excludes: Iterable[str] = ()) -> CodeS
         candidates = _walk(root)
     else:
         untracked = _git_paths(root, "--others", "--exclude-standard") or []
-    excludes = [*ALWAYS_EXCLUDED, config.lockfile, *config.code_exclude, *extra_excludes]
+    # the lock and what comes with it describe the environment, not the code: a relock
+    # must not change the code tree
+    lock_files = [f"/{config.lockfile}", f"/{config.lockfile}.sig", *LOCK_COMPANIONS]
+    excludes = [*ALWAYS_EXCLUDED, *lock_files, *config.code_exclude, *extra_excludes]
     ignore = pathspec.GitIgnoreSpec.from_lines(excludes)
     include = (pathspec.GitIgnoreSpec.from_lines(config.code_include)
                if config.code_include else None)

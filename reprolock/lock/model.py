@@ -142,6 +142,26 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class SbomRecord:
+    """The SBOM of the environment image, written beside the lock."""
+
+    path: str  # relative to the project root
+    format: str  # spdx or cyclonedx
+    sha256: str
+    tool: str
+    tool_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "format": self.format, "sha256": self.sha256,
+                "tool": {"name": self.tool, "version": self.tool_version}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SbomRecord:
+        return cls(data["path"], data["format"], data["sha256"], data["tool"]["name"],
+                   data["tool"]["version"])
+
+
+@dataclass(frozen=True)
 class Lock:
     inputs_digest: str
     inputs: Inputs
@@ -152,9 +172,12 @@ class Lock:
     packages: tuple[Package, ...]
     generator: Mapping[str, str]
     image: ImageRecord | None = None
+    sbom: SbomRecord | None = None
 
     def to_json(self) -> dict[str, Any]:
         extra = {"image": self.image.to_json()} if self.image else {}
+        if self.sbom:
+            extra["sbom"] = self.sbom.to_json()
         return {
             **extra,
             "lockVersion": LOCK_VERSION,
@@ -180,6 +203,7 @@ class Lock:
             packages=tuple(Package.from_json(p) for p in data["packages"]),
             generator=data["generator"],
             image=ImageRecord.from_json(data["image"]) if data.get("image") else None,
+            sbom=SbomRecord.from_json(data["sbom"]) if data.get("sbom") else None,
         )
 
     def package(self, name: str) -> Package | None:

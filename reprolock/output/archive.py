@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -17,6 +18,7 @@ from reprolock.image.interface import OCI_INDEX, REF_NAME
 from reprolock.oci.tarball import DEFAULT_MTIME
 from reprolock.output.interface import Output, Progress, Written
 from reprolock.output.layout import LAYOUT_FILE, image_blobs, index_entry
+from reprolock.output.referrers import Referrer
 
 
 def docker_name(tag: str, repository: str) -> str:
@@ -24,9 +26,10 @@ def docker_name(tag: str, repository: str) -> str:
 
 
 def write_archive(out: IO[bytes], image: Image, blobs: BlobStore, *, tag: str,
-                  repository: str) -> None:
+                  repository: str, referrers: Sequence[Referrer] = ()) -> None:
     """Directory entries first (syft needs them), no './' prefixes, fixed times."""
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [index_entry(image, tag)]}
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+             "manifests": [index_entry(image, tag), *(r.descriptor() for r in referrers)]}
     index["manifests"][0]["annotations"] = {  # type: ignore[index]
         REF_NAME: tag, "io.containerd.image.name": docker_name(tag, repository)}
     docker_manifest = [{
@@ -37,7 +40,7 @@ def write_archive(out: IO[bytes], image: Image, blobs: BlobStore, *, tag: str,
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for name in ("blobs", "blobs/sha256"):
             tar.addfile(_info(name, tarfile.DIRTYPE, 0))
-        for digest in sorted(set(image_blobs(image))):
+        for digest in sorted({*image_blobs(image), *(b for r in referrers for b in r.blobs)}):
             path = blobs.path(digest)
             with open(path, "rb") as handle:
                 tar.addfile(_info(f"blobs/sha256/{digest.removeprefix('sha256:')}",
@@ -69,9 +72,10 @@ class ArchiveOutput(Output):
         self.repository = repository
 
     def write(self, image: Image, blobs: BlobStore, *, tag: str | None,
-              progress: Progress) -> Written:
+              progress: Progress, referrers: Sequence[Referrer] = ()) -> Written:
         tag = self.tag or tag or self.default_tag
         with atomic_writer(self.path) as handle:
-            write_archive(handle, image, blobs, tag=tag, repository=self.repository)
+            write_archive(handle, image, blobs, tag=tag, repository=self.repository,
+                          referrers=referrers)
         progress(f"wrote OCI archive {self.path} (tag {tag})")
         return Written(f"oci-archive:{self.path}", image.manifest_digest)

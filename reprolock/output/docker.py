@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from reprolock.build.builder import Image
@@ -10,6 +11,7 @@ from reprolock.build.store import BlobStore
 from reprolock.errors import ToolError
 from reprolock.output.archive import docker_name, write_archive
 from reprolock.output.interface import Output, Progress, Written
+from reprolock.output.referrers import Referrer
 
 
 class DockerOutput(Output):
@@ -17,7 +19,8 @@ class DockerOutput(Output):
         self.name = name
 
     def write(self, image: Image, blobs: BlobStore, *, tag: str | None,
-              progress: Progress) -> Written:
+              progress: Progress, referrers: Sequence[Referrer] = ()) -> Written:
+        """The engine stores images only: artifacts that refer to one are not loaded."""
         from reprolock.image.daemon import docker_client
 
         name = self.name or docker_name(tag or self.default_tag, "reprolock/image")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from reprolock.build.builder import Image
 from reprolock.build.store import BlobStore
+
+if TYPE_CHECKING:
+    from reprolock.output.referrers import Referrer
 
 Progress = Callable[[str], None]
 
@@ -23,5 +27,6 @@ class Output(abc.ABC):
 
     @abc.abstractmethod
     def write(self, image: Image, blobs: BlobStore, *, tag: str | None,
-              progress: Progress) -> Written:
-        """Put ``image`` there; on failure leave what was there before."""
+              progress: Progress, referrers: Sequence[Referrer] = ()) -> Written:
+        """Put ``image`` there, with the artifacts that refer to it where the output can
+        hold them; on failure leave what was there before."""

