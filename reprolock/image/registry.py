@@ -115,22 +115,9 @@ class RegistryClient:
             ) from exc
 
     def _fetch_token(self, challenge: str) -> str | None:
-        if not challenge.lower().startswith("bearer"):
-            return None
-        params = dict(_CHALLENGE.findall(challenge))
-        realm = params.pop("realm", None)
-        if not realm:
-            return None
-        params.setdefault("scope", f"repository:{self.ref.repository}:pull")
-        try:
-            answer = self.session.get(realm, params=params, timeout=60)
-            answer.raise_for_status()
-            body = answer.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise ImageSourceError(f"registry {self.ref.host}: anonymous token request failed: "
-                                   f"{exc}", hint="the image may be private") from exc
-        token = body.get("token") or body.get("access_token")
-        return str(token) if token else None
+        return bearer_token(self.session, challenge, host=self.ref.host,
+                            scope=f"repository:{self.ref.repository}:pull")
+
 
     def _raise_for(self, response: requests.Response, path: str) -> None:
         status = response.status_code
@@ -201,3 +188,24 @@ class RegistrySource(ImageSource):
         raw.decode_content = True
         stream: IO[bytes] = raw
         return stream
+
+
+def bearer_token(session: requests.Session, challenge: str, *, host: str,
+                 scope: str) -> str | None:
+    """Answer a ``WWW-Authenticate: Bearer realm=...`` challenge anonymously."""
+    if not challenge.lower().startswith("bearer"):
+        return None
+    params = dict(_CHALLENGE.findall(challenge))
+    realm = params.pop("realm", None)
+    if not realm:
+        return None
+    params.setdefault("scope", scope)
+    try:
+        answer = session.get(realm, params=params, timeout=60)
+        answer.raise_for_status()
+        body = answer.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise ImageSourceError(f"registry {host}: anonymous token request failed: {exc}",
+                               hint="the image may be private") from exc
+    token = body.get("token") or body.get("access_token")
+    return str(token) if token else None

@@ -7,7 +7,6 @@ chunks (PATCH); the manifest last, and the digest the registry reports must be o
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator, Sequence
 from typing import IO
@@ -19,14 +18,13 @@ from reprolock.build.builder import Image
 from reprolock.build.store import BlobStore
 from reprolock.errors import ImageSourceError
 from reprolock.image.interface import OCI_INDEX, OCI_MANIFEST
-from reprolock.image.registry import RegistryRef
+from reprolock.image.registry import RegistryRef, bearer_token
 from reprolock.output.interface import Output, Progress, Written
 from reprolock.output.layout import image_blobs
 from reprolock.output.referrers import Referrer
 
 MONOLITHIC_LIMIT = 8 << 20
 CHUNK = 8 << 20
-_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 _RETRIES = 4
 
 
@@ -152,19 +150,8 @@ class RegistryOutput(Output):
                             hint="check the host name and that the registry is running") from exc
 
     def _fetch_token(self, challenge: str) -> str | None:
-        if not challenge.lower().startswith("bearer"):
-            return None
-        params = dict(_CHALLENGE.findall(challenge))
-        realm = params.pop("realm", None)
-        if not realm:
-            return None
-        params.setdefault("scope", f"repository:{self.ref.repository}:pull,push")
-        try:
-            body = self.session.get(realm, params=params, timeout=60).json()
-        except (requests.RequestException, ValueError):
-            return None
-        token = body.get("token") or body.get("access_token")
-        return str(token) if token else None
+        return bearer_token(self.session, challenge, host=self.ref.host,
+                            scope=f"repository:{self.ref.repository}:pull,push")
 
 
 def _with_digest(location: str, digest: str) -> str:
