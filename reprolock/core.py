@@ -13,6 +13,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import sysconfig
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,9 @@ class Locker:
                 index=settings, upgrade=upgrade, upgrade_packages=upgrade_packages,
                 preferred=_preferred(previous))
             self.progress(f"resolving with {self.resolver.name} for {target.describe()}")
+            # sysconfig's first use is not thread-safe (it handed uv's finder None for EXE
+            # in a fresh venv); fill it here before any thread can race for it
+            sysconfig.get_config_vars()
             with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
                 # the resolver is a subprocess: work that does not need its answer overlaps
                 future = pool.submit(self.resolver.resolve, request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import os
 import sys
@@ -17,14 +18,23 @@ from reprolock.target import Target
 _HINT = "install uv (pip install uv) or set resolver = \"pip-tools\" in reprolock.toml"
 
 
-@functools.cache
 def uv_binary() -> str:
+    return _uv()[0]
+
+
+@functools.cache
+def _uv() -> tuple[str, bool]:
+    """The uv binary, and whether it is the one the PyPI package ships.
+
+    Called once, before any thread starts: find_uv_bin reads sysconfig, whose first use
+    is not thread-safe (it gave None for EXE when raced).
+    """
     try:
         from uv import find_uv_bin  # the PyPI package ships the binary
 
-        return str(find_uv_bin())
+        return str(find_uv_bin()), True
     except (ImportError, FileNotFoundError):
-        return find_tool("uv", hint=_HINT)
+        return find_tool("uv", hint=_HINT), False
 
 
 class UvResolver(Resolver):
@@ -33,13 +43,10 @@ class UvResolver(Resolver):
     def version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
 
-        try:
-            from uv import find_uv_bin
-
-            if str(find_uv_bin()) == uv_binary():
+        _, bundled = _uv()
+        if bundled:
+            with contextlib.suppress(PackageNotFoundError):
                 return version("uv")  # the binary the PyPI package ships: no process to start
-        except (ImportError, FileNotFoundError, PackageNotFoundError):
-            pass
         done = run([uv_binary(), "--version"], what="uv", hint=_HINT)
         return done.stdout.split()[1] if len(done.stdout.split()) > 1 else done.stdout.strip()
 
@@ -47,6 +54,7 @@ class UvResolver(Resolver):
         """uv resolves for any CPython version and Linux platform it knows."""
 
     def resolve(self, request: ResolveRequest) -> Resolution:
+        _uv()  # before the thread below
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool, \
                 scratch_dir() as tmp:
             version = pool.submit(self.version)  # beside the resolution, not before it
