@@ -1,13 +1,15 @@
 """docs/benchmarks.md holds one section per benchmark; each script rewrites only its own.
 
-The sections sit between ``<!-- bench:NAME:begin -->`` and ``<!-- bench:NAME:end -->``
-markers, in the order of SECTIONS, under one title. A file without markers (an older
-format) is started afresh.
+A section sits between ``<!-- bench:NAME:begin -->`` and ``<!-- bench:NAME:end -->``.
+``splice`` replaces the text between one section's markers and leaves every other byte of
+the file alone (the title, the other script's section, hand-written sections such as
+"SBOM and signing"). A section not yet in the file goes after the sections that come
+before it in SECTIONS (or before the ones that follow it); a file without any markers
+gets the title and the section, with the earlier text kept below them.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 SECTIONS = ("lock", "build")
@@ -31,21 +33,33 @@ def _marker(name: str, edge: str) -> str:
     return f"<!-- bench:{name}:{edge} -->"
 
 
+def _block(name: str, body: str) -> str:
+    return f"{_marker(name, 'begin')}\n{body.rstrip(chr(10))}\n{_marker(name, 'end')}"
+
+
 def splice(path: Path, name: str, body: str) -> None:
-    """Write ``body`` as section ``name`` of ``path``, keeping the other sections."""
+    """Write ``body`` as section ``name`` of ``path``, keeping everything else."""
     if name not in SECTIONS:
         raise ValueError(f"unknown section {name!r}")
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    found: dict[str, str] = {}
-    for other in SECTIONS:
-        m = re.search(re.escape(_marker(other, "begin")) + r"\n(.*?)" +
-                      re.escape(_marker(other, "end")), old, re.S)
-        if m:
-            found[other] = m.group(1)
-    found[name] = body.rstrip("\n") + "\n"
-    parts = [HEADER]
-    for other in SECTIONS:
-        if other in found:
-            parts.append(f"{_marker(other, 'begin')}\n{found[other]}{_marker(other, 'end')}\n")
+    block = _block(name, body)
+    begin, end = _marker(name, "begin"), _marker(name, "end")
+    if begin in old and end in old[old.index(begin):]:
+        start = old.index(begin)
+        stop = old.index(end, start) + len(end)
+        new = old[:start] + block + old[stop:]
+    elif any(_marker(other, "begin") in old for other in SECTIONS):
+        index = SECTIONS.index(name)
+        before = [s for s in SECTIONS[:index] if _marker(s, "end") in old]
+        after = [s for s in SECTIONS[index + 1:] if _marker(s, "begin") in old]
+        if before:
+            at = old.index(_marker(before[-1], "end")) + len(_marker(before[-1], "end"))
+            new = old[:at] + "\n\n" + block + old[at:]
+        else:
+            at = old.index(_marker(after[0], "begin"))
+            new = old[:at] + block + "\n\n" + old[at:]
+    else:
+        kept = old.strip()
+        new = HEADER + "\n" + block + "\n" + (f"\n{kept}\n" if kept else "")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts), encoding="utf-8")
+    path.write_text(new if new.endswith("\n") else new + "\n", encoding="utf-8")
