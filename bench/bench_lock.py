@@ -307,8 +307,11 @@ def machine_facts(venv: Path, env: dict[str, str]) -> dict[str, Any]:
     try:
         git["commit"] = run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
                             what="git").stdout.strip()
+        # only what goes into the installed reprolock counts (bench/ and docs/ change
+        # while benchmarks are written)
         git["dirty"] = bool(run(["git", "-C", str(REPO), "status", "--porcelain",
-                                 "--untracked-files=no"], what="git").stdout.strip())
+                                 "--untracked-files=no", "--", "reprolock", "pyproject.toml",
+                                 "schemas"], what="git").stdout.strip())
     except (BenchError, OSError):
         pass
     return {
@@ -553,7 +556,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     check_med = ck["reprolock lock --check"]["median_s"]
     floor_med = ck["python -c pass"]["median_s"]
     git = f.get("git", {})
-    rev = f"{git.get('commit', '?')[:12]}{' (dirty tree)' if git.get('dirty') else ''}"
+    rev = (f"{git.get('commit', '?')[:12]}"
+           f"{' (uncommitted changes in reprolock/)' if git.get('dirty') else ''}")
     venv = doc.get("venv") or "\0"
 
     def shown(argv: list[str]) -> str:
