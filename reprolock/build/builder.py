@@ -27,7 +27,7 @@ from reprolock.build.artifacts import ArtifactStore
 from reprolock.build.install import VenvLayout, install_wheel, write_venv_skeleton
 from reprolock.build.store import BlobStore, LayerCache, cache_key
 from reprolock.config import Config
-from reprolock.errors import ArtifactError, ImageSourceError, ReprolockError
+from reprolock.errors import ArtifactError, ImageSourceError
 from reprolock.image.interface import (
     OCI_CONFIG,
     OCI_MANIFEST,
@@ -208,7 +208,9 @@ class Builder:
 
     # -- layers ------------------------------------------------------------------------
     def _build_layers(self, plans: Sequence[_Plan]) -> list[Layer]:
-        todo = [p for p in plans if self.layers.get(p.key) is None]
+        # each cache entry is checked (hashed) once: here, not again after the build
+        blobs: dict[str, LayerBlob | None] = {p.key: self.layers.get(p.key) for p in plans}
+        todo = [p for p in plans if blobs[p.key] is None]
         if todo:
             self.progress(f"building {len(todo)} of {len(plans)} layers "
                           f"({self.options.compressor.name}, {self.options.jobs} jobs)")
@@ -218,16 +220,10 @@ class Builder:
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
             for plan, blob in zip(order, pool.map(self._build_layer, order), strict=True):
                 self.layers.put(plan.key, blob)
+                blobs[plan.key] = blob
                 self.progress(f"  layer {_short(plan.holds)}: {blob.size / 1e6:.1f} MB "
                               f"({time.monotonic() - started:.1f} s)")
-        result = []
-        for plan in plans:
-            cached = self.layers.get(plan.key)
-            if cached is None:
-                raise ReprolockError(f"layer {plan.holds!r} vanished from the cache while "
-                                     "building", hint="is another process cleaning the cache?")
-            result.append(Layer(cached, plan.holds))
-        return result
+        return [Layer(built, plan.holds) for plan in plans if (built := blobs[plan.key])]
 
     def _size(self, pkg: Package) -> int:
         return pkg.artifact.size or 0
