@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SECTIONS = ("lock", "build")
+SECTIONS = ("lock", "build", "verify", "audit")
 
 HEADER = """# Benchmarks
 

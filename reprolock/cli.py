@@ -487,6 +487,11 @@ def inspect(
         print(f"  {module:<24} {where}")
 
 
+from reprolock.audit.command import audit as _audit  # noqa: E402
+
+app.command(name="audit")(handles_errors(_audit))
+
+
 def main() -> None:
     try:
         app()

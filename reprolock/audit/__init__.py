@@ -1,0 +1,1 @@
+"""reprolock audit: find what makes a training run unreproducible, before it runs."""
