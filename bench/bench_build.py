@@ -557,16 +557,16 @@ COMPRESS = "compressing layers (zlib deflate / zstd)"
 CRC = "gzip CRC-32"
 TAR_SHA = "sha256 of layer tars and blobs while writing"
 BLOB_WRITE = "writing compressed layer blobs to disk"
-TAR = "tar writing (tarfile headers, reading staged files)"
-STAGE_LIST = "listing and stat of staged files"
-RECORD = "install: RECORD check (unzip + sha256 of every file)"
-INSTALL = "install: unzip and write files (installer)"
+TAR = "tar writing (headers, buffering)"
+INFLATE = "reading wheel members (zipfile inflate + CRC-32)"
+RECORD = "RECORD check (sha256 of every installed file, while streaming)"
+INSTALL = "install plan (installer: schemes, scripts, RECORD; no file written)"
 WHEELS = "wheels: copy into the cache + sha256"
 BASE = "base layers: copy into the cache + sha256"
 REHASH = "re-hashing cache entries when read (BlobStore.valid)"
 OUTPUT = "writing the OCI layout"
 FRONT = "config, lock check, code set"
-RMTREE = "removing the staging directories"
+RMTREE = "removing temporary directories"
 WAIT = "blocked waiting (py-spy sampled it as active)"
 IMPORTS = "imports"
 OTHER = "other"
@@ -607,13 +607,16 @@ def classify(stack: list[str], lines: _Lines) -> str:
 
     if within("importlib") or frames[-1][0] == "<module>":
         return IMPORTS  # lazy imports happen inside the phases: count them apart
-    if has("validate_record", "installer/"):
-        return RECORD
     if within("installer/") or within("reprolock/build/install.py"):
         return INSTALL
     if has("write_layer", "reprolock/oci/tarball.py"):
         func, path, line = frames[-1]
         text = lines.get(path, line)
+        if path.endswith("zipfile.py"):
+            return INFLATE
+        if path.endswith("reprolock/oci/tarball.py") and func == "_copy" \
+                and "sha.update" in text:
+            return RECORD
         if path.endswith("reprolock/oci/compress.py"):
             return CRC if "crc32" in text else COMPRESS if re.search(r"compress|flush", text) \
                 else BLOB_WRITE
@@ -624,9 +627,8 @@ def classify(stack: list[str], lines: _Lines) -> str:
                 # the tar-level hasher hands data to a compressor written in C (zstd): that
                 # is compression; any other caller means the bytes are going to the file
                 caller = frames[-2][1] if len(frames) > 1 else ""
-                return COMPRESS if caller.endswith("tarfile.py") else BLOB_WRITE
-        if path.endswith("reprolock/oci/tarball.py"):
-            return STAGE_LIST
+                return COMPRESS if "tarball.py" in caller and "_Hashing" not in \
+                    frames[-2][0] else BLOB_WRITE
         if "_internal/files.py" in path:
             return BLOB_WRITE
         return TAR
@@ -642,8 +644,6 @@ def classify(stack: list[str], lines: _Lines) -> str:
         return WAIT
     if has("_base", "reprolock/build/builder.py"):
         return BASE
-    if has("entries_from_dir", "reprolock/oci/tarball.py"):
-        return STAGE_LIST
     if within("reprolock/output/"):
         return OUTPUT
     if any(p in path for _, path, _ in frames for p in
@@ -1179,13 +1179,14 @@ def _reading(s: dict[str, Any], m: dict[str, Any], prof: dict[str, Any] | None,
     ]
     if "reprolock:gzip-tmpfs" in cm:
         out.append(
-            f"- What staging the installed files on this machine's disk costs: gzip with the "
-            f"cache on disk − on tmpfs {fmt_s(cm['reprolock:gzip'] - cm['reprolock:gzip-tmpfs'])}"
-            ". reprolock installs every wheel into a staging directory inside the cache, then "
-            "tars it." + (f" Unzipping the {probe['wheels']} wheels ({probe['files']} files) "
-                          f"with `zipfile.extractall` took {fmt_s(probe['disk'])} on this disk "
-                          f"and {fmt_s(probe['tmpfs'])} on tmpfs (untimed preparation)."
-                          if probe.get("tmpfs") is not None and "disk" in probe else ""))
+            f"- What this machine's disk costs: gzip with the cache on disk − on tmpfs "
+            f"{fmt_s(cm['reprolock:gzip'] - cm['reprolock:gzip-tmpfs'])}. reprolock no longer "
+            "stages installed files on disk: each wheel member streams from the wheel into the "
+            "layer tar, so only the compressed blobs are written."
+            + (f" For scale, unzipping the {probe['wheels']} wheels ({probe['files']} files) "
+               f"with `zipfile.extractall` took {fmt_s(probe['disk'])} on this disk and "
+               f"{fmt_s(probe['tmpfs'])} on tmpfs (untimed preparation)."
+               if probe.get("tmpfs") is not None and "disk" in probe else ""))
     out += [
         f"- What pip's .pyc compilation costs docker build: standard − `--no-compile` "
         f"{fmt_s(cm['docker:standard'] - cm['docker:no-compile'])}.",
@@ -1198,11 +1199,12 @@ def _reading(s: dict[str, Any], m: dict[str, Any], prof: dict[str, Any] | None,
     ]
     if prof and "categories" in prof:
         cats = dict(prof["categories"])
-        install = sum(v for k, v in cats.items() if k.startswith("install"))
+        install = cats.get(INSTALL, 0.0) + cats.get(INFLATE, 0.0) + cats.get(RECORD, 0.0)
         comp = cats.get(COMPRESS, 0.0)
         out.append(
-            f"- In the cold profile, installing the wheels (unzip, RECORD check, writing files) "
-            f"took {install:.1f} CPU-s ({100 * install / prof['cpu_s']:.0f}%) and compression "
+            f"- In the cold profile, installing the wheels (install plan, reading and "
+            f"inflating members, RECORD check) took {install:.1f} CPU-s "
+            f"({100 * install / prof['cpu_s']:.0f}%) and compression "
             f"{comp:.1f} CPU-s ({100 * comp / prof['cpu_s']:.0f}%); sha256 of everything "
             f"{cats.get(TAR_SHA, 0.0) + cats.get(WHEELS, 0.0) + cats.get(BASE, 0.0):.1f} CPU-s.")
     return out

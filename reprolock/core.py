@@ -131,7 +131,7 @@ class Locker:
             layers=tuple({"digest": x.blob.digest, "diffId": x.blob.diff_id, "size": x.blob.size,
                           "mediaType": x.blob.media_type, "holds": x.holds} for x in env.layers),
             compression=result.compressor.describe(), source_date_epoch=result.mtime,
-            prefix=result.prefix)
+            prefix=result.prefix, records=dict(result.records))
         lock = dataclasses.replace(lock, image=record)
         if sbom_format is not None:
             self._sbom = make_sbom(lock, result, fmt=sbom_format, progress=self.progress)
@@ -310,7 +310,6 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
                 env_only: bool = False, signer: Signer | None = None,
                 attestation: Path | None = None, attach: bool = True) -> BuildReport:
     """Build the full image from a fresh lock and the code checkout; write every output."""
-    from reprolock._internal.files import sha256_file
     from reprolock.build.builder import Builder, iso_time
     from reprolock.inspection.codeset import collect_code
     from reprolock.lock.check import check_lock
@@ -328,7 +327,7 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
         warnings.append(f"{len(code.untracked)} untracked files are not in the image "
                         f"(first: {code.untracked[0]}); git add them or ignore them")
     builder = Builder(config, lock, cache_dir=cache, options=options, progress=progress,
-                      lock_digest="sha256:" + sha256_file(config.lock_path))
+                      lock_bytes=config.lock_path.read_bytes())
     result = builder.build(code=code)
     assert result.full is not None
     matches = _env_matches(lock, result)

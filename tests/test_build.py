@@ -218,34 +218,88 @@ def _evil_wheel(dest: Path, name: str, entries: dict[str, bytes]) -> Path:
     ({"/etc/evil.py": b"x"}, "escapes its root"),
 ])
 def test_wheels_escaping_their_root_are_refused(
-        build_project_template: Path, tmp_path: Path, entries: dict[str, bytes],
-        message: str) -> None:
-    from reprolock.build.install import VenvLayout, install_wheel
+        tmp_path: Path, entries: dict[str, bytes], message: str) -> None:
+    from reprolock.build.install import VenvLayout, plan_wheel
     from reprolock.errors import ArtifactError
 
     wheel = _evil_wheel(tmp_path, "evil", entries)
     layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
-    root = tmp_path / "root"
     with pytest.raises(ArtifactError, match=message):
-        install_wheel(wheel, root, layout, filename=wheel.name)
-    assert not (tmp_path / "etc").exists()
+        plan_wheel(wheel, layout, filename=wheel.name)
 
 
 @pytest.mark.filterwarnings("ignore:Duplicate name")
-def test_wheel_with_wrong_record_is_refused(tmp_path: Path) -> None:
+def test_wheel_with_a_file_twice_is_refused(tmp_path: Path) -> None:
     import zipfile
 
-    from reprolock.build.install import VenvLayout, install_wheel
+    from reprolock.build.install import VenvLayout, plan_wheel
     from reprolock.errors import ArtifactError
 
     wheel = _evil_wheel(tmp_path, "liar", {"liar/__init__.py": b"x = 1\n"})
     with zipfile.ZipFile(wheel, "a") as archive:  # a second copy of the module, other bytes
         archive.writestr("liar/__init__.py", b"x = 2\n")
     layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
-    with pytest.raises(ArtifactError, match="cannot install"):
-        install_wheel(wheel, tmp_path / "root", layout, filename=wheel.name)
+    with pytest.raises(ArtifactError, match="cannot install .*liar/__init__.py"):
+        plan_wheel(wheel, layout, filename=wheel.name)
 
 
+def test_wheel_whose_file_does_not_match_record_stops_the_layer(tmp_path: Path) -> None:
+    """The hash is checked while the bytes stream into the layer: no layer file is left."""
+    import zipfile
+
+    from reprolock.build.install import VenvLayout, plan_wheel
+    from reprolock.errors import ArtifactError
+    from reprolock.oci.compress import Compressor
+    from reprolock.oci.tarball import write_layer
+
+    good = _evil_wheel(tmp_path, "liar", {"liar/__init__.py": b"x = 1\n"})
+    bad = tmp_path / "bad" / good.name
+    bad.parent.mkdir()
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():  # same RECORD, one module with other bytes
+            data = b"x = 666\n" if info.filename == "liar/__init__.py" else src.read(info)
+            dst.writestr(info.filename, data)
+    layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
+    dest = tmp_path / "layer.tar"
+    ok = write_layer(plan_wheel(good, layout, filename=good.name).entries, dest,
+                     compressor=Compressor("none", 0))
+    assert ok.size == dest.stat().st_size
+    dest.unlink()
+    planned = plan_wheel(bad, layout, filename=bad.name).entries
+    with pytest.raises(ArtifactError, match="liar/__init__.py does not match its RECORD hash"):
+        write_layer(planned, dest, compressor=Compressor("none", 0))
+    assert not dest.exists()
+    assert list(tmp_path.glob(".layer.tar*")) == []
+
+
+def test_streamed_layer_matches_installer_on_disk(tmp_path: Path, wheelhouse: Path) -> None:
+    """The planned entries hold exactly what installer writes to a directory."""
+    import io
+    import tarfile
+
+    from installer import install
+    from installer.destinations import SchemeDictionaryDestination
+    from installer.sources import WheelFile
+
+    from reprolock.build.install import INSTALLER_NAME, VenvLayout, plan_wheel
+    from reprolock.oci.tarball import write_tar
+
+    layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
+    for wheel in sorted(wheelhouse.glob("*.whl")):
+        root = tmp_path / wheel.name
+        with WheelFile.open(wheel) as source:
+            install(source, SchemeDictionaryDestination(
+                layout.scheme(source.distribution), interpreter="/opt/venv/bin/python",
+                script_kind="posix", destdir=str(root)), {"INSTALLER": INSTALLER_NAME})
+        on_disk = {p.relative_to(root).as_posix(): p.read_bytes()
+                   for p in root.rglob("*") if p.is_file()}
+        buffer = io.BytesIO()
+        write_tar(plan_wheel(wheel, layout, filename=wheel.name).entries, buffer)
+        buffer.seek(0)
+        with tarfile.open(fileobj=buffer) as tar:
+            streamed = {m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+                        for m in tar.getmembers() if m.isfile()}
+        assert streamed == on_disk, wheel.name
 
 
 @pytest.mark.parametrize("target", ["/etc/passwd", "../../outside.txt"])

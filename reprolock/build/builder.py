@@ -12,19 +12,21 @@ without the labels that name the code; the lock records its digests.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime
+import gc
+import hashlib
 import json
 import os
 import posixpath
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reprolock.build.artifacts import ArtifactStore
-from reprolock.build.install import VenvLayout, install_wheel, write_venv_skeleton
+from reprolock.build.install import InstalledDist, VenvLayout, plan_wheel, venv_entries
 from reprolock.build.store import BlobStore, LayerCache, cache_key
 from reprolock.config import Config
 from reprolock.errors import ArtifactError, ImageSourceError
@@ -39,10 +41,11 @@ from reprolock.image.reference import open_source
 from reprolock.inspection.codeset import CodeSet
 from reprolock.lock.model import Lock, Package
 from reprolock.oci.compress import Compressor
-from reprolock.oci.tarball import DEFAULT_MTIME, Entry, LayerBlob, entries_from_dir, write_layer
+from reprolock.oci.tarball import DEFAULT_MTIME, Entry, LayerBlob, write_layer
+from reprolock.runtime.embed import image_files
 from reprolock.target import Platform
 
-LAYOUT_VERSION = 1  # bump when a change to what goes into layers must invalidate the cache
+LAYOUT_VERSION = 2  # bump when a change to what goes into layers must invalidate the cache
 DEFAULT_PREFIX = "/opt/venv"
 LABEL_PREFIX = "dev.reprolock"
 Progress = Callable[[str], None]
@@ -86,6 +89,7 @@ class BuildResult:
     compressor: Compressor
     prefix: str
     blobs: BlobStore
+    records: Mapping[str, str]  # distribution name -> "sha256:" of its installed RECORD
 
 
 def source_date_epoch(lock: Lock, explicit: int | None) -> int:
@@ -102,7 +106,7 @@ def source_date_epoch(lock: Lock, explicit: int | None) -> int:
 class Builder:
     def __init__(self, config: Config, lock: Lock, *, cache_dir: Path,
                  options: BuildOptions | None = None, progress: Progress | None = None,
-                 lock_digest: str | None = None) -> None:
+                 lock_bytes: bytes | None = None) -> None:
         self.config = config
         self.lock = lock
         self.options = options or BuildOptions()
@@ -111,7 +115,10 @@ class Builder:
         self.blobs = BlobStore(cache_dir)
         self.layers = LayerCache(cache_dir, self.blobs)
         self.mtime = source_date_epoch(lock, self.options.mtime)
-        self.lock_digest = lock_digest
+        self.lock_bytes = lock_bytes
+        self.lock_digest = (None if lock_bytes is None
+                            else "sha256:" + hashlib.sha256(lock_bytes).hexdigest())
+        self.records: dict[str, str] = {}
         self.venv = VenvLayout(
             prefix=self.options.prefix,
             python_minor=".".join(lock.target["python"]["version"].split(".")[:2]),
@@ -120,19 +127,22 @@ class Builder:
 
     # -- the whole build ---------------------------------------------------------------
     def build(self, code: CodeSet | None) -> BuildResult:
+        with _no_gc():
+            return self._build(code)
+
+    def _build(self, code: CodeSet | None) -> BuildResult:
         base, base_layers = self._base()
         wheels = self._fetch_artifacts()
         plans = self._plan(wheels)
-        if code is not None:
-            plans.append(self._code_plan(code))
-        built = self._build_layers(plans)
-        dep_layers = [b for p, b in zip(plans, built, strict=True) if p.kind != "code"]
+        dep_layers = self._build_layers(plans)
         env = self._image(base, base_layers, dep_layers, code=None)
         full = None
         if code is not None:
-            full = self._image(base, base_layers, built, code=code)
+            # the code layer carries the installed RECORD digests: it comes after the rest
+            code_layers = self._build_layers([self._code_plan(code, base)])
+            full = self._image(base, base_layers, [*dep_layers, *code_layers], code=code)
         return BuildResult(env, full, self.mtime, self.options.compressor, self.options.prefix,
-                           self.blobs)
+                           self.blobs, dict(sorted(self.records.items())))
 
     # -- base --------------------------------------------------------------------------
     def _base(self) -> tuple[ResolvedImage, list[Layer]]:
@@ -198,18 +208,32 @@ class Builder:
     def _packages(self) -> list[Package]:
         return sorted(self.lock.packages, key=lambda p: p.name)
 
-    def _code_plan(self, code: CodeSet) -> _Plan:
+    def _code_plan(self, code: CodeSet, base: ResolvedImage) -> _Plan:
+        self._code = code
+        env = dict(line.split("=", 1) for line in self._env(base))
+        self._embedded = [Entry(f.path, "file", data=f.data, executable=f.executable)
+                          for f in image_files(lock_bytes=self.lock_bytes or b"", code=code,
+                                               workdir=self.config.image.workdir,
+                                               prefix=self.options.prefix,
+                                               records=dict(sorted(self.records.items())),
+                                               env=env)]
         key = cache_key(kind="code", v=LAYOUT_VERSION, tree=code.tree_digest,
                         workdir=self.config.image.workdir, mtime=self.mtime,
-                        compressor=self.options.compressor.describe())
-        plan = _Plan("code", f"code {code.tree_digest}", (), key)
-        self._code = code
-        return plan
+                        compressor=self.options.compressor.describe(),
+                        embedded=[(e.name, e.executable,
+                                   hashlib.sha256(e.data or b"").hexdigest())
+                                  for e in self._embedded])
+        return _Plan("code", f"code {code.tree_digest}", (), key)
 
     # -- layers ------------------------------------------------------------------------
     def _build_layers(self, plans: Sequence[_Plan]) -> list[Layer]:
         # each cache entry is checked (hashed) once: here, not again after the build
-        blobs: dict[str, LayerBlob | None] = {p.key: self.layers.get(p.key) for p in plans}
+        blobs: dict[str, LayerBlob | None] = {}
+        for plan in plans:
+            cached = self.layers.get(plan.key)
+            blobs[plan.key] = None if cached is None else cached[0]
+            if cached is not None:
+                self.records.update(cached[1])
         todo = [p for p in plans if blobs[p.key] is None]
         if todo:
             self.progress(f"building {len(todo)} of {len(plans)} layers "
@@ -218,38 +242,55 @@ class Builder:
         order = sorted(todo, key=lambda p: -sum(self._size(pkg) for pkg in p.packages))
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
-            for plan, blob in zip(order, pool.map(self._build_layer, order), strict=True):
-                self.layers.put(plan.key, blob)
-                blobs[plan.key] = blob
-                self.progress(f"  layer {_short(plan.holds)}: {blob.size / 1e6:.1f} MB "
-                              f"({time.monotonic() - started:.1f} s)")
+            futures = {pool.submit(self._build_layer, plan): plan for plan in order}
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    plan, (blob, records) = futures[future], future.result()
+                    self.layers.put(plan.key, blob, records)
+                    self.records.update(records)
+                    blobs[plan.key] = blob
+                    self.progress(f"  layer {_short(plan.holds)}: {blob.size / 1e6:.1f} MB "
+                                  f"({time.monotonic() - started:.1f} s)")
+            except BaseException:
+                for future in futures:  # one layer failed: the build has; start no others
+                    future.cancel()
+                raise
         return [Layer(built, plan.holds) for plan in plans if (built := blobs[plan.key])]
 
     def _size(self, pkg: Package) -> int:
         return pkg.artifact.size or 0
 
-    def _build_layer(self, plan: _Plan) -> LayerBlob:
-        with tempfile.TemporaryDirectory(prefix="reprolock-layer-", dir=self.cache_dir) as tmp:
-            root = Path(tmp) / "root"
-            root.mkdir()
-            entries = self._stage(plan, root)
-            dest = self.blobs.temp_path()
-            try:
-                blob = write_layer(entries, dest, compressor=self.options.compressor,
-                                   mtime=self.mtime)
-                self.blobs.adopt(dest, blob.digest)
-            finally:
-                dest.unlink(missing_ok=True)
-        return blob
+    def _build_layer(self, plan: _Plan) -> tuple[LayerBlob, dict[str, str]]:
+        entries, records = self._entries(plan)
+        dest = self.blobs.temp_path()
+        try:
+            blob = write_layer(entries, dest, compressor=self.options.compressor,
+                               mtime=self.mtime)
+            self.blobs.adopt(dest, blob.digest)
+        finally:
+            dest.unlink(missing_ok=True)
+        return blob, records
 
-    def _stage(self, plan: _Plan, root: Path) -> list[Entry]:
+    def _entries(self, plan: _Plan) -> tuple[list[Entry], dict[str, str]]:
+        """What goes into the layer; wheel contents are read only while it is written."""
         if plan.kind == "code":
-            return self._code_entries()
+            return [*self._code_entries(), *self._embedded], {}
         if plan.kind == "venv":
-            write_venv_skeleton(root, self.venv)
-        for pkg in plan.packages:
-            install_wheel(self._wheels[pkg.name], root, self.venv, filename=pkg.artifact.filename)
-        return entries_from_dir(root)
+            return venv_entries(self.venv), {}
+        dists: list[InstalledDist] = [
+            plan_wheel(self._wheels[pkg.name], self.venv, filename=pkg.artifact.filename)
+            for pkg in plan.packages]
+        names: dict[str, str] = {}
+        for dist in dists:
+            for entry in dist.entries:
+                if names.setdefault(entry.name, dist.name) != dist.name:
+                    raise ArtifactError(
+                        f"{dist.name} and {names[entry.name]} both install {entry.name}",
+                        hint="two locked packages clash; remove one of them from the "
+                        "requirements")
+        entries = [e for dist in dists for e in dist.entries]
+        return entries, {_dist_key(p.name): d.record_sha256
+                         for p, d in zip(plan.packages, dists, strict=True)}
 
     def _code_entries(self) -> list[Entry]:
         workdir = self.config.image.workdir.strip("/")
@@ -355,6 +396,26 @@ class _Plan:
     holds: str
     packages: tuple[Package, ...]
     key: str
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The build makes hundreds of thousands of small, acyclic objects (entries, headers);
+    the cycle collector would walk them again and again for nothing (a quarter of a cold
+    build's time, measured)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _dist_key(name: str) -> str:
+    from packaging.utils import canonicalize_name
+
+    return str(canonicalize_name(name))
 
 
 def _short(text: str, width: int = 60) -> str:

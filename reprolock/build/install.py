@@ -1,18 +1,35 @@
-"""Installing wheels into a staging tree that mirrors the image's virtual environment.
+"""Installing wheels straight into layer entries, as the image's virtual environment.
 
-The `installer` library does the work (never pip, never a container). What it writes is
-controlled: INSTALLER says reprolock, no direct_url.json, no .pyc (the image sets
-PYTHONDONTWRITEBYTECODE so none appear at run time either), RECORD as installer writes it.
+The `installer` library decides what goes where (schemes, scripts, RECORD); it never
+writes to disk here. Its destination only *plans* each file: a wheel member is named,
+not copied, and its bytes flow from the wheel into the layer tar exactly once, checked
+against the wheel's RECORD hash on the way (a mismatch stops the layer). What is written
+is controlled: INSTALLER says reprolock, no direct_url.json, no .pyc (the image sets
+PYTHONDONTWRITEBYTECODE so none appear at run time either), RECORD as installer writes
+it, whose digest the lock records so that a patched environment can be told apart.
+
+    >>> dist = plan_wheel(Path(wheel), layout, filename=wheel)   # doctest: +SKIP
+    >>> dist.record_sha256, len(dist.entries)                   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import os
+import base64
+import hashlib
+import io
+import posixpath
 import zipfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from installer.destinations import SchemeDictionaryDestination
+from installer.records import Hash, RecordEntry, parse_record_file
+from installer.utils import Scheme
 
 from reprolock.errors import ArtifactError
+from reprolock.oci.tarball import Entry, ZipMember
 
 INSTALLER_NAME = b"reprolock\n"
 
@@ -38,57 +55,158 @@ class VenvLayout:
         }
 
 
-def write_venv_skeleton(root: Path, layout: VenvLayout) -> None:
+@dataclass(frozen=True)
+class InstalledDist:
+    """One wheel as installed: its layer entries and the digest of its RECORD."""
+
+    name: str
+    entries: tuple[Entry, ...]
+    record_path: str  # inside the image, no leading slash
+    record_sha256: str  # "sha256:<hex>" of the RECORD as installed
+
+
+def venv_entries(layout: VenvLayout) -> list[Entry]:
     """pyvenv.cfg and interpreter links pointing at the base image's Python."""
-    prefix = root / layout.prefix.lstrip("/")
-    (prefix / "bin").mkdir(parents=True)
-    Path(root / layout.site_packages.lstrip("/")).mkdir(parents=True)
-    (prefix / "pyvenv.cfg").write_text(
-        f"home = {PurePosixPath(layout.base_interpreter).parent}\n"
-        "include-system-site-packages = false\n"
-        f"version = {layout.python_version}\n"
-        f"executable = {layout.base_interpreter}\n")
-    os.symlink(layout.base_interpreter, prefix / "bin" / "python")
-    os.symlink("python", prefix / "bin" / "python3")
-    os.symlink("python", prefix / "bin" / f"python{layout.python_minor}")
+    prefix = layout.prefix.strip("/")
+    cfg = (f"home = {PurePosixPath(layout.base_interpreter).parent}\n"
+           "include-system-site-packages = false\n"
+           f"version = {layout.python_version}\n"
+           f"executable = {layout.base_interpreter}\n").encode()
+    return [
+        Entry(f"{prefix}/bin", "dir"),
+        Entry(layout.site_packages.strip("/"), "dir"),
+        Entry(f"{prefix}/pyvenv.cfg", "file", data=cfg),
+        Entry(f"{prefix}/bin/python", "symlink", link=layout.base_interpreter),
+        Entry(f"{prefix}/bin/python3", "symlink", link="python"),
+        Entry(f"{prefix}/bin/python{layout.python_minor}", "symlink", link="python"),
+    ]
 
 
-def install_wheel(wheel: Path, root: Path, layout: VenvLayout, *, filename: str) -> None:
-    """Install ``wheel`` under ``root`` as if ``root`` were the image's ``/``."""
+def plan_wheel(wheel: Path, layout: VenvLayout, *, filename: str) -> InstalledDist:
+    """What installing ``wheel`` into ``layout`` puts into the image, without writing it."""
     from installer import install
-    from installer.destinations import SchemeDictionaryDestination
     from installer.sources import WheelFile
 
-    _refuse_escaping_paths(wheel, filename)
+    sizes = _refuse_escaping_paths(wheel, filename)
     try:
         with WheelFile.open(wheel) as source:
-            source.validate_record()
+            # names and hash presence now; each file's hash while it streams into the layer
+            source.validate_record(validate_contents=False)
             dist = source.distribution
-            destination = SchemeDictionaryDestination(
-                layout.scheme(dist), interpreter=f"{layout.prefix}/bin/python",
-                script_kind="posix", bytecode_optimization_levels=(), destdir=str(root))
+            destination = _Planner(layout.scheme(dist), interpreter=f"{layout.prefix}/bin/python",
+                                   script_kind="posix", bytecode_optimization_levels=())
+            destination.prepare(wheel, filename, _record_hashes(source), sizes)
             install(source, destination, {"INSTALLER": INSTALLER_NAME})
     except ArtifactError:
         raise
     except Exception as exc:  # installer raises ValueError, KeyError, its own types
         raise ArtifactError(f"cannot install {filename}: {exc}",
                             hint="the wheel is broken or malicious; do not use it") from exc
+    record_path, record_data = destination.record
+    return InstalledDist(dist, tuple(destination.entries), record_path,
+                         "sha256:" + hashlib.sha256(record_data).hexdigest())
 
 
-def _refuse_escaping_paths(wheel: Path, filename: str) -> None:
-    """A wheel entry with '..' or an absolute path could write outside the image prefix."""
+def _record_hashes(source: Any) -> dict[str, Hash]:
+    rows = parse_record_file(source.read_dist_info("RECORD").splitlines())
+    return {path: Hash.parse(digest) for path, digest, _size in rows if digest}
+
+
+class _Planner(SchemeDictionaryDestination):
+    """A destination that collects layer entries instead of writing files."""
+
+    def prepare(self, wheel: Path, filename: str, hashes: Mapping[str, Hash],
+                sizes: Mapping[str, int]) -> None:
+        self.wheel = wheel
+        self.sizes = sizes
+        self.filename = filename
+        self.hashes = hashes
+        self.entries: list[Entry] = []
+        self.seen: set[str] = set()
+        self.record: tuple[str, bytes] = ("", b"")
+
+    def _path_with_destdir(self, scheme: Scheme, path: str) -> Path:
+        return Path(self._target(scheme, path))
+
+    def _target(self, scheme: Scheme, path: str) -> str:
+        """Where ``path`` of ``scheme`` goes in the image; installer's check, without
+        pathlib's cost (thousands of files per wheel)."""
+        root = posixpath.normpath(self.scheme_dict[scheme])
+        full = posixpath.normpath(posixpath.join(root, path))
+        if not full.startswith(root.rstrip("/") + "/"):
+            raise ValueError(f"Attempting to write {path} outside of the target directory")
+        return full
+
+    def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO,
+                    is_executable: bool) -> RecordEntry:
+        name = self._target(scheme, path).lstrip("/")
+        if name in self.seen:
+            raise ArtifactError(f"cannot install {self.filename}: it installs {name} twice",
+                                hint="the wheel is broken; do not use it")
+        self.seen.add(name)
+        if isinstance(stream, zipfile.ZipExtFile):
+            member, digest = self._member(stream)
+            self.entries.append(Entry(name, "file", member=member, executable=is_executable))
+            return RecordEntry(path, Hash("sha256", _b64(digest)), member.size)
+        data = stream.read()  # generated: scripts, INSTALLER, RECORD; small
+        self.entries.append(Entry(name, "file", data=data, executable=is_executable))
+        if path.endswith(".dist-info/RECORD"):
+            self.record = (name, data)
+        return RecordEntry(path, Hash("sha256", _b64(hashlib.sha256(data).digest())), len(data))
+
+    def write_script(self, name: str, module: str, attr: str, section: Any) -> RecordEntry:
+        from installer.scripts import Script
+
+        script_name, data = Script(name, module, attr, section).generate(
+            self.interpreter, self.script_kind)
+        return self.write_to_fs(Scheme("scripts"), script_name, io.BytesIO(data),
+                                is_executable=True)
+
+    def _member(self, stream: zipfile.ZipExtFile) -> tuple[ZipMember, bytes]:
+        """The wheel member behind ``stream`` and its sha256 (RECORD's, checked later)."""
+        member_name = stream.name
+        expected = self.hashes.get(member_name)
+        if expected is None:
+            raise ArtifactError(f"{self.filename}: {member_name} has no hash in RECORD")
+        if expected.name == "sha256":
+            digest = base64.urlsafe_b64decode(expected.value + "=" * (-len(expected.value) % 4))
+            return ZipMember(self.wheel, member_name, self.sizes[member_name], digest,
+                             self.filename), digest
+        # another algorithm: check it now, and stream against the sha256 found here
+        sha, other, size = hashlib.sha256(), hashlib.new(expected.name), 0
+        while chunk := stream.read(1 << 20):
+            sha.update(chunk)
+            other.update(chunk)
+            size += len(chunk)
+        if _b64(other.digest()) != expected.value:
+            raise ArtifactError(f"{self.filename}: {member_name} does not match its RECORD hash",
+                                hint="the wheel was altered after it was built; do not use it")
+        return ZipMember(self.wheel, member_name, size, sha.digest(), self.filename), sha.digest()
+
+
+def _b64(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _refuse_escaping_paths(wheel: Path, filename: str) -> dict[str, int]:
+    """A wheel entry with '..' or an absolute path could write outside the image prefix.
+    Returns each member's uncompressed size."""
     try:
         with zipfile.ZipFile(wheel) as archive:
-            names = archive.namelist()
-            links = [i.filename for i in archive.infolist() if (i.external_attr >> 16) & 0o170000
-                     == 0o120000]
+            infos = archive.infolist()
     except zipfile.BadZipFile as exc:
         raise ArtifactError(f"{filename} is not a valid wheel (zip): {exc}") from exc
+    _check_names(filename, (i.filename for i in infos))
+    links = [i.filename for i in infos if (i.external_attr >> 16) & 0o170000 == 0o120000]
+    if links:
+        raise ArtifactError(f"{filename} holds symbolic links ({links[0]!r}), "
+                            "which wheels may not contain", hint="refusing to install it")
+    return {i.filename: i.file_size for i in infos}
+
+
+def _check_names(filename: str, names: Iterable[str]) -> None:
     for name in names:
         parts = PurePosixPath(name).parts
         if name.startswith("/") or ".." in parts or "\\" in name:
             raise ArtifactError(f"{filename} holds a path that escapes its root: {name!r}",
                                 hint="refusing to install it; report the wheel to its publisher")
-    if links:
-        raise ArtifactError(f"{filename} holds symbolic links ({links[0]!r}), "
-                            "which wheels may not contain", hint="refusing to install it")

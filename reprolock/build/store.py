@@ -80,20 +80,24 @@ class LayerCache:
         self.root = cache_dir / "layers"
         self.blobs = blobs
 
-    def get(self, key: str) -> LayerBlob | None:
+    def get(self, key: str) -> tuple[LayerBlob, dict[str, str]] | None:
+        """The layer and the RECORD digests of what it installs, or None."""
         path = self.root / f"{key}.json"
         try:
-            blob = LayerBlob(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
+            entry = json.loads(path.read_text())
+            blob = LayerBlob(**entry["blob"])
+            records = {str(k): str(v) for k, v in entry["records"].items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
             path.unlink(missing_ok=True)
             return None
         if not self.blobs.valid(blob.digest):
             path.unlink(missing_ok=True)
             return None
-        return blob
+        return blob, records
 
-    def put(self, key: str, blob: LayerBlob) -> None:
-        atomic_write_text(self.root / f"{key}.json", json.dumps(asdict(blob), sort_keys=True))
+    def put(self, key: str, blob: LayerBlob, records: dict[str, str] | None = None) -> None:
+        atomic_write_text(self.root / f"{key}.json", json.dumps(
+            {"blob": asdict(blob), "records": records or {}}, sort_keys=True))
 
 
 def cache_key(**parts: object) -> str:

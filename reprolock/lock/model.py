@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 LOCK_VERSION = 1
@@ -125,20 +125,27 @@ class ImageRecord:
     compression: Mapping[str, Any]  # name, level, library
     source_date_epoch: int
     prefix: str
+    # distribution name -> "sha256:" of its RECORD as installed: a patched file shows
+    # against RECORD, a patched RECORD against this
+    records: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def diff_ids(self) -> tuple[str, ...]:
         return tuple(str(layer["diffId"]) for layer in self.layers)
 
     def to_json(self) -> dict[str, Any]:
-        return {"configDigest": self.config_digest, "manifestDigest": self.manifest_digest,
+        data = {"configDigest": self.config_digest, "manifestDigest": self.manifest_digest,
                 "layers": [dict(x) for x in self.layers], "compression": dict(self.compression),
                 "sourceDateEpoch": self.source_date_epoch, "prefix": self.prefix}
+        if self.records:
+            data["records"] = dict(sorted(self.records.items()))
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ImageRecord:
         return cls(data["configDigest"], data["manifestDigest"], tuple(data["layers"]),
-                   data["compression"], data["sourceDateEpoch"], data["prefix"])
+                   data["compression"], data["sourceDateEpoch"], data["prefix"],
+                   dict(data.get("records", {})))
 
 
 @dataclass(frozen=True)
