@@ -409,25 +409,114 @@ def sign(
 def verify(
     project: ProjectOpt = Path(),
     key: Annotated[Path | None, typer.Option(
-        "--key", help="Trusted public key, or a directory of them: the lock must be signed "
-        "by one.")] = None,
+        "--key", help="Trusted public key, or a directory of them: the lock (or the build's "
+        "provenance, or the run record) must be signed by one.")] = None,
     attestation: Annotated[Path | None, typer.Option(
         help="A build's signed provenance (DSSE) to check against the lock (needs --key).")
     ] = None,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild/--no-rebuild", help="Rebuild the environment image from the lock and "
+        "compare its digests with the lock's.")] = True,
+    image: Annotated[str | None, typer.Option(
+        "--image", help="Check a built image against the lock and code: oci:DIR[:TAG], "
+        "oci-archive:FILE, docker-daemon:REF or registry:HOST/REPO:TAG.")] = None,
+    allow_code_drift: Annotated[bool, typer.Option(
+        "--allow-code-drift", help="With --image: accept a code layer from another code "
+        "tree.")] = False,
+    runtime: Annotated[bool, typer.Option(
+        "--runtime", help="Check the environment this runs in (inside the container) "
+        "against the lock and code the image records.")] = False,
+    fast: Annotated[bool, typer.Option(
+        "--fast", help="With --runtime: metadata only (sizes, versions), no hashing.")] = False,
+    run_record: Annotated[Path | None, typer.Option(
+        "--run", help="Check a run record written by 'reprolock run'.", dir_okay=False)] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
-    """Check the lock: valid, fresh, signed (with --key), SBOM as locked, provenance."""
-    from reprolock.verify import run_checks
+    """Check the lock (valid, fresh, signed, rebuilds to its digests, SBOM), or an image
+    (--image), the running environment (--runtime), or a run record (--run)."""
+    if runtime:
+        from reprolock.runtime.check import main as runtime_main
 
+        raise typer.Exit(runtime_main([*(["--fast"] if fast else []),
+                                       *(["--json"] if as_json else [])]))
     config = _load(project)
-    report = run_checks(config, key=key, attestation=attestation)
+    say = _progress(not quiet and not as_json)
+    if run_record is not None:
+        from reprolock.verify.record import verify_record
+
+        report = verify_record(config, run_record, key=key)
+    elif image is not None:
+        from reprolock.verify.image import verify_image
+
+        report = verify_image(config, image, key=key, attestation=attestation,
+                              allow_code_drift=allow_code_drift, progress=say)
+    else:
+        from reprolock.verify import run_checks
+
+        report = run_checks(config, key=key, attestation=attestation, rebuild=rebuild,
+                            progress=say)
     if as_json:
         _emit_json(report.to_json())
     else:
-        for check in report.checks:
-            mark = "✓" if check.ok else "✗"
-            print(f"{mark} {check.name}: {check.detail}")
+        sys.stdout.write(report.render())
     raise typer.Exit(report.exit_code)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@handles_errors
+def run(
+    ctx: typer.Context,
+    project: ProjectOpt = Path(),
+    image: Annotated[str | None, typer.Option(
+        "--image", help="Image in the Docker Engine (name:tag or ID). Default: the one "
+        "'reprolock build --output docker' made from this lock and code.")] = None,
+    outputs: Annotated[Path | None, typer.Option(
+        "--outputs", help="Host directory mounted at /outputs (REPROLOCK_OUTPUTS); default: "
+        "[run] outputs, else outputs/.", file_okay=False)] = None,
+    network: Annotated[str, typer.Option(
+        "--network", help="Container network: none (default), bridge or host.")] = "none",
+    gpus: Annotated[str | None, typer.Option(
+        "--gpus", help="Pass GPUs through: all or a count. Default: [run] gpus, else none.")
+    ] = None,
+    warn_only: Annotated[bool, typer.Option(
+        "--warn-only", help="Run even when the runtime check finds drift (the record says "
+        "so).")] = False,
+    fast: Annotated[bool, typer.Option(
+        "--fast", help="Runtime check on metadata only, no hashing.")] = False,
+    record: Annotated[Path | None, typer.Option(
+        "--record", help="Where the run record goes. Default: .reprolock/runs/TIME.json",
+        dir_okay=False)] = None,
+    sign_key: SignKeyOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run the locked image (after the runtime check) and write a run record:
+    reprolock run [OPTIONS] [-- CMD ...]. A CMD replaces the image's entrypoint and CMD.
+    Exits with the command's exit code; 1 when drift refused the run."""
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.run import RunOptions
+    from reprolock.run import run as run_image
+
+    config = _load(project)
+    if network not in ("none", "bridge", "host"):
+        raise ReprolockError(f"--network {network!r} is not known",
+                             hint="use none, bridge or host")
+    signer = _signer(sign_key) if sign_key else None
+    options = RunOptions(command=tuple(ctx.args), image=image, outputs=outputs,
+                         network=network, gpus=gpus or config.run_gpus, warn_only=warn_only,
+                         fast=fast, record=record)
+    # with --json, stdout is for the JSON: the command's output goes to stderr
+    outcome = run_image(config, options, cache_dir=default_cache_dir(),
+                        progress=_progress(not quiet), signer=signer,
+                        stream=sys.stderr.buffer if as_json else None)
+    if as_json:
+        _emit_json({"record": str(outcome.path), "envelope": str(outcome.envelope or ""),
+                    **outcome.record})
+    else:
+        print(f"run record {outcome.path}" + (f" (signed: {outcome.envelope})"
+                                             if outcome.envelope else ""), file=sys.stderr)
+    raise typer.Exit(outcome.exit_code)
 
 
 @app.command()

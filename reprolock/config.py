@@ -21,6 +21,7 @@ from reprolock.schemas import validate
 
 CONFIG_NAME = "reprolock.toml"
 DEFAULT_LOCKFILE = "reprolock.lock.json"
+NOT_LOCK_INPUTS = ("audit", "run", "require-signature")
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,19 @@ class ImageConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The ``[audit]`` table: rules to ignore everywhere or under some paths, and the
+    severity that makes ``reprolock audit`` exit 1."""
+
+    ignore: tuple[str, ...] = ()
+    per_path_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (glob, rule ids)
+    fail_on: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
-    """A validated configuration. ``data`` is the table as written, for the inputs digest."""
+    """A validated configuration. ``data`` is the table as written (less ``[audit]``), for
+    the inputs digest."""
 
     root: Path
     source: Path
@@ -56,6 +68,10 @@ class Config:
     code_include: tuple[str, ...] = ()
     code_exclude: tuple[str, ...] = ()
     image: ImageConfig = ImageConfig()
+    audit: AuditConfig = AuditConfig()
+    require_signature: bool = False  # verify fails on an unsigned lock or without --key
+    run_outputs: str = "outputs"  # [run] outputs: mounted at /outputs by 'reprolock run'
+    run_gpus: str | None = None  # [run] gpus: "all" or a count
 
     @property
     def lock_path(self) -> Path:
@@ -105,10 +121,13 @@ def _from_table(root: Path, source: Path, table: Mapping[str, Any]) -> Config:
     index = table.get("index", {})
     code = table.get("code", {})
     image = table.get("image", {})
+    audit = table.get("audit", {})
     config = Config(
         root=root,
         source=source,
-        data=table,
+        # [audit], [run] and require-signature say how to report, run and verify, not
+        # what to lock: editing them must not stale the lock
+        data={key: value for key, value in table.items() if key not in NOT_LOCK_INPUTS},
         base=table["base"],
         platform=table.get("platform", "linux/amd64"),
         resolver=table.get("resolver", "uv"),
@@ -129,6 +148,15 @@ def _from_table(root: Path, source: Path, table: Mapping[str, Any]) -> Config:
             cmd=tuple(image.get("cmd", ())),
             env=dict(image.get("env", {})),
         ),
+        audit=AuditConfig(
+            ignore=tuple(audit.get("ignore", ())),
+            per_path_ignores=tuple((glob, tuple(ids)) for glob, ids
+                                   in audit.get("per-path-ignores", {}).items()),
+            fail_on=audit.get("fail-on"),
+        ),
+        require_signature=bool(table.get("require-signature", False)),
+        run_outputs=str(table.get("run", {}).get("outputs", "outputs")),
+        run_gpus=table.get("run", {}).get("gpus"),
     )
     _check_paths(config)
     return config

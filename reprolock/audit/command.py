@@ -1,17 +1,102 @@
-"""The ``reprolock audit`` command (registered in reprolock.cli)."""
+"""The ``reprolock audit`` command (registered in reprolock.cli): parse, audit, print."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from reprolock.errors import ReprolockError
+from reprolock.errors import EXIT_OK, ReprolockError
+
+_SEVERITIES = ("error", "warning", "info")
 
 
 def audit(
     path: Annotated[Path, typer.Argument(help="Project directory to audit.")] = Path(),
+    fmt: Annotated[str, typer.Option("--format", "-f",
+                                     help="text, json or sarif (SARIF 2.1.0).")] = "text",
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write the report to this file (atomically) instead of "
+        "stdout.", dir_okay=False)] = None,
+    fail_on: Annotated[str | None, typer.Option(
+        "--fail-on", help="Exit 1 when a finding of this severity or above is not "
+        "suppressed: error, warning or info. Default: [audit] fail-on, else error.")] = None,
+    ignore: Annotated[list[str] | None, typer.Option(
+        "--ignore", help="Suppress this rule (repeatable); still counted.")] = None,
+    explain: Annotated[str | None, typer.Option(
+        "--explain", help="Print the documentation of a rule (e.g. RL101) and exit.")] = None,
+    list_rules: Annotated[bool, typer.Option("--list-rules",
+                                             help="List every rule and exit.")] = False,
+    color: Annotated[str, typer.Option(
+        "--color", help="auto (on a terminal, unless NO_COLOR is set), always or never.")
+    ] = "auto",
+    no_hadolint: Annotated[bool, typer.Option(
+        "--no-hadolint", help="Do not run hadolint (its Dockerfile rules are skipped).")
+    ] = False,
 ) -> None:
-    """Find what makes a training run unreproducible (work in progress)."""
-    raise ReprolockError("reprolock audit is not built yet")
+    """Find what makes a training run unreproducible: unpinned dependencies, moving base
+    images, unseeded or nondeterministic training code, unverified downloads, secrets
+    that would be baked into the image. Exit 1 on a finding at or above --fail-on."""
+    if explain is not None:
+        _explain(explain)
+        return
+    if list_rules:
+        _list_rules()
+        return
+    from reprolock.audit.engine import AuditOptions, audit_project
+    from reprolock.audit.model import Severity
+    from reprolock.audit.report import FormatChoice
+
+    choice = _choice(fmt, [c.value for c in FormatChoice], "--format")
+    _choice(color, ["auto", "always", "never"], "--color")
+    report = audit_project(path, AuditOptions(ignore=tuple(ignore or ()),
+                                              hadolint=not no_hadolint))
+    threshold = (Severity(_choice(fail_on, list(_SEVERITIES), "--fail-on")) if fail_on
+                 else report.fail_on or Severity.ERROR)
+    rendered = FormatChoice(choice).to_format().render(
+        report, fail_on=threshold, color=output is None and _use_color(color))
+    if output is None:
+        sys.stdout.write(rendered)
+    else:
+        from reprolock._internal.files import atomic_write_text
+        from reprolock.audit.report.text import summary
+
+        atomic_write_text(output, rendered)
+        print(f"wrote {output}: {summary(report)}", file=sys.stderr)
+    raise typer.Exit(report.exit_code(threshold))
+
+
+def _explain(rule_id: str) -> None:
+    from reprolock.audit.catalog import RULES
+
+    rule = RULES.get(rule_id.strip().upper())
+    if rule is None:
+        raise ReprolockError(f"no audit rule {rule_id!r}",
+                             hint="'reprolock audit --list-rules' lists the rule ids")
+    sys.stdout.write(rule.explain())
+    raise typer.Exit(EXIT_OK)
+
+
+def _list_rules() -> None:
+    from reprolock.audit.catalog import RULES
+
+    for rule in RULES.values():
+        print(f"{rule.id}  {rule.severity.value:<7}  {rule.name:<36} {rule.summary}")
+
+
+def _choice(value: str, allowed: list[str], option: str) -> str:
+    if value not in allowed:
+        raise ReprolockError(f"{option} {value!r} is not known",
+                             hint=f"use one of: {', '.join(allowed)}")
+    return value
+
+
+def _use_color(mode: str) -> bool:
+    if mode != "auto":
+        return mode == "always"
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return sys.stdout.isatty()

@@ -1,19 +1,31 @@
 """Files the build puts into the code layer, under ``/.reprolock/``, so that
-``reprolock verify --runtime`` can check a running container against its lock.
+``reprolock verify --runtime`` (or ``python /.reprolock/check.py``) can check a running
+container against its lock without reprolock installed in the image.
 
 The builder calls :func:`image_files` for every image with code; what it returns goes
 into the code layer (so the environment image, and the lock's digests of it, never
-depend on it).
+depend on it). Every file is canonical JSON or fixed source: the same lock and code give
+the same bytes, so the code layer stays reproducible.
+
+    >>> files = image_files(lock_bytes=b"{}", code=code, workdir="/app",      # doctest: +SKIP
+    ...                     prefix="/opt/venv", records={"numpy": "sha256:..."})
+    >>> [f.path.split("/")[-1] for f in files]                                 # doctest: +SKIP
+    ['check.py', 'code.json', 'lock.json', 'runtime.json']
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from reprolock.inspection.codeset import CodeSet
 
 RUNTIME_DIR = ".reprolock"  # at the image's root
+CHECKER = f"{RUNTIME_DIR}/check.py"
+LISTING_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -23,8 +35,43 @@ class EmbeddedFile:
     executable: bool = False
 
 
+def checker_source() -> bytes:
+    """The standard-library-only checker, as shipped in images and mounted by ``run``."""
+    return Path(__file__).with_name("check.py").read_bytes()
+
+
+def code_listing(code: CodeSet, workdir: str) -> dict[str, Any]:
+    files = []
+    for f in code.files:
+        entry: dict[str, Any] = {"path": f.path, "sha256": f.sha256, "size": f.size,
+                                 "executable": f.executable}
+        if f.link_target is not None:
+            entry["link"] = f.link_target
+        files.append(entry)
+    return {"version": LISTING_VERSION, "workdir": workdir, "treeDigest": code.tree_digest,
+            "files": files}
+
+
+def runtime_record(*, prefix: str, records: Mapping[str, str],
+                   env: Mapping[str, str] | None) -> dict[str, Any]:
+    return {"version": LISTING_VERSION, "prefix": prefix, "records": dict(sorted(records.items())),
+            "env": dict(sorted((env or {}).items()))}
+
+
+def _json(doc: Mapping[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
 def image_files(*, lock_bytes: bytes, code: CodeSet, workdir: str, prefix: str,
-                records: Mapping[str, str]) -> list[EmbeddedFile]:
+                records: Mapping[str, str],
+                env: Mapping[str, str] | None = None) -> list[EmbeddedFile]:
     """``lock_bytes``: the lock file as read; ``records``: distribution name to the
-    ``sha256:`` digest of its RECORD as installed under ``prefix``."""
-    return []
+    ``sha256:`` digest of its RECORD as installed under ``prefix``; ``env``: the image's
+    declared environment variables (what the checker compares the container's with)."""
+    return [
+        EmbeddedFile(CHECKER, checker_source(), executable=True),
+        EmbeddedFile(f"{RUNTIME_DIR}/code.json", _json(code_listing(code, workdir))),
+        EmbeddedFile(f"{RUNTIME_DIR}/lock.json", lock_bytes),
+        EmbeddedFile(f"{RUNTIME_DIR}/runtime.json",
+                     _json(runtime_record(prefix=prefix, records=records, env=env))),
+    ]

@@ -1,80 +1,73 @@
-"""Checks of a lock and what hangs on it, each reported as passed or failed.
-
-A failed check is a finding (exit 1); a check that cannot run raises, so the command
-never exits 0 when something could not be checked.
-"""
+"""``reprolock verify`` for CI: the lock is valid, fresh, signed (with ``--key`` or
+``require-signature``), rebuilds to the digests it records, and its SBOM is as locked."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reprolock._internal.cache import default_cache_dir
 from reprolock._internal.files import sha256_file
 from reprolock.config import Config
-from reprolock.errors import EXIT_FINDING, EXIT_OK
 from reprolock.lock.check import check_lock
 from reprolock.lock.io import read_lock
-from reprolock.lock.model import Lock
+from reprolock.lock.model import LOCK_VERSION, Lock
 from reprolock.signing.interface import VerificationFailed
+from reprolock.verify.diff import layer_changes
+from reprolock.verify.report import Check, Report, attempt
 
 if TYPE_CHECKING:
     from reprolock.signing.keys import TrustedKey
 
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
+RELOCK = "run 'reprolock lock' and commit the lock"
+Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Report:
-    checks: tuple[Check, ...]
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if all(c.ok for c in self.checks) else EXIT_FINDING
-
-    def to_json(self) -> dict[str, object]:
-        return {"ok": self.exit_code == EXIT_OK,
-                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks]}
+def lock_checks(config: Config, cache: Path) -> tuple[Lock, list[Check]]:
+    """Valid (an unreadable or invalid lock raises: exit 2) and fresh."""
+    lock = read_lock(config.lock_path, cache_dir=cache)
+    checks = [Check("lock", True, f"{config.lockfile} is valid (lockVersion {LOCK_VERSION})")]
+    fresh = check_lock(config, cache_dir=cache)
+    checks.append(Check("fresh", fresh.fresh, "the lock matches its inputs" if fresh.fresh
+                        else "the lock is stale", tuple(f"{c}" for c in fresh.changes),
+                        fix=RELOCK))
+    return lock, checks
 
 
-def _run(name: str, check: Callable[[], str]) -> Check:
-    try:
-        return Check(name, True, check())
-    except VerificationFailed as exc:
-        return Check(name, False, exc.diagnostics())
-
-
-def run_checks(config: Config, *, key: Path | None, attestation: Path | None) -> Report:
+def run_checks(config: Config, *, key: Path | None, attestation: Path | None,
+               rebuild: bool = False, progress: Progress | None = None) -> Report:
     cache = default_cache_dir()
-    lock = read_lock(config.lock_path, cache_dir=cache)  # unreadable or invalid: an error
-    checks = [Check("lock", True, f"{config.lockfile} is valid (lockVersion 1)")]
-    freshness = check_lock(config, cache_dir=cache)
-    checks.append(Check("fresh", freshness.fresh,
-                        "the lock matches its inputs" if freshness.fresh else
-                        "; ".join(freshness.changes) + " (fix: run 'reprolock lock')"))
-    trusted = None
-    if key is not None:
-        from reprolock.signing.keys import load_trusted
-
-        trusted = load_trusted(key)
-        checks.append(_run("signature", lambda: _signature(config, trusted or [])))
+    lock, checks = lock_checks(config, cache)
+    trusted = _trusted(config, key)
+    if trusted is not None:
+        checks.append(attempt("signature", lambda: _signature(config, trusted)))
     if lock.sbom is not None:
-        checks.append(_run("sbom", lambda: _sbom(config, lock)))
+        checks.append(attempt("sbom", lambda: _sbom(config, lock)))
+    if rebuild:
+        checks.append(_rebuild(config, lock, fresh=checks[1].ok, cache=cache,
+                               progress=progress or (lambda _m: None)))
     if attestation is not None:
         if trusted is None:
             raise VerificationFailed("--attestation needs --key to check its signature",
                                      hint="pass --key PUBLIC_KEY")
-        checks.append(_run("provenance",
-                           lambda: _provenance(config, lock, attestation, trusted or [])))
+        checks.append(attempt("provenance",
+                              lambda: _provenance(config, lock, attestation, trusted)))
     return Report(tuple(checks))
+
+
+def _trusted(config: Config, key: Path | None) -> list[TrustedKey] | None:
+    if key is None:
+        if config.require_signature:
+            raise VerificationFailed(
+                f"{config.source_name} sets require-signature = true, but no --key was given "
+                "to check the lock's signature with",
+                hint="pass --key PUBLIC_KEY (or a directory of trusted public keys)")
+        return None
+    from reprolock.signing.keys import load_trusted
+
+    return load_trusted(key)
 
 
 def _signature(config: Config, trusted: list[TrustedKey]) -> str:
@@ -97,6 +90,105 @@ def _sbom(config: Config, lock: Lock) -> str:
                                  hint="run 'reprolock lock' to write it again")
     return f"{lock.sbom.path} is the one the lock records"
 
+
+# -- rebuild ------------------------------------------------------------------------------
+
+def _rebuild(config: Config, lock: Lock, *, fresh: bool, cache: Path,
+             progress: Progress) -> Check:
+    """Build the environment image again and compare its digests with the lock's."""
+    if lock.image is None:
+        return Check("rebuild", False, "the lock records no environment image (it was made "
+                     "with --no-build)", fix="run 'reprolock lock' (without --no-build)")
+    if not fresh:
+        return Check("rebuild", False, "not rebuilt: the lock is stale", fix=RELOCK)
+    moved = _base_moved(config, lock)
+    if moved is not None:
+        return moved
+    changed = _changed_artifacts(config, lock)
+    if changed:
+        return Check("rebuild", False, "locked wheels changed since locking", tuple(changed),
+                     fix="restore the wheels (their sha256 is in the lock), or run "
+                     "'reprolock lock --upgrade-package NAME' to lock the new ones")
+    return _compare_build(config, lock, cache, progress)
+
+
+def _base_moved(config: Config, lock: Lock) -> Check | None:
+    from reprolock.image.reference import open_source
+    from reprolock.target import Platform
+
+    source = open_source(lock.base.reference, root=config.root)  # unreadable: exit 2
+    try:
+        identity = source.resolve(Platform.parse(lock.target["platform"])).identity
+    finally:
+        source.close()
+    if identity == lock.base.digest:
+        return None
+    return Check("rebuild", False, f"the base image {lock.base.reference} moved",
+                 (f"base digest {lock.base.digest} → {identity}",),
+                 fix="restore the locked base image, or run 'reprolock lock' to lock the new one")
+
+
+def _changed_artifacts(config: Config, lock: Lock) -> list[str]:
+    """Locked wheels that are files of the project (find-links) and no longer match."""
+    lines = []
+    for pkg in lock.packages:
+        if pkg.artifact.path is None:
+            continue  # index downloads are checked against the lock by the build itself
+        path = config.root / pkg.artifact.path
+        if not path.is_file():
+            lines.append(f"package {pkg.name} {pkg.version}: {pkg.artifact.path} is missing")
+        elif (actual := sha256_file(path)) != pkg.artifact.sha256:
+            lines.append(f"package {pkg.name} {pkg.version}: artifact hash changed "
+                         f"({pkg.artifact.filename}: {pkg.artifact.sha256[:12]}… → "
+                         f"{actual[:12]}…)")
+    return lines
+
+
+def _compare_build(config: Config, lock: Lock, cache: Path, progress: Progress) -> Check:
+    from reprolock.core import build_image
+
+    assert lock.image is not None
+    progress("rebuilding the environment image from the lock")
+    try:
+        report = build_image(config, _options(lock), outputs=(), tag=None, progress=progress,
+                             cache_dir=cache, env_only=True, attach=False)
+    except VerificationFailed as exc:  # the build refuses a changed SBOM: reported above
+        return Check("rebuild", False, f"not rebuilt: {exc.message}", fix=exc.hint)
+    if report.env_config_digest == lock.image.config_digest and (
+            report.env_manifest_digest == lock.image.manifest_digest
+            or not _same_compressor(lock)):
+        return Check("rebuild", True, f"the environment image rebuilt from the lock is "
+                     f"{report.env_manifest_digest}, as recorded")
+    locked = [dict(x) for x in lock.image.layers]
+    rebuilt = [dict(x) for x in report.layers[: len(locked)]]
+    differences = layer_changes(locked, rebuilt) or [
+        f"config {lock.image.config_digest} → {report.env_config_digest} (same layers: the "
+        "image configuration differs, e.g. [image] env, entrypoint or workdir)"]
+    return Check("rebuild", False, "the environment image rebuilt from the lock differs from "
+                 f"the recorded one ({lock.image.manifest_digest} → "
+                 f"{report.env_manifest_digest})", tuple(differences),
+                 fix="run 'reprolock lock' to record the image this reprolock builds, and "
+                 "review the differences above")
+
+
+def _options(lock: Lock) -> Any:
+    from reprolock.build.builder import BuildOptions
+    from reprolock.oci.compress import Compressor
+
+    assert lock.image is not None
+    comp = lock.image.compression
+    return BuildOptions(compressor=Compressor.parse(f"{comp['name']}:{comp['level']}"))
+
+
+def _same_compressor(lock: Lock) -> bool:
+    from reprolock.oci.compress import Compressor
+
+    assert lock.image is not None
+    comp = lock.image.compression
+    return dict(comp) == Compressor.parse(f"{comp['name']}:{comp['level']}").describe()
+
+
+# -- provenance ---------------------------------------------------------------------------
 
 def _provenance(config: Config, lock: Lock, path: Path, trusted: list[TrustedKey]) -> str:
     from reprolock.signing.dsse import check_subjects, verify_envelope
