@@ -137,7 +137,7 @@ def test_signed_build_attaches_sbom_and_provenance(project: Path, tmp_path: Path
              project / ".reprolock" / "build.dsse.json", "--json", cache=cache)
     assert ok.returncode == 0, ok.stdout
     assert {c["name"] for c in json.loads(ok.stdout)["checks"]} == {
-        "lock", "fresh", "signature", "sbom", "provenance"}
+        "lock", "fresh", "signature", "sbom", "rebuild", "provenance"}
 
 
 def test_registry_finds_the_sbom_next_to_the_image(project: Path, tmp_path: Path,

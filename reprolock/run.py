@@ -1,0 +1,362 @@
+"""``reprolock run``: the locked image, checked, then the training, then a run record.
+
+    >>> from reprolock.run import RunOptions, run                    # doctest: +SKIP
+    >>> outcome = run(config, RunOptions(command=("python", "train.py")))  # doctest: +SKIP
+    >>> outcome.record["exitCode"]                                  # doctest: +SKIP
+    0
+
+Which image: ``--image REF`` (a name, tag or ID in the Docker Engine), else the image in
+the engine whose labels say it was built from this lock file (``dev.reprolock.lock.digest``)
+and this code tree (``dev.reprolock.code.tree``): what ``reprolock build --output docker``
+made from the current checkout. Either way the container is created from the image's ID
+(its config digest), so a tag that moves during the run changes nothing.
+
+Before the command runs, the runtime checker runs in a container of the same image, with
+the host's copy of the checker and of the expectations (this lock, this code tree) mounted
+read-only: a tampered image cannot vouch for itself. Drift stops the run (exit 1) unless
+``warn_only``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from reprolock import __version__
+from reprolock._internal.files import atomic_write_bytes, sha256_bytes, sha256_file
+from reprolock.config import Config
+from reprolock.errors import EXIT_FINDING, ReprolockError, ToolError
+from reprolock.inspection.codeset import CodeSet, collect_code
+from reprolock.lock.io import read_lock
+from reprolock.lock.model import Lock
+from reprolock.runtime.embed import checker_source, code_listing, runtime_record
+
+RECORD_VERSION = 1
+RUN_PREDICATE = "https://reprolock.dev/run/v1"
+CHECK_DIR = "/.reprolock-run"  # where the host's checker and expectations are mounted
+OUTPUTS_IN_CONTAINER = "/outputs"
+OUTPUTS_ENV = "REPROLOCK_OUTPUTS"
+LOCK_LABEL = "dev.reprolock.lock.digest"
+CODE_LABEL = "dev.reprolock.code.tree"
+ENGINE_HINT = ("start the Docker Engine (for example 'dockerd --iptables=false --bridge=none "
+               "&', or 'systemctl start docker'); without an engine, 'reprolock build --output "
+               "oci:DIR' and 'reprolock verify --image oci:DIR' need none")
+Progress = Callable[[str], None]
+
+
+class DriftError(ReprolockError):
+    """The runtime check found drift: the run was refused (exit 1)."""
+
+    exit_code = EXIT_FINDING
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    command: tuple[str, ...] = ()  # empty: the image's entrypoint and CMD
+    image: str | None = None  # None: the image built from this lock and code
+    outputs: Path | None = None  # None: the config's [run] outputs
+    network: str = "none"
+    gpus: str | None = None  # "all" or a count, passed to the engine as a device request
+    warn_only: bool = False
+    fast: bool = False
+    record: Path | None = None  # None: .reprolock/runs/<start time>.json
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    record: dict[str, Any]
+    path: Path
+    envelope: Path | None
+    exit_code: int
+    check: dict[str, Any]
+
+
+def engine() -> Any:
+    """The docker SDK client, or a ToolError that says how to start the engine."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # the SDK raises many unrelated types for "no engine"
+        raise ToolError(f"cannot reach the Docker Engine: {exc}", hint=ENGINE_HINT) from exc
+    return client
+
+
+def find_image(client: Any, *, lock_digest: str, code_tree: str, reference: str | None) -> Any:
+    """The image to run: ``reference``, else the one labelled with this lock and code."""
+    import docker.errors
+
+    if reference is not None:
+        name = reference.removeprefix("docker-daemon:").removeprefix("docker:")
+        try:
+            return client.images.get(name)
+        except docker.errors.ImageNotFound as exc:
+            raise ReprolockError(f"the Docker Engine has no image {name!r}",
+                                 hint="build it with 'reprolock build --output docker:NAME:TAG'"
+                                 ", or pass an image that exists ('docker images')") from exc
+    found = client.images.list(filters={"label": [f"{LOCK_LABEL}={lock_digest}",
+                                                   f"{CODE_LABEL}={code_tree}"]})
+    if not found:
+        raise ReprolockError(
+            "the Docker Engine holds no image built from this lock and code tree "
+            f"(lock {lock_digest[:19]}…, code {code_tree[:19]}…)",
+            hint="run 'reprolock build --output docker' first (or pass --image REF)")
+    ids = sorted({image.id for image in found})
+    if len(ids) > 1:  # same labels, different configs: other env or entrypoint; say so
+        raise ReprolockError(f"{len(ids)} images carry this lock's and code's labels: "
+                             f"{', '.join(i[:19] for i in ids)}",
+                             hint="pass --image REF to choose one")
+    return found[0]
+
+
+def _iso(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    if not directory.is_dir():
+        return {}
+    found = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            info = path.stat()
+            found[path.relative_to(directory).as_posix()] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+def written_files(directory: Path, before: Mapping[str, tuple[int, int]]) -> list[dict[str, Any]]:
+    """Every file that is new or changed since ``before``, with its sha256 and size."""
+    after = _snapshot(directory)
+    return [{"path": rel, "sha256": sha256_file(directory / rel), "size": after[rel][0]}
+            for rel in sorted(after) if before.get(rel) != after[rel]]
+
+
+def _expectations(lock: Lock, lock_bytes: bytes, code: CodeSet, config: Config,
+                  image_env: Mapping[str, str], dest: Path) -> None:
+    """The checker and what it compares with, from the host: this lock, this code."""
+    prefix = lock.image.prefix if lock.image else "/opt/venv"
+    records = dict(lock.image.records) if lock.image else {}
+    files = {"check.py": checker_source(), "lock.json": lock_bytes,
+             "code.json": _json(code_listing(code, config.image.workdir)),
+             "runtime.json": _json(runtime_record(prefix=prefix, records=records,
+                                                  env=image_env))}
+    for name, data in files.items():
+        (dest / name).write_bytes(data)
+
+
+def _json(doc: Mapping[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _image_env(image: Any) -> dict[str, str]:
+    pairs = (image.attrs.get("Config") or {}).get("Env") or []
+    return dict(item.split("=", 1) for item in pairs if "=" in item and
+                not item.startswith("PATH="))
+
+
+def _device_requests(gpus: str | None) -> list[Any] | None:
+    if gpus is None:
+        return None
+    from docker.types import DeviceRequest
+
+    count = -1 if gpus == "all" else int(gpus)
+    return [DeviceRequest(count=count, capabilities=[["gpu"]])]
+
+
+class Runner:
+    def __init__(self, config: Config, options: RunOptions, *, progress: Progress,
+                 stream: IO[bytes] | None = None) -> None:
+        self.config = config
+        self.options = options
+        self.progress = progress
+        self.stream = stream or sys.stdout.buffer
+        self.client = engine()
+
+    def run(self, cache_dir: Path) -> RunOutcome:
+        config, options = self.config, self.options
+        lock_bytes = _read_lock_bytes(config)
+        lock = read_lock(config.lock_path, cache_dir=cache_dir)
+        lock_digest = "sha256:" + sha256_bytes(lock_bytes)
+        code = collect_code(config)
+        image = find_image(self.client, lock_digest=lock_digest, code_tree=code.tree_digest,
+                           reference=options.image)
+        self.progress(f"image {image.id} ({', '.join(image.tags) or 'untagged'})")
+        outputs = (options.outputs or config.root / config.run_outputs).resolve()
+        outputs.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="reprolock-run-") as tmp:
+            _expectations(lock, lock_bytes, code, config, _image_env(image), Path(tmp))
+            os.chmod(tmp, 0o755)
+            check = self._check(image, Path(tmp), lock)
+        before = _snapshot(outputs)
+        started = datetime.datetime.now(datetime.UTC)
+        exit_code = self._command(image, outputs)
+        ended = datetime.datetime.now(datetime.UTC)
+        record = self._record(image, lock, lock_digest, code, check, outputs,
+                              written_files(outputs, before), started, ended, exit_code)
+        path = options.record or (config.root / ".reprolock" / "runs" /
+                                  f"{started.strftime('%Y%m%dT%H%M%S%fZ')}.json")
+        atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+        return RunOutcome(record, path, None, exit_code, check)
+
+    # -- the runtime check -------------------------------------------------------------
+    def _check(self, image: Any, expect: Path, lock: Lock) -> dict[str, Any]:
+        prefix = lock.image.prefix if lock.image else "/opt/venv"
+        argv = [f"{prefix}/bin/python", f"{CHECK_DIR}/check.py", "--dir", CHECK_DIR, "--json"]
+        if self.options.fast:
+            argv.append("--fast")
+        self.progress("runtime check in the container "
+                      f"({'--fast' if self.options.fast else 'every file hashed'})")
+        code, out = self._container(image, argv, volumes={
+            str(expect): {"bind": CHECK_DIR, "mode": "ro"}}, capture=True)
+        try:
+            report: dict[str, Any] = json.loads(out)
+        except ValueError as exc:
+            raise ToolError(f"the runtime check in {image.id[:19]} did not run (exit {code})",
+                            hint="the image has no Python at the locked prefix, or it is not "
+                            "a reprolock image", stderr=out.decode("utf-8", "replace")) from exc
+        if "error" in report:
+            raise ToolError(f"the runtime check could not run: {report['error']}")
+        self._report_check(report)
+        return report
+
+    def _report_check(self, report: Mapping[str, Any]) -> None:
+        failed = [c for c in report["checks"] if not c["ok"]]
+        for check in failed:
+            lines = "; ".join(check["problems"][:5])
+            more = f" (and {len(check['problems']) - 5} more)" if len(check["problems"]) > 5 \
+                else ""
+            print(f"✗ runtime {check['name']}: {check['detail']}: {lines}{more}",
+                  file=sys.stderr)
+        if failed and not self.options.warn_only:
+            raise DriftError(f"the image is not the locked environment "
+                             f"({', '.join(c['name'] for c in failed)} differ); the run was "
+                             "refused", hint="rebuild it ('reprolock build --output docker'), "
+                             "or pass --warn-only to run anyway (the record says so)")
+        if not failed:
+            self.progress(f"runtime check passed ({report['seconds']:.2f} s)")
+
+    # -- the command -------------------------------------------------------------------
+    def _command(self, image: Any, outputs: Path) -> int:
+        argv = list(self.options.command)
+        self.progress(f"running {' '.join(argv) if argv else 'the image entrypoint/CMD'} "
+                      f"(network {self.options.network})")
+        code, _ = self._container(image, argv or None, volumes={
+            str(outputs): {"bind": OUTPUTS_IN_CONTAINER, "mode": "rw"}}, capture=False,
+            entrypoint=bool(argv))
+        return code
+
+    def _container(self, image: Any, argv: list[str] | None, *,
+                   volumes: Mapping[str, Any], capture: bool,
+                   entrypoint: bool = True) -> tuple[int, bytes]:
+        env = {OUTPUTS_ENV: OUTPUTS_IN_CONTAINER, **self.options.env}
+        container = self.client.containers.create(
+            image.id, entrypoint=argv if entrypoint else None, command=None,
+            network_mode=self.options.network, volumes=dict(volumes), environment=env,
+            device_requests=_device_requests(self.options.gpus), detach=True)
+        try:
+            container.start()
+            chunks = []
+            for chunk in container.logs(stream=True, follow=True):
+                if capture:
+                    chunks.append(chunk)
+                else:
+                    self.stream.write(chunk)
+                    self.stream.flush()
+            status = container.wait()
+            return int(status.get("StatusCode", 2)), b"".join(chunks)
+        finally:
+            container.remove(force=True)
+
+    # -- the record --------------------------------------------------------------------
+    def _record(self, image: Any, lock: Lock, lock_digest: str, code: CodeSet,
+                check: Mapping[str, Any], outputs: Path, written: list[dict[str, Any]],
+                started: datetime.datetime, ended: datetime.datetime,
+                exit_code: int) -> dict[str, Any]:
+        config = self.config
+        return {
+            "recordVersion": RECORD_VERSION,
+            "generator": {"name": "reprolock", "version": __version__},
+            "image": {"id": image.id, "tags": sorted(image.tags),
+                      "repoDigests": sorted(image.attrs.get("RepoDigests") or [])},
+            "lock": {"path": config.lockfile, "digest": lock_digest,
+                     "inputsDigest": lock.inputs_digest},
+            "codeTree": code.tree_digest,
+            "gitCommit": code.git.commit if code.git else None,
+            "command": list(self.options.command) or _default_command(image),
+            "network": self.options.network,
+            "gpus": self.options.gpus,
+            "started": _iso(started), "ended": _iso(ended), "exitCode": exit_code,
+            "check": {"ok": bool(check["ok"]), "mode": check["mode"],
+                      "warnOnly": self.options.warn_only,
+                      "failed": [c["name"] for c in check["checks"] if not c["ok"]],
+                      "seconds": check["seconds"]},
+            "accelerators": dict(check.get("accelerators") or {}),
+            "outputs": {"dir": _relative(outputs, config.root), "files": written},
+        }
+
+
+def _default_command(image: Any) -> list[str]:
+    conf = image.attrs.get("Config") or {}
+    return [*(conf.get("Entrypoint") or []), *(conf.get("Cmd") or [])]
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _read_lock_bytes(config: Config) -> bytes:
+    try:
+        return config.lock_path.read_bytes()
+    except OSError as exc:
+        from reprolock.errors import LockFileError
+
+        raise LockFileError(f"no lock file at {config.lock_path}",
+                            hint="run 'reprolock lock' to create it") from exc
+
+
+def sign_record(record: Mapping[str, Any], path: Path, signer: Any) -> Path:
+    """An in-toto Statement (subjects: the outputs) whose predicate is the record, in a
+    DSSE envelope written beside the record as ``RECORD.dsse.json``."""
+    from reprolock.signing.dsse import STATEMENT_V1, sign_envelope
+
+    outputs = record["outputs"]
+    statement = {
+        "_type": STATEMENT_V1,
+        "subject": [{"name": f"{outputs['dir']}/{f['path']}", "digest": {"sha256": f["sha256"]}}
+                    for f in outputs["files"]],
+        "predicateType": RUN_PREDICATE,
+        "predicate": dict(record),
+    }
+    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+    envelope = sign_envelope(payload, signer)
+    target = envelope_path(path)
+    atomic_write_bytes(target, (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode())
+    return target
+
+
+def envelope_path(record: Path) -> Path:
+    return record.with_name(record.name.removesuffix(".json") + ".dsse.json")
+
+
+def run(config: Config, options: RunOptions, *, cache_dir: Path, progress: Progress,
+        signer: Any = None, stream: IO[bytes] | None = None) -> RunOutcome:
+    outcome = Runner(config, options, progress=progress, stream=stream).run(cache_dir)
+    if signer is None:
+        return outcome
+    envelope = sign_record(outcome.record, outcome.path, signer)
+    return RunOutcome(outcome.record, outcome.path, envelope, outcome.exit_code, outcome.check)
+
+
+__all__ = ["DriftError", "RunOptions", "RunOutcome", "engine", "find_image", "run"]

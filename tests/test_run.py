@@ -1,0 +1,197 @@
+"""``reprolock run``, ``verify --runtime`` and ``verify --run`` on the real Docker Engine,
+with the example project on its debootstrap-made Debian base. One image per module; each
+planted drift runs in a container of its own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import run_cli
+from tests.support.services import docker_available, require
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "example"
+BASE = EXAMPLE / ".reprolock" / "base"
+SITE = "/opt/venv/lib/python3.11/site-packages"
+PASSWORD = {"REPROLOCK_KEY_PASSWORD": "pw"}
+CHECK = "python /.reprolock/check.py --json"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    require((BASE / "index.json").is_file(),
+            f"the Debian base is missing: run python fixtures/make_base.py {BASE}")
+    require(docker_available(), "no Docker Engine is running")
+    root = tmp_path_factory.mktemp("run") / "example"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(
+        ".reprolock", "reprolock.lock.json", "outputs", "reprolock.lock.json.sig"))
+    (root / ".reprolock").mkdir()
+    (root / ".reprolock" / "base").symlink_to(BASE)
+    assert run_cli("lock", "-C", root, "--no-sbom").returncode == 0
+    name = f"reprolock-test/run-{uuid.uuid4().hex[:8]}:v1"
+    proc = run_cli("build", "-C", root, "--json", "-q", "-o", f"docker:{name}")
+    assert proc.returncode == 0, proc.stderr
+    yield {"root": root, "name": name, "result": json.loads(proc.stdout)}
+    import docker
+
+    client = docker.from_env()
+    for image in client.images.list(name=name.split(":")[0]):
+        client.images.remove(image.id, force=True)
+
+
+def in_container(built: dict, script: str, **kwargs: object) -> tuple[int, dict]:
+    """Plant a drift with ``script``, then run the image's own checker."""
+    import docker
+
+    client = docker.from_env()
+    container = client.containers.run(built["name"], ["sh", "-c", f"{script}\n{CHECK}"],
+                                      entrypoint=[], network_mode="none", detach=True,
+                                      **kwargs)
+    try:
+        code = container.wait()["StatusCode"]
+        out = container.logs(stdout=True, stderr=False).decode()
+    finally:
+        container.remove(force=True)
+    return code, json.loads(out)
+
+
+def problems(report: dict) -> list[str]:
+    return [p for c in report["checks"] for p in c["problems"]]
+
+
+def test_clean_run_passes_and_its_record_verifies(built: dict, tmp_path: Path) -> None:
+    root = built["root"]
+    assert run_cli("keygen", "-o", tmp_path / "k", env=_env()).returncode == 0
+    record = tmp_path / "run.json"
+    proc = run_cli("run", "-C", root, "--record", record, "--sign-key", tmp_path / "k.key",
+                   env=_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("accuracy=0.9")
+    doc = json.loads(record.read_text())
+    assert doc["image"]["id"] == built["result"]["configDigest"]
+    assert doc["codeTree"] == built["result"]["codeTree"]
+    assert doc["check"]["ok"] and doc["exitCode"] == 0 and doc["network"] == "none"
+    assert [f["path"] for f in doc["outputs"]["files"]] == ["model.json"]
+    ok = run_cli("verify", "-C", root, "--run", record, "--key", tmp_path / "k.pub")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (root / "outputs" / "model.json").write_text("{}\n")
+    bad = run_cli("verify", "-C", root, "--run", record, "--key", tmp_path / "k.pub")
+    assert bad.returncode == 1 and "outputs/model.json changed since the run" in bad.stdout
+    doc["exitCode"] = 0
+    doc["command"] = ["python3", "other.py"]
+    record.write_text(json.dumps(doc))
+    forged = run_cli("verify", "-C", root, "--run", record, "--key", tmp_path / "k.pub")
+    assert forged.returncode == 1 and "differs from the record signed" in forged.stdout
+    record.write_text("{not json")
+    corrupt = run_cli("verify", "-C", root, "--run", record)
+    assert corrupt.returncode == 2 and "not a readable JSON run record" in corrupt.stderr
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, **PASSWORD}
+
+
+def test_clean_container_passes_the_runtime_check(built: dict) -> None:
+    code, report = in_container(built, "true")
+    assert code == 0, problems(report)
+    assert report["python"]["version"] == "3.11.2"
+
+
+def test_changed_package_file_is_named(built: dict) -> None:
+    code, report = in_container(built, f"echo 'x = 1' >> {SITE}/tinyml/__init__.py")
+    assert code == 1
+    assert any(p.startswith(f"{SITE}/tinyml/__init__.py (tinyml) changed")
+               for p in problems(report)), problems(report)
+
+
+def test_package_added_like_pip_is_named(built: dict) -> None:
+    """The base has no pip: write what 'pip install' leaves, a module and a dist-info."""
+    script = (f"mkdir -p {SITE}/evil {SITE}/evil-1.0.dist-info && "
+              f"echo 'import os' > {SITE}/evil/__init__.py && "
+              f"printf 'Metadata-Version: 2.1\\nName: evil\\nVersion: 1.0\\n\\n' > "
+              f"{SITE}/evil-1.0.dist-info/METADATA && "
+              f"printf 'evil/__init__.py,,\\n' > {SITE}/evil-1.0.dist-info/RECORD")
+    code, report = in_container(built, script)
+    assert code == 1
+    assert "extra: evil 1.0 is installed but not locked" in problems(report)
+
+
+def test_other_version_is_named(built: dict) -> None:
+    dist = f"{SITE}/tinyconfig-1.0.0.dist-info"
+    script = (f"sed -i 's/^Version: 1.0.0/Version: 1.2.0/' {dist}/METADATA && "
+              f"mv {dist} {SITE}/tinyconfig-1.2.0.dist-info")
+    code, report = in_container(built, script)
+    assert code == 1
+    assert "other version: tinyconfig 1.2.0 is installed, the lock has 1.0.0" in problems(report)
+
+
+def test_edited_code_is_named(built: dict) -> None:
+    code, report = in_container(built, "echo '# edited' >> /app/train.py")
+    assert code == 1
+    assert any(p.startswith("train.py was edited") for p in problems(report))
+
+
+def test_overridden_env_is_named(built: dict) -> None:
+    code, report = in_container(built, "true", environment={"PYTHONDONTWRITEBYTECODE": ""})
+    assert code == 1
+    assert any(p.startswith("PYTHONDONTWRITEBYTECODE is ''") for p in problems(report))
+
+
+def test_fast_check_passes_in_a_clean_container(built: dict) -> None:
+    code, report = in_container(built, "python /.reprolock/check.py --fast >/dev/null || exit 7")
+    assert code == 0 and report["mode"] == "full"  # the fast one passed, then the full one
+
+
+def test_run_refuses_a_tampered_image(built: dict, tmp_path: Path) -> None:
+    import docker
+
+    client = docker.from_env()
+    container = client.containers.run(
+        built["name"], ["sh", "-c", f"echo 'x = 2' >> {SITE}/tinyml/__init__.py"],
+        entrypoint=[], network_mode="none", detach=True)
+    container.wait()
+    tampered = f"{built['name'].split(':')[0]}:tampered"
+    container.commit(repository=tampered.split(":")[0], tag="tampered")
+    container.remove(force=True)
+    proc = run_cli("run", "-C", built["root"], "--image", tampered,
+                   "--record", tmp_path / "r.json")
+    assert proc.returncode == 1, proc.stderr
+    assert "tinyml/__init__.py (tinyml) changed" in proc.stderr
+    assert "the run was refused" in proc.stderr and not (tmp_path / "r.json").exists()
+    warned = run_cli("run", "-C", built["root"], "--image", tampered, "--warn-only",
+                     "--record", tmp_path / "r.json", "--", "python3", "-c", "print(42)")
+    assert warned.returncode == 0 and warned.stdout.strip() == "42"
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["check"]["failed"] == ["files"] and record["check"]["warnOnly"]
+    verified = run_cli("verify", "-C", built["root"], "--run", tmp_path / "r.json")
+    assert verified.returncode == 1 and "files differed" in verified.stdout
+
+
+def test_verify_image_in_the_engine(built: dict) -> None:
+    proc = run_cli("verify", "-C", built["root"], "--image", f"docker-daemon:{built['name']}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    missing = run_cli("verify", "-C", built["root"], "--image", "docker-daemon:nope/none:v0")
+    assert missing.returncode == 2 and "has no image" in missing.stderr
+
+
+def test_without_an_image_or_an_engine(built: dict, tmp_path: Path) -> None:
+    import os
+
+    (built["root"] / "extra.py").write_text("x = 1\n")  # another code tree: no image for it
+    try:
+        proc = run_cli("run", "-C", built["root"])
+        assert proc.returncode == 2
+        assert "holds no image built from this lock and code tree" in proc.stderr
+        assert "reprolock build --output docker" in proc.stderr
+    finally:
+        (built["root"] / "extra.py").unlink()
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no.sock"}
+    down = run_cli("run", "-C", built["root"], env=env)
+    assert down.returncode == 2 and "cannot reach the Docker Engine" in down.stderr
+    assert "oci:" in down.stderr
