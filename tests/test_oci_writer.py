@@ -264,7 +264,7 @@ def test_missing_root_is_an_error(tmp_path: Path) -> None:
 
 
 def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import reprolock.oci.layer as layer_module
+    import reprolock.oci.tarball as layer_module
 
     dest = tmp_path / "out" / "layer.tar.gz"
     root = make_tree(tmp_path / "a")

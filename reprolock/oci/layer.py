@@ -1,106 +1,37 @@
-"""Deterministic layer tars: the same files give the same bytes on any machine.
+"""Layers from a directory tree, for base images made here (fixtures, tests).
 
-Entries sorted by path with parents first; one integer mtime; uid/gid 0 and empty
-names; modes 0755/0644; hard links written as regular files; gzip header without a
-name or time. The uncompressed digest (diff_id) and the blob digest are computed while
-streaming, so no layer is ever held in memory.
+A thin wrapper over :mod:`reprolock.oci.tarball`, which holds the one tar writer and its
+rules (sorted entries with parents first, one integer mtime, uid/gid 0 and empty names,
+modes 0755/0644, hard links as regular files). The gzip stream here is Python's
+``gzip`` module with no name and no time, as these base layers have always been written:
+changing it would change every base image's blob digests.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
-import os
-import stat
-import tarfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from reprolock._internal.files import atomic_writer
+from reprolock.oci.compress import Sink
+from reprolock.oci.tarball import (
+    DEFAULT_MTIME,
+    Entry,
+    HashingWriter,
+    LayerBlob,
+    entries_from_dir,
+)
+from reprolock.oci.tarball import write_tar as write_entries
 
-DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z: the oldest time a zip can hold
-
-
-@dataclass(frozen=True)
-class LayerBlob:
-    digest: str  # of the compressed bytes
-    diff_id: str  # of the tar
-    size: int
-    media_type: str
-
-
-class _HashingSink:
-    """A write-only stream that hashes and counts what passes through to ``target``."""
-
-    def __init__(self, target: IO[bytes]) -> None:
-        self.target = target
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        self.size += len(data)
-        self.target.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self.target.flush()
+__all__ = ["DEFAULT_MTIME", "LayerBlob", "write_layer", "write_tar"]
 
 
-def _entries(root: Path, prefix: str) -> list[tuple[str, Path]]:
-    """Archive name → source path, sorted so that every parent precedes its children.
-
-    The directories of ``prefix`` ("app/src/") are entries too, with ``root``'s mode.
-    """
-    found: list[tuple[str, Path]] = []
+def write_tar(root: Path, out: Sink, *, prefix: str = "", mtime: int = DEFAULT_MTIME) -> None:
+    """Every file, directory and symlink under ``root``, named ``prefix/relative``; the
+    directories of ``prefix`` are entries too."""
     parts = [p for p in prefix.split("/") if p]
-    prefix = "".join(f"{p}/" for p in parts)
-    found += [("/".join(parts[: i + 1]), root) for i in range(len(parts))]
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel = Path(dirpath).relative_to(root).as_posix()
-        base = prefix if rel == "." else f"{prefix}{rel}/"
-        if rel != ".":
-            found.append((base.rstrip("/"), Path(dirpath)))
-        found += [(base + name, Path(dirpath) / name) for name in filenames]
-        found += [(base + name, Path(dirpath) / name) for name in dirnames
-                  if os.path.islink(Path(dirpath) / name)]
-    return sorted(found, key=lambda item: os.fsencode(item[0]))
-
-
-def _info(name: str, path: Path, mtime: int) -> tarfile.TarInfo | None:
-    st = path.lstat()
-    info = tarfile.TarInfo(name)
-    info.mtime = mtime
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    if stat.S_ISLNK(st.st_mode):
-        info.type = tarfile.SYMTYPE
-        info.linkname = os.readlink(path)
-        info.mode = 0o777
-    elif stat.S_ISDIR(st.st_mode):
-        info.type = tarfile.DIRTYPE
-        info.mode = 0o755
-    elif stat.S_ISREG(st.st_mode):
-        info.size = st.st_size
-        info.mode = 0o755 if st.st_mode & 0o111 else 0o644
-    else:
-        return None  # sockets, fifos and device nodes do not belong in a layer
-    return info
-
-
-def write_tar(root: Path, out: IO[bytes], *, prefix: str = "", mtime: int = DEFAULT_MTIME) -> None:
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for name, path in _entries(root, prefix):
-            info = _info(name, path, mtime)
-            if info is None:
-                continue
-            if info.isreg():
-                with open(path, "rb") as handle:
-                    tar.addfile(info, handle)
-            else:
-                tar.addfile(info)
+    dirs = [Entry("/".join(parts[: i + 1]), "dir") for i in range(len(parts))]
+    write_entries([*dirs, *entries_from_dir(root, "/".join(parts))], out, mtime=mtime)
 
 
 def write_layer(root: Path, dest: Path, *, prefix: str = "", mtime: int = DEFAULT_MTIME,
@@ -109,10 +40,10 @@ def write_layer(root: Path, dest: Path, *, prefix: str = "", mtime: int = DEFAUL
     if not root.is_dir():  # os.walk would quietly give an empty layer
         raise NotADirectoryError(f"layer root {root} is not a directory")
     with atomic_writer(dest) as handle:
-        blob = _HashingSink(handle)
+        blob = HashingWriter(handle)
         with gzip.GzipFile(filename="", mode="wb", fileobj=blob,
                            compresslevel=level, mtime=0) as gz:
-            tar = _HashingSink(gz)  # type: ignore[arg-type]
-            write_tar(root, tar, prefix=prefix, mtime=mtime)  # type: ignore[arg-type]
+            tar = HashingWriter(gz)
+            write_tar(root, tar, prefix=prefix, mtime=mtime)
     return LayerBlob("sha256:" + blob.sha.hexdigest(), "sha256:" + tar.sha.hexdigest(),
                      blob.size, "application/vnd.oci.image.layer.v1.tar+gzip")

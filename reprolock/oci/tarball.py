@@ -280,7 +280,7 @@ def _inflate(fd: int, pos: int, left: int, method: int, limit: int) -> Iterator[
             yield tail
 
 
-class _Hashing:
+class HashingWriter:
     """Hashes and counts what passes through to ``target`` (a file or a compressor)."""
 
     def __init__(self, target: Sink) -> None:
@@ -314,9 +314,9 @@ def write_layer(entries: Iterable[Entry], dest: Path, *, compressor: Compressor,
                 mtime: int = DEFAULT_MTIME) -> LayerBlob:
     """Write the layer to ``dest`` atomically and return its digests."""
     with atomic_writer(dest) as handle:
-        blob = _Hashing(handle)
+        blob = HashingWriter(handle)
         compressed = compressor.open(blob)  # type: ignore[arg-type]
-        tar = _Hashing(compressed)
+        tar = HashingWriter(compressed)
         write_tar(entries, tar, mtime=mtime)
         compressed.close()
     return LayerBlob(f"sha256:{blob.sha.hexdigest()}", f"sha256:{tar.sha.hexdigest()}",
