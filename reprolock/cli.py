@@ -235,11 +235,12 @@ def _signer(path: Path) -> Any:
     return load_signer(path, passphrase=_passphrase())
 
 
-def _build_options(compression: str) -> Any:
+def _build_options(compression: str | None) -> Any:
     from reprolock.build.builder import BuildOptions
     from reprolock.oci.compress import Compressor
 
-    return BuildOptions(compressor=Compressor.parse(compression))
+    return BuildOptions(compressor=None if compression is None
+                        else Compressor.parse(compression))
 
 
 @app.command()
@@ -253,7 +254,9 @@ def build(
     env_only: Annotated[bool, typer.Option(
         "--env-only", help="Write the environment image (no code layer): the one the lock "
         "records.")] = False,
-    compression: CompressionOpt = "gzip",
+    compression: Annotated[str | None, typer.Option(
+        "--compression", help="Layer compression: gzip, zstd or none, optionally NAME:LEVEL. "
+        "Default: what the lock records (so the digests match it), else gzip.")] = None,
     sign_key: SignKeyOpt = None,
     attestation: Annotated[Path | None, typer.Option(
         help="Where the signed provenance goes. Default: .reprolock/build.dsse.json")] = None,

@@ -157,6 +157,24 @@ def test_compression_changes_blobs_not_identity(build_project_template: Path, tm
     assert [x["diffId"] for x in other["layers"]] == [x["diffId"] for x in gzip["layers"]]
 
 
+def test_build_uses_the_compressor_the_lock_records(build_project_template: Path,
+                                                    tmp_path: Path) -> None:
+    project = copy_project(build_project_template, tmp_path / "p")
+    locked = cli("lock", "-C", project, "--compression", "zstd", "--no-sbom", "-q",
+                 cache=tmp_path / "c")
+    assert locked.returncode == 0, locked.stderr
+    lock = json.loads((project / "reprolock.lock.json").read_text())
+    assert lock["image"]["compression"]["name"] == "zstd"
+    result = build_json(project, tmp_path / "c")
+    assert result["environment"]["manifestDigest"] == lock["image"]["manifestDigest"]
+    assert result["environment"]["matchesLock"] is True
+    assert {x["holds"] for x in result["layers"]} and all(
+        x["mediaType"].endswith("+zstd") for x in lock["image"]["layers"][-2:])
+    explicit = build_json(project, tmp_path / "c", "--compression", "gzip")
+    assert explicit["environment"]["manifestDigest"] != lock["image"]["manifestDigest"]
+    assert explicit["environment"]["configDigest"] == lock["image"]["configDigest"]
+
+
 def test_golden_environment_image(build_project_template: Path, tmp_path: Path) -> None:
     result = build_json(build_project_template, tmp_path / "c")
     assert result["environment"]["configDigest"] == GOLDEN_ENV_CONFIG

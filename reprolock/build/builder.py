@@ -21,7 +21,7 @@ import os
 import posixpath
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class BuildOptions:
-    compressor: Compressor = field(default_factory=lambda: Compressor("gzip", 6))
+    compressor: Compressor | None = None  # None: the one the lock records, else gzip:6
     mtime: int | None = None  # None: SOURCE_DATE_EPOCH, else the lock's, else 1980-01-01
     prefix: str = DEFAULT_PREFIX
     own_layer_bytes: int = 1 << 20  # a wheel at least this big gets a layer of its own
@@ -92,6 +92,15 @@ class BuildResult:
     records: Mapping[str, str]  # distribution name -> "sha256:" of its installed RECORD
 
 
+def locked_compressor(lock: Lock) -> Compressor:
+    """The compressor the lock's environment image was made with, so that a build of the
+    same lock gives the manifest digests the lock records; gzip:6 when it records none."""
+    if lock.image is not None:
+        recorded = lock.image.compression
+        return Compressor.parse(f"{recorded['name']}:{recorded['level']}")
+    return Compressor("gzip", 6)
+
+
 def source_date_epoch(lock: Lock, explicit: int | None) -> int:
     if explicit is not None:
         return explicit
@@ -115,6 +124,7 @@ class Builder:
         self.blobs = BlobStore(cache_dir)
         self.layers = LayerCache(cache_dir, self.blobs)
         self.mtime = source_date_epoch(lock, self.options.mtime)
+        self.compressor = self.options.compressor or locked_compressor(lock)
         self.lock_bytes = lock_bytes
         self.lock_digest = (None if lock_bytes is None
                             else "sha256:" + hashlib.sha256(lock_bytes).hexdigest())
@@ -141,7 +151,7 @@ class Builder:
             # the code layer carries the installed RECORD digests: it comes after the rest
             code_layers = self._build_layers([self._code_plan(code, base)])
             full = self._image(base, base_layers, [*dep_layers, *code_layers], code=code)
-        return BuildResult(env, full, self.mtime, self.options.compressor, self.options.prefix,
+        return BuildResult(env, full, self.mtime, self.compressor, self.options.prefix,
                            self.blobs, dict(sorted(self.records.items())))
 
     # -- base --------------------------------------------------------------------------
@@ -187,7 +197,7 @@ class Builder:
         return {p.name: path for p, path in zip(packages, paths, strict=True)}
 
     def _plan(self, wheels: Mapping[str, Path]) -> list[_Plan]:
-        comp = self.options.compressor.describe()
+        comp = self.compressor.describe()
         common = {"v": LAYOUT_VERSION, "venv": self.venv.__dict__, "mtime": self.mtime,
                   "compressor": comp}
         plans = [_Plan("venv", "virtual environment", (), cache_key(kind="venv", **common))]
@@ -219,7 +229,7 @@ class Builder:
                                                env=env)]
         key = cache_key(kind="code", v=LAYOUT_VERSION, tree=code.tree_digest,
                         workdir=self.config.image.workdir, mtime=self.mtime,
-                        compressor=self.options.compressor.describe(),
+                        compressor=self.compressor.describe(),
                         embedded=[(e.name, e.executable,
                                    hashlib.sha256(e.data or b"").hexdigest())
                                   for e in self._embedded])
@@ -237,7 +247,7 @@ class Builder:
         todo = [p for p in plans if blobs[p.key] is None]
         if todo:
             self.progress(f"building {len(todo)} of {len(plans)} layers "
-                          f"({self.options.compressor.name}, {self.options.jobs} jobs)")
+                          f"({self.compressor.name}, {self.options.jobs} jobs)")
         # biggest first, so the long ones start early on the available cores
         order = sorted(todo, key=lambda p: -sum(self._size(pkg) for pkg in p.packages))
         started = time.monotonic()
@@ -264,7 +274,7 @@ class Builder:
         entries, records = self._entries(plan)
         dest = self.blobs.temp_path()
         try:
-            blob = write_layer(entries, dest, compressor=self.options.compressor,
+            blob = write_layer(entries, dest, compressor=self.compressor,
                                mtime=self.mtime)
             self.blobs.adopt(dest, blob.digest)
         finally:
