@@ -52,10 +52,10 @@ def audit(
 
     choice = _choice(fmt, [c.value for c in FormatChoice], "--format")
     _choice(color, ["auto", "always", "never"], "--color")
+    asked = Severity(_choice(fail_on, list(_SEVERITIES), "--fail-on")) if fail_on else None
     report = audit_project(path, AuditOptions(ignore=tuple(ignore or ()),
                                               hadolint=not no_hadolint))
-    threshold = (Severity(_choice(fail_on, list(_SEVERITIES), "--fail-on")) if fail_on
-                 else report.fail_on or Severity.ERROR)
+    threshold = asked or report.fail_on or Severity.ERROR
     rendered = FormatChoice(choice).to_format().render(
         report, fail_on=threshold, color=output is None and _use_color(color))
     if output is None:

@@ -1,0 +1,341 @@
+"""One pass over each Python file's AST: imports, resolved calls and settings.
+
+Each file is parsed once and walked once; the RL1xx import rules and every RL4xx rule
+read the :class:`FileFacts` this walk produces, never the source text. Names are
+resolved through imports and aliases in any scope (``import torch as T``, ``from
+torch.backends import cudnn``, ``from numpy import random as npr``, an import inside a
+function, ``cudnn = torch.backends.cudnn``), so ``T.manual_seed`` is seen as
+``torch.manual_seed``.
+
+    >>> import ast
+    >>> facts = index_file("t.py", ast.parse("import torch as T\\nT.manual_seed(0)\\n"))
+    >>> [c.name for c in facts.calls]
+    ['torch.manual_seed']
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# calls whose value is the time or OS entropy: a seed made from one is no seed
+CLOCK_CALLS = frozenset({
+    "time.time", "time.time_ns", "time.perf_counter", "time.perf_counter_ns",
+    "time.monotonic", "time.monotonic_ns", "time.process_time", "time.process_time_ns",
+    "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.datetime.today",
+    "datetime.date.today", "os.urandom", "os.getpid", "uuid.uuid1", "uuid.uuid4",
+    "secrets.randbits", "secrets.randbelow", "secrets.token_bytes", "secrets.token_hex",
+    "random.SystemRandom",
+})
+# calls that take a seed as their first argument (or seed=)
+SEED_CALLS = frozenset({
+    "random.seed", "random.Random", "numpy.random.seed", "numpy.random.default_rng",
+    "numpy.random.RandomState", "torch.manual_seed", "torch.random.manual_seed",
+    "torch.cuda.manual_seed", "torch.cuda.manual_seed_all", "tensorflow.random.set_seed",
+    "tensorflow.compat.v1.set_random_seed", "tensorflow.keras.utils.set_random_seed",
+    "keras.utils.set_random_seed", "tf_keras.utils.set_random_seed", "jax.random.PRNGKey",
+    "jax.random.key", "lightning.seed_everything", "lightning.pytorch.seed_everything",
+    "pytorch_lightning.seed_everything", "lightning.fabric.seed_everything",
+    "lightning_fabric.seed_everything", "transformers.set_seed", "accelerate.utils.set_seed",
+})
+_CHECKSUM_WORDS = ("checksum", "hash", "sha256", "sha1", "md5", "verify", "integrity",
+                   "digest")
+_WATCHED_METHODS = frozenset({"from_pretrained", "manual_seed"})
+
+
+@dataclass(frozen=True)
+class ImportSite:
+    module: str  # top-level name
+    line: int
+    optional: bool  # under try/except ImportError or if TYPE_CHECKING
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """A call whose callee resolves (``numpy.random.shuffle``), or, for a few watched
+    methods on values that do not resolve, ``?.from_pretrained``."""
+
+    name: str
+    node: ast.Call
+    scope: int  # the enclosing function (0: module level)
+    clock_seeded: bool = False  # a seed call fed by the clock, or seed() with no seed
+
+
+@dataclass(frozen=True)
+class AttributeSet:
+    name: str  # resolved target, e.g. torch.backends.cudnn.benchmark
+    value: ast.expr
+    line: int
+    column: int
+
+
+@dataclass
+class FileFacts:
+    path: str
+    imports: list[ImportSite] = field(default_factory=list)
+    calls: list[CallSite] = field(default_factory=list)
+    attribute_sets: list[AttributeSet] = field(default_factory=list)
+    env_sets: set[str] = field(default_factory=set)  # variables set through os.environ
+    verifying_scopes: set[int] = field(default_factory=set)  # scopes that check a hash
+    mentions_cuda: bool = False
+
+    def imported(self, module: str) -> bool:
+        return any(site.module == module for site in self.imports)
+
+
+def index_file(path: str, tree: ast.Module) -> FileFacts:
+    indexer = _Indexer(FileFacts(path))
+    indexer.walk(tree)
+    return indexer.facts
+
+
+class _Indexer:
+    """The walk. A handler per node type; nodes without one just recurse."""
+
+    def __init__(self, facts: FileFacts) -> None:
+        self.facts = facts
+        self.scopes: list[dict[str, str]] = [{}]  # local name → qualified name
+        self.tainted: list[set[str]] = [set()]  # names holding a clock value, per scope
+        self.ever_tainted: set[str] = set()  # a cheap first test for every Name
+        self.scope_ids = [0]
+        self.next_scope = 1
+        self.optional = 0
+        self.clock_hits = 0  # clock calls and tainted names seen so far
+
+    # --- walking -------------------------------------------------------------------
+    def walk(self, node: ast.AST) -> None:
+        handler = _HANDLERS.get(type(node))
+        if handler is not None:
+            handler(self, node)
+            return
+        for child in ast.iter_child_nodes(node):
+            self.walk(child)
+
+    def walk_all(self, nodes: list[ast.expr] | list[ast.stmt] | list[ast.keyword]) -> None:
+        for node in nodes:
+            self.walk(node)
+
+    # --- names ---------------------------------------------------------------------
+    def resolve(self, node: ast.expr) -> str | None:
+        """The qualified name ``node`` stands for, when it is rooted in an import."""
+        if isinstance(node, ast.Name):
+            for scope in reversed(self.scopes):
+                found = scope.get(node.id)
+                if found is not None:
+                    return found
+            return None
+        if isinstance(node, ast.Attribute):
+            base = self.resolve(node.value)
+            return None if base is None else f"{base}.{node.attr}"
+        return None
+
+    def bind(self, local: str, qualified: str) -> None:
+        self.scopes[-1][local] = qualified
+
+    # --- handlers ------------------------------------------------------------------
+    def on_import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            top = alias.name.split(".")[0]
+            self.facts.imports.append(ImportSite(top, node.lineno, self.optional > 0))
+            if alias.asname:
+                self.bind(alias.asname, alias.name)
+            else:
+                self.bind(top, top)
+
+    def on_import_from(self, node: ast.ImportFrom) -> None:
+        if node.level or not node.module:
+            return  # a relative import names the project's own code
+        self.facts.imports.append(
+            ImportSite(node.module.split(".")[0], node.lineno, self.optional > 0))
+        for alias in node.names:
+            if alias.name != "*":
+                self.bind(alias.asname or alias.name, f"{node.module}.{alias.name}")
+
+    def on_scope(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
+        args = node.args
+        self.walk_all([d for d in [*args.defaults, *args.kw_defaults] if d is not None])
+        if not isinstance(node, ast.Lambda):
+            self.walk_all(node.decorator_list)
+        self.scopes.append({})
+        self.tainted.append(set())
+        self.scope_ids.append(self.next_scope)
+        self.next_scope += 1
+        if isinstance(node, ast.Lambda):
+            self.walk(node.body)
+        else:
+            self.walk_all(node.body)
+        self.scopes.pop()
+        self.tainted.pop()
+        self.scope_ids.pop()
+
+    def on_try(self, node: ast.Try) -> None:
+        guarded = any(_catches_import_error(h) for h in node.handlers)
+        self.optional += guarded
+        self.walk_all(node.body)
+        self.optional -= guarded
+        for handler in node.handlers:
+            self.walk_all(handler.body)
+        self.walk_all(node.orelse)
+        self.walk_all(node.finalbody)
+
+    def on_if(self, node: ast.If) -> None:
+        self.walk(node.test)
+        guarded = _is_type_checking(node.test)
+        self.optional += guarded
+        self.walk_all(node.body)
+        self.optional -= guarded
+        self.walk_all(node.orelse)
+
+    def on_assign(self, node: ast.Assign | ast.AnnAssign) -> None:
+        value = node.value
+        if value is None:
+            return
+        before = self.clock_hits
+        self.walk(value)
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for target in targets:
+            self.assign_target(target, value, clocked=self.clock_hits > before)
+
+    def assign_target(self, target: ast.expr, value: ast.expr, *, clocked: bool) -> None:
+        if isinstance(target, ast.Name):
+            aliased = self.resolve(value)
+            if aliased is not None:  # cudnn = torch.backends.cudnn
+                self.bind(target.id, aliased)
+            if clocked:
+                self.tainted[-1].add(target.id)
+                self.ever_tainted.add(target.id)
+            else:
+                self.tainted[-1].discard(target.id)
+        elif isinstance(target, ast.Attribute):
+            name = self.resolve(target)
+            if name is not None:
+                self.facts.attribute_sets.append(
+                    AttributeSet(name, value, target.lineno, target.col_offset))
+            self.walk(target.value)
+        elif isinstance(target, ast.Subscript):
+            if self.resolve(target.value) == "os.environ":
+                key = _string(target.slice)
+                if key is not None:
+                    self.facts.env_sets.add(key)
+            self.walk(target.value)
+            self.walk(target.slice)
+        elif isinstance(target, ast.Tuple | ast.List):
+            for element in target.elts:
+                self.assign_target(element, value, clocked=clocked)
+
+    def on_call(self, node: ast.Call) -> None:
+        func = node.func
+        name = self.resolve(func)
+        before = self.clock_hits
+        self.walk(func)
+        self.walk_all(node.args)
+        self.walk_all(node.keywords)
+        if name is None:
+            if isinstance(func, ast.Attribute) and func.attr in _WATCHED_METHODS:
+                self.record(f"?.{func.attr}", node, clocked=self.seed_from_clock(
+                    node, self.clock_hits > before, reseeds=False))
+            self.note_verification(func)
+            return
+        if name in CLOCK_CALLS:
+            self.clock_hits += 1
+        clocked = name in SEED_CALLS and self.seed_from_clock(
+            node, self.clock_hits > before, reseeds=name.endswith(".seed"))
+        self.record(name, node, clocked=clocked)
+        self.note_environment(name, node)
+        self.note_verification(func, name)
+
+    def on_name(self, node: ast.Name) -> None:
+        if node.id in self.ever_tainted and any(node.id in names for names in self.tainted):
+            self.clock_hits += 1
+
+    def on_attribute(self, node: ast.Attribute) -> None:
+        if node.attr == "cuda":
+            self.facts.mentions_cuda = True
+        self.walk(node.value)
+
+    def on_constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and node.value.startswith("cuda"):
+            self.facts.mentions_cuda = True
+
+    # --- what calls tell -----------------------------------------------------------
+    def record(self, name: str, node: ast.Call, *, clocked: bool) -> None:
+        self.facts.calls.append(CallSite(name, node, self.scope_ids[-1], clocked))
+
+    def seed_from_clock(self, node: ast.Call, clock_in_args: bool, *, reseeds: bool) -> bool:
+        """``seed()``/``seed(None)`` reseed from the OS; a clock value is as bad. (A
+        generator made without a seed, ``default_rng()``, is RL401/RL402's to report.)"""
+        seed = node.args[0] if node.args else _keyword(node, "seed")
+        if seed is None:
+            return reseeds and not node.keywords  # seed(**options) may well carry one
+        if isinstance(seed, ast.Constant) and seed.value is None:
+            return True
+        return clock_in_args
+
+    def note_environment(self, name: str, node: ast.Call) -> None:
+        if name in ("os.environ.setdefault", "os.putenv") and node.args:
+            key = _string(node.args[0])
+            if key is not None:
+                self.facts.env_sets.add(key)
+        elif name == "os.environ.update":
+            for arg in node.args:
+                if isinstance(arg, ast.Dict):
+                    self.facts.env_sets.update(
+                        k for k in map(_string_or_none, arg.keys) if k is not None)
+            self.facts.env_sets.update(k.arg for k in node.keywords if k.arg)
+
+    def note_verification(self, func: ast.expr, name: str | None = None) -> None:
+        word = name or (func.attr if isinstance(func, ast.Attribute)
+                        else func.id if isinstance(func, ast.Name) else "")
+        lowered = word.lower()
+        if lowered.startswith("hashlib.") or any(w in lowered for w in _CHECKSUM_WORDS):
+            self.facts.verifying_scopes.add(self.scope_ids[-1])
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    if handler.type is None:
+        return True
+    names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError",
+                                                     "Exception") for n in names)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    if isinstance(test, ast.Name):
+        return test.id == "TYPE_CHECKING"
+    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+
+
+def _string(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _string_or_none(node: ast.expr | None) -> str | None:
+    return None if node is None else _string(node)
+
+
+def _keyword(node: ast.Call, name: str) -> ast.expr | None:
+    for keyword in node.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    return None
+
+
+_HANDLERS: dict[type[ast.AST], Callable[[_Indexer, Any], None]] = {
+    ast.Import: _Indexer.on_import,
+    ast.ImportFrom: _Indexer.on_import_from,
+    ast.FunctionDef: _Indexer.on_scope,
+    ast.AsyncFunctionDef: _Indexer.on_scope,
+    ast.Lambda: _Indexer.on_scope,
+    ast.Try: _Indexer.on_try,
+    ast.If: _Indexer.on_if,
+    ast.Assign: _Indexer.on_assign,
+    ast.AnnAssign: _Indexer.on_assign,
+    ast.Call: _Indexer.on_call,
+    ast.Name: _Indexer.on_name,
+    ast.Attribute: _Indexer.on_attribute,
+    ast.Constant: _Indexer.on_constant,
+}

@@ -1,0 +1,152 @@
+"""RL101/RL102/RL105/RL106: requirement files, read line by line as pip reads them.
+
+A file that a lock pins (``[dependencies] requirements`` and what it includes; ``*.in``
+in a project without reprolock.toml, as pip-tools names its inputs) may hold ranges:
+only RL105/RL106 apply to it. Every other requirement file is installed as it is, so
+each requirement must be pinned (RL101) and hashed (RL102).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from reprolock.audit.context import AuditContext
+from reprolock.audit.model import Finding, Severity
+
+_NAME = re.compile(r"(^|/)(requirements/[^/]+\.(txt|in)|[^/]*requirements[^/]*\.(txt|in)"
+                   r"|constraints[^/]*\.txt)$")
+_COMMENT = re.compile(r"(^|\s)#.*$")
+_VCS = re.compile(r"(^|@\s*)(git|hg|svn|bzr)\+", re.IGNORECASE)
+_COMMIT = re.compile(r"@[0-9a-f]{40}(#|$)")
+_URL = re.compile(r"(^|@\s*)(https?|ftp)://", re.IGNORECASE)
+_URL_HASH = re.compile(r"#(sha256|sha384|sha512|md5)=[0-9a-fA-F]+")
+_INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(\s+|=)(\S+)")
+_EDITABLE = re.compile(r"^(-e|--editable)(\s+|=)(\S+)")
+
+
+@dataclass(frozen=True)
+class LogicalLine:
+    line: int  # where it starts
+    text: str  # comments removed, continuations joined
+
+
+def is_requirement_file(path: str) -> bool:
+    return bool(_NAME.search(path))
+
+
+def logical_lines(text: str) -> list[LogicalLine]:
+    found: list[LogicalLine] = []
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = _COMMENT.sub("", raw).rstrip()
+        if not pending:
+            start = number
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        whole = (pending + line).strip()
+        pending = ""
+        if whole:
+            found.append(LogicalLine(start, whole))
+    return found
+
+
+def includes(path: str, text: str) -> list[str]:
+    """Files ``-r``/``-c`` name, relative to the project root."""
+    folder = PurePosixPath(path).parent
+    found = []
+    for logical in logical_lines(text):
+        match = _INCLUDE.match(logical.text)
+        if match and "://" not in match.group(3):
+            found.append(_normalize(folder / match.group(3)))
+    return found
+
+
+def _normalize(path: PurePosixPath) -> str:
+    parts: list[str] = []
+    for part in path.parts:
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part != ".":
+            parts.append(part)
+    return "/".join(parts)
+
+
+def check(ctx: AuditContext) -> Iterator[Finding]:
+    for path in ctx.requirement_files:
+        source = ctx.file(path)
+        text = source.text() if source is not None else None
+        if text is None:
+            continue
+        exempt = path in ctx.lock_inputs or (ctx.config is None and path.endswith(".in"))
+        for logical in logical_lines(text):
+            yield from _check_line(path, logical, pins_required=not exempt)
+
+
+def _check_line(path: str, logical: LogicalLine, *, pins_required: bool) -> Iterator[Finding]:
+    text = logical.text
+    editable = _EDITABLE.match(text)
+    if editable:
+        text = editable.group(3)
+    elif text.startswith("-"):
+        return  # an option line (--index-url, -r, --find-links): nothing to pin
+    spec, _, options = text.partition(" --")
+    spec = spec.strip()
+    hashed = "--hash" in f" --{options}" or "--hash" in text
+    kind = _kind(spec)
+    line = logical.line
+    if kind == "vcs":
+        if not _COMMIT.search(spec.split("#", 1)[0] + "#"):
+            yield Finding("RL105", Severity.ERROR, path, line,
+                          f"{_short(spec)} names a branch or tag, not a commit: pin "
+                          "@<40-hex commit>")
+    elif kind == "url":
+        if not (_URL_HASH.search(spec) or hashed):
+            yield Finding("RL105", Severity.ERROR, path, line,
+                          f"{_short(spec)} has no hash: add #sha256=<digest> or "
+                          "--hash=sha256:<digest>")
+    elif kind == "path" or editable:
+        yield Finding("RL106", Severity.WARNING, path, line,
+                      f"{_short(spec)} installs a local path: not pinned by version or hash")
+    elif pins_required:
+        yield from _named(path, line, spec, hashed)
+
+
+def _kind(spec: str) -> str:
+    if _VCS.search(spec):
+        return "vcs"
+    if spec.startswith("file:") or re.search(r"@\s*file:", spec):
+        return "path"
+    if _URL.search(spec):
+        return "url"
+    if spec.startswith((".", "/", "~")) or spec.endswith((".whl", ".tar.gz", ".zip")):
+        return "path"
+    return "name"
+
+
+def _named(path: str, line: int, spec: str, hashed: bool) -> Iterator[Finding]:
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        requirement = Requirement(spec)
+    except InvalidRequirement:
+        return  # pip would reject the file; not this rule's business
+    pins = [s for s in requirement.specifier if s.operator in ("==", "===")
+            and "*" not in s.version]
+    if len(pins) != 1 or len(requirement.specifier) != 1:
+        shown = str(requirement.specifier) or "any version"
+        yield Finding("RL101", Severity.ERROR, path, line,
+                      f"{requirement.name} is not pinned ({shown}): pip installs whatever is "
+                      "newest at build time")
+    elif not hashed:
+        yield Finding("RL102", Severity.WARNING, path, line,
+                      f"{requirement.name}{requirement.specifier} has no --hash: another file "
+                      "could be served for the same version")
+
+
+def _short(spec: str) -> str:
+    return spec if len(spec) <= 80 else spec[:77] + "..."

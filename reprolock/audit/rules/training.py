@@ -1,0 +1,407 @@
+"""RL4xx: training code that makes runs unrepeatable, read from the one-pass index.
+
+Seeding and determinism are project-wide: a seed set in ``utils/seed.py`` covers the
+generator used in ``train.py``. So these rules ask "is it set anywhere in the code set?"
+and report once, at the first use, saying how many more uses there are.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from reprolock.audit.context import AuditContext
+from reprolock.audit.model import Finding, Severity
+from reprolock.audit.pyindex import CallSite, FileFacts
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_RANDOM_FUNCS = frozenset({
+    "random", "randint", "randrange", "choice", "choices", "shuffle", "sample", "uniform",
+    "gauss", "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate",
+    "gammavariate", "betavariate", "paretovariate", "weibullvariate", "triangular",
+    "getrandbits", "randbytes", "binomialvariate"})
+# numpy.random names that are not draws from the global generator
+_NUMPY_NOT_GLOBAL = frozenset({
+    "seed", "default_rng", "RandomState", "Generator", "SeedSequence", "BitGenerator",
+    "PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64", "get_state", "set_state"})
+_JAX_KEY_FUNCS = frozenset({"PRNGKey", "key", "split", "fold_in", "key_data",
+                            "wrap_key_data", "clone", "key_impl"})
+# helpers that seed several generators at once → which ones
+_SEED_HELPERS: dict[str, frozenset[str]] = {
+    **dict.fromkeys(("lightning.seed_everything", "lightning.pytorch.seed_everything",
+                     "pytorch_lightning.seed_everything", "lightning.fabric.seed_everything",
+                     "lightning_fabric.seed_everything", "transformers.set_seed",
+                     "transformers.enable_full_determinism", "accelerate.utils.set_seed"),
+                    frozenset({"random", "numpy", "torch"})),
+    **dict.fromkeys(("tensorflow.keras.utils.set_random_seed", "keras.utils.set_random_seed",
+                     "tf_keras.utils.set_random_seed"),
+                    frozenset({"random", "numpy", "tensorflow"})),
+    "random.seed": frozenset({"random"}),
+    "numpy.random.seed": frozenset({"numpy"}),
+    "torch.manual_seed": frozenset({"torch"}),
+    "torch.random.manual_seed": frozenset({"torch"}),
+    "tensorflow.random.set_seed": frozenset({"tensorflow"}),
+    "tensorflow.compat.v1.set_random_seed": frozenset({"tensorflow"}),
+    "jax.random.PRNGKey": frozenset({"jax"}),
+    "jax.random.key": frozenset({"jax"}),
+}
+_TRAINERS = frozenset({"lightning.Trainer", "lightning.pytorch.Trainer",
+                       "pytorch_lightning.Trainer"})
+_DATALOADERS = frozenset({"torch.utils.data.DataLoader",
+                          "torch.utils.data.dataloader.DataLoader"})
+_HF_ROOTS = frozenset({"transformers", "diffusers", "peft", "sentence_transformers",
+                       "huggingface_hub", "datasets", "timm", "optimum", "accelerate"})
+_HF_DOWNLOADS = frozenset({"huggingface_hub.hf_hub_download", "huggingface_hub.snapshot_download",
+                           "huggingface_hub.file_download.hf_hub_download",
+                           "datasets.load_dataset"})
+_LOCAL_DATASET_BUILDERS = frozenset({"csv", "json", "parquet", "text", "arrow", "pandas",
+                                     "imagefolder", "audiofolder", "webdataset", "sql"})
+_PLAIN_DOWNLOADS = frozenset({
+    "urllib.request.urlretrieve", "urllib.request.urlopen", "requests.get",
+    "requests.request", "httpx.get", "httpx.stream", "wget.download", "gdown.download",
+    "gdown.cached_download"})
+_HELPER_DOWNLOADS = {  # helper → the argument that carries its checksum
+    "torchvision.datasets.utils.download_url": "md5",
+    "torchvision.datasets.utils.download_and_extract_archive": "md5",
+    "torchvision.datasets.utils.download_file_from_google_drive": "md5",
+    "tensorflow.keras.utils.get_file": "file_hash",
+    "keras.utils.get_file": "file_hash",
+}
+
+
+@dataclass(frozen=True)
+class _Site:
+    path: str
+    line: int
+    column: int
+    what: str
+
+
+@dataclass(frozen=True)
+class _Project:
+    """What the whole code set does, computed once for every rule."""
+
+    seeded: frozenset[str]  # generators seeded somewhere, by a seed that is not the clock
+    asks_determinism: tuple[tuple[FileFacts, CallSite], ...]
+    cudnn_deterministic: bool
+    full_determinism_helper: bool  # transformers.enable_full_determinism does it all
+
+
+def check(ctx: AuditContext) -> Iterator[Finding]:
+    project = _summarize(ctx)
+    for rule in _RULES:
+        yield from rule(ctx, project)
+
+
+def _summarize(ctx: AuditContext) -> _Project:
+    seeded: set[str] = set()
+    asks: list[tuple[FileFacts, CallSite]] = []
+    helper = cudnn = False
+    for facts in ctx.python:
+        for call in facts.calls:
+            covers = _SEED_HELPERS.get(call.name)
+            if covers and not call.clock_seeded and (call.node.args or call.node.keywords):
+                seeded |= covers
+            if _asks_determinism(call):
+                asks.append((facts, call))
+            helper |= call.name == "transformers.enable_full_determinism"
+        cudnn |= any(s.name == "torch.backends.cudnn.deterministic"
+                     and _constant(s.value) is True for s in facts.attribute_sets)
+    return _Project(frozenset(seeded), tuple(asks), cudnn, helper)
+
+
+def _asks_determinism(call: CallSite) -> bool:
+    if call.name == "torch.use_deterministic_algorithms":
+        return _constant(_argument(call.node, 0, "mode")) not in (False, 0)
+    if call.name in _TRAINERS:
+        return _constant(_argument(call.node, 99, "deterministic")) in (True, "warn")
+    return False
+
+
+# --- seeds (RL401-RL406) --------------------------------------------------------------
+def _first(rule: str, severity: Severity, sites: list[_Site],
+           message: Callable[[_Site], str]) -> Iterator[Finding]:
+    """One finding at the first of ``sites``, counting the others."""
+    if not sites:
+        return
+    sites.sort(key=lambda s: (s.path, s.line, s.column))
+    site = sites[0]
+    more = len(sites) - 1
+    files = len({s.path for s in sites})
+    tail = f" ({more} more use{'s' * (more != 1)} in {files} file{'s' * (files != 1)})" \
+        if more else ""
+    yield Finding(rule, severity, site.path, site.line, message(site) + tail,
+                  column=site.column + 1)
+
+
+def _calls(ctx: AuditContext, keep: Callable[[CallSite], bool]) -> list[_Site]:
+    return [_Site(f.path, c.node.lineno, c.node.col_offset, _short(c.name))
+            for f in ctx.python for c in f.calls if keep(c)]
+
+
+def _imports(ctx: AuditContext, *modules: str) -> list[_Site]:
+    return [_Site(f.path, s.line, 0, s.module) for f in ctx.python for s in f.imports
+            if s.module in modules and not s.optional]
+
+
+def _check_random(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    for facts in ctx.python:
+        for call in facts.calls:
+            if call.name == "random.Random" and not (call.node.args or call.node.keywords):
+                yield _at(facts, call, "RL401", "random.Random() without a seed is seeded "
+                          "from the OS on every run; pass a seed")
+    if "random" in project.seeded:
+        return
+    uses = _calls(ctx, lambda c: c.name.startswith("random.")
+                  and c.name[len("random."):] in _RANDOM_FUNCS)
+    yield from _first("RL401", Severity.ERROR, uses, lambda s: (
+        f"{s.what}() draws from Python's global generator, but random.seed() is never "
+        "called with a seed"))
+
+
+def _check_numpy(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    for facts in ctx.python:
+        for call in facts.calls:
+            if call.name in ("numpy.random.default_rng", "numpy.random.RandomState") \
+                    and not (call.node.args or call.node.keywords):
+                yield _at(facts, call, "RL402", f"{_short(call.name)}() without a seed draws "
+                          "fresh OS entropy on every run (numpy.random.seed does not seed "
+                          "it); pass a seed")
+    if "numpy" in project.seeded:
+        return
+    uses = _calls(ctx, lambda c: c.name.startswith("numpy.random.")
+                  and c.name.count(".") == 2
+                  and c.name.rsplit(".", 1)[1] not in _NUMPY_NOT_GLOBAL)
+    yield from _first("RL402", Severity.ERROR, uses, lambda s: (
+        f"{s.what}() draws from NumPy's global generator, but numpy.random.seed() is never "
+        "called"))
+
+
+def _check_torch(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    if "torch" in project.seeded:
+        return
+    yield from _first("RL403", Severity.ERROR, _imports(ctx, "torch"), lambda s: (
+        "torch is imported, but torch.manual_seed() is never called: weights, dropout and "
+        "shuffling differ on every run"))
+
+
+def _check_tensorflow(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    if "tensorflow" in project.seeded:
+        return
+    yield from _first("RL404", Severity.ERROR, _imports(ctx, "tensorflow"), lambda s: (
+        "TensorFlow is imported, but no global seed is set (tf.keras.utils.set_random_seed)"))
+
+
+def _check_jax(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    if "jax" in project.seeded:
+        return
+    uses = _calls(ctx, lambda c: c.name.startswith("jax.random.")
+                  and c.name.rsplit(".", 1)[1] not in _JAX_KEY_FUNCS)
+    yield from _first("RL405", Severity.ERROR, uses, lambda s: (
+        f"{s.what}() draws with a key, but no key is made from a seed (jax.random.key(SEED)) "
+        "anywhere in the project"))
+
+
+def _check_clock_seeds(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    for facts in ctx.python:
+        for call in facts.calls:
+            if call.clock_seeded:
+                yield _at(facts, call, "RL406", f"{_short(call.name)}() is seeded from the "
+                          "clock or the OS, so the run cannot be repeated; use a fixed seed")
+
+
+# --- determinism (RL407-RL412) ----------------------------------------------------------
+def _constant(node: ast.expr | None) -> object:
+    return node.value if isinstance(node, ast.Constant) else ...
+
+
+def _argument(call: ast.Call, index: int, name: str) -> ast.expr | None:
+    if len(call.args) > index:
+        return call.args[index]
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    return None
+
+
+def _check_cudnn_benchmark(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    for facts in ctx.python:
+        for setting in facts.attribute_sets:
+            value = _constant(setting.value)
+            # only a constant that is true: a computed value gets the benefit of the doubt
+            if setting.name == "torch.backends.cudnn.benchmark" and value is not ... \
+                    and bool(value):
+                yield Finding("RL407", Severity.ERROR, facts.path, setting.line,
+                              "torch.backends.cudnn.benchmark is switched on: cuDNN picks "
+                              "its algorithms by timing, so results differ between runs",
+                              column=setting.column + 1)
+
+
+def _check_torch_determinism(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    if project.asks_determinism or project.cudnn_deterministic \
+            or project.full_determinism_helper:
+        return
+    yield from _first("RL408", Severity.WARNING, _imports(ctx, "torch"), lambda s: "torch is "
+                      "imported, but neither torch.use_deterministic_algorithms(True) nor "
+                      "torch.backends.cudnn.deterministic = True is set")
+
+
+def _check_determinism_disabled(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    for facts in ctx.python:
+        for call in facts.calls:
+            if call.name == "torch.use_deterministic_algorithms" \
+                    and _constant(_argument(call.node, 0, "mode")) in (False, 0):
+                yield _at(facts, call, "RL409", "torch.use_deterministic_algorithms(False) "
+                          "switches nondeterministic kernels back on", Severity.WARNING)
+        for setting in facts.attribute_sets:
+            if setting.name == "torch.backends.cudnn.deterministic" \
+                    and _constant(setting.value) is False:
+                yield Finding("RL409", Severity.WARNING, facts.path, setting.line,
+                              "torch.backends.cudnn.deterministic = False switches "
+                              "nondeterministic cuDNN kernels back on",
+                              column=setting.column + 1)
+
+
+def _check_cublas(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    if not project.asks_determinism or project.full_determinism_helper \
+            or "CUBLAS_WORKSPACE_CONFIG" in ctx.environment_names():
+        return
+    if not any(facts.mentions_cuda for facts in ctx.python):
+        return  # CPU only: cuBLAS is never used
+    facts, call = project.asks_determinism[0]
+    yield _at(facts, call, "RL410", "deterministic algorithms are asked for and CUDA is used, "
+              "but CUBLAS_WORKSPACE_CONFIG is not set (in code, [image] env or a Dockerfile "
+              "ENV): cuBLAS raises or stays nondeterministic", Severity.WARNING)
+
+
+def _check_dataloaders(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    for facts in ctx.python:
+        for call in facts.calls:
+            if call.name not in _DATALOADERS or _has_splat(call.node):
+                continue
+            workers = _argument(call.node, 5, "num_workers")
+            if workers is None or _constant(workers) == 0:
+                continue
+            named = {k.arg for k in call.node.keywords}
+            if not named & {"worker_init_fn", "generator"}:
+                yield _at(facts, call, "RL411", "DataLoader with num_workers > 0 has neither "
+                          "worker_init_fn nor generator: worker random state differs between "
+                          "runs", Severity.WARNING)
+
+
+def _check_tensorflow_determinism(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    enabled = any(c.name.endswith("config.experimental.enable_op_determinism")
+                  or c.name.endswith("config.enable_op_determinism")
+                  for f in ctx.python for c in f.calls)
+    if enabled or "TF_DETERMINISTIC_OPS" in ctx.environment_names():
+        return
+    yield from _first("RL412", Severity.WARNING, _imports(ctx, "tensorflow"), lambda s:
+                      "TensorFlow is imported, but tf.config.experimental."
+                      "enable_op_determinism() is never called")
+
+
+# --- downloads (RL413-RL415) ------------------------------------------------------------
+def _check_downloads(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    for facts in ctx.python:
+        for call in facts.calls:
+            if call.name in _PLAIN_DOWNLOADS and call.scope not in facts.verifying_scopes:
+                yield _at(facts, call, "RL413", f"{_short(call.name)}() downloads without "
+                          "checking a checksum in the same function", Severity.WARNING)
+            elif call.name in _HELPER_DOWNLOADS and _missing(
+                    _argument(call.node, 99, _HELPER_DOWNLOADS[call.name])):
+                yield _at(facts, call, "RL413", f"{_short(call.name)}() without "
+                          f"{_HELPER_DOWNLOADS[call.name]}= does not check what it "
+                          "downloads", Severity.WARNING)
+
+
+def _missing(node: ast.expr | None, *falsy: object) -> bool:
+    """No argument, or a constant None (or one of ``falsy``)."""
+    return node is None or _constant(node) in (None, *falsy)
+
+
+def _check_torch_hub(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    for facts in ctx.python:
+        for call in facts.calls:
+            message = _torch_hub_problem(call)
+            if message:
+                yield _at(facts, call, "RL414", message)
+
+
+def _torch_hub_problem(call: CallSite) -> str | None:
+    node = call.node
+    if call.name == "torch.hub.load_state_dict_from_url":
+        if _missing(_argument(node, 4, "check_hash"), False):
+            return "torch.hub.load_state_dict_from_url() without check_hash=True accepts " \
+                   "any bytes"
+    elif call.name == "torch.hub.download_url_to_file":
+        if _missing(_argument(node, 2, "hash_prefix"), ""):
+            return "torch.hub.download_url_to_file() without hash_prefix accepts any bytes"
+    elif call.name == "torch.hub.load":
+        repo = _constant(_argument(node, 0, "repo_or_dir"))
+        source = _constant(_argument(node, 99, "source"))
+        if isinstance(repo, str) and source != "local":
+            _, _, ref = repo.partition(":")
+            if not _COMMIT.match(ref):
+                return f"torch.hub.load('{repo}') follows a branch or tag; pin " \
+                       "'owner/repo:<40-hex commit>'"
+    return None
+
+
+def _check_huggingface(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    for facts in ctx.python:
+        uses_hf = any(site.module in _HF_ROOTS for site in facts.imports)
+        for call in facts.calls:
+            if not _is_hf_download(call, uses_hf) or _pinned_revision(call.node):
+                continue
+            yield _at(facts, call, "RL415", f"{_short(call.name)}() without revision= set to a "
+                      "commit id fetches whatever the repository's branch holds today")
+
+
+def _is_hf_download(call: CallSite, uses_hf: bool) -> bool:
+    if call.name in _HF_DOWNLOADS:
+        first = _constant(_argument(call.node, 0, "path"))
+        return not (call.name == "datasets.load_dataset" and first in _LOCAL_DATASET_BUILDERS)
+    if not call.name.endswith(".from_pretrained"):
+        return False
+    hf = call.name.split(".")[0] in _HF_ROOTS or (call.name == "?.from_pretrained" and uses_hf)
+    if not hf or _constant(_argument(call.node, 99, "local_files_only")) is True:
+        return False
+    first = _constant(_argument(call.node, 0, "pretrained_model_name_or_path"))
+    return not (isinstance(first, str) and first.startswith(("/", "./", "../", "~")))
+
+
+def _pinned_revision(node: ast.Call) -> bool:
+    revision = _argument(node, 99, "revision")
+    if revision is None:
+        return _has_splat(node)  # revision may come in **kwargs
+    value = _constant(revision)
+    return value is ... or (isinstance(value, str) and bool(_COMMIT.match(value)))
+
+
+# --- helpers ----------------------------------------------------------------------------
+def _at(facts: FileFacts, call: CallSite, rule: str, message: str,
+        severity: Severity = Severity.ERROR) -> Finding:
+    return Finding(rule, severity, facts.path, call.node.lineno, message,
+                   column=call.node.col_offset + 1)
+
+
+def _has_splat(node: ast.Call) -> bool:
+    return any(k.arg is None for k in node.keywords)
+
+
+def _short(name: str) -> str:
+    """``numpy.random.shuffle`` → ``np.random.shuffle`` style names people write."""
+    for long, short in (("numpy.", "np."), ("tensorflow.", "tf."), ("?.", "")):
+        if name.startswith(long):
+            return short + name[len(long):]
+    return name
+
+
+_RULES: Iterable[Callable[[AuditContext, _Project], Iterator[Finding]]] = (
+    _check_random, _check_numpy, _check_torch, _check_tensorflow, _check_jax,
+    _check_clock_seeds, _check_cudnn_benchmark, _check_torch_determinism,
+    _check_determinism_disabled, _check_cublas, _check_dataloaders,
+    _check_tensorflow_determinism, _check_downloads, _check_torch_hub, _check_huggingface,
+)

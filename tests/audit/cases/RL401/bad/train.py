@@ -1,0 +1,6 @@
+import random
+
+
+def batches(items):
+    random.shuffle(items)
+    return items

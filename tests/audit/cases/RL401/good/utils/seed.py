@@ -1,0 +1,5 @@
+import random
+
+
+def seed_all(seed):
+    random.seed(seed)

@@ -1,0 +1,3 @@
+import torch as T
+
+weights = T.randn(3, 3)

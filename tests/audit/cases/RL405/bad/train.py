@@ -1,0 +1,5 @@
+import jax
+
+
+def sample(key):
+    return jax.random.normal(key, (3,))

@@ -1,0 +1,5 @@
+import torch
+
+torch.manual_seed(0)
+torch.use_deterministic_algorithms(True)
+torch.backends.cudnn.deterministic = True

@@ -1,0 +1,9 @@
+import torch
+from torch.utils.data import DataLoader
+
+torch.manual_seed(0)
+torch.use_deterministic_algorithms(True)
+
+
+def loader(dataset, workers=4):
+    return DataLoader(dataset, batch_size=8, shuffle=True, num_workers=workers)

@@ -1,0 +1,5 @@
+import tensorflow as tf
+
+tf.random.set_seed(0)
+tf.config.experimental.enable_op_determinism()
+layer = tf.keras.layers.Dense(3)
