@@ -16,13 +16,17 @@ SECTIONS = ("lock", "build", "verify", "audit")
 
 HEADER = """# Benchmarks
 
-Two benchmarks, each made by its own script in `bench/` (see `bench/README.md`), each run
+Four benchmarks, each made by its own script in `bench/` (see `bench/README.md`), each run
 on its own and so each with its own machine section:
 
 - [Lock](#lock-reprolock-lock-vs-uv-and-pip-tools-issue-2): `bench/bench_lock.py`,
   `reprolock lock --no-build` against plain uv and pip-compile (issue 2);
 - [Build](#build-reprolock-build-vs-docker-build-issue-3): `bench/bench_build.py`,
-  `reprolock build` against `docker build` of the equivalent Dockerfile (issue 3).
+  `reprolock build` against `docker build` of the equivalent Dockerfile (issue 3);
+- [Verify](#verify-the-runtime-check-and-lock---check-issue-5): `bench/bench_verify.py`,
+  the runtime check against `find | xargs sha256sum`, and `lock --check` (issue 5);
+- [Audit](#audit-reprolock-audit-on-a-50000-line-project-issue-6): `bench/bench_audit.py`,
+  `reprolock audit` against parsing the same files alone (issue 6).
 
 Within a section every number comes from one run, side by side, so ratios compare like
 with like. Absolute times depend on the machine's load at the time (recorded).
