@@ -612,7 +612,7 @@ def classify(stack: list[str], lines: _Lines) -> str:
     if has("write_layer", "reprolock/oci/tarball.py"):
         func, path, line = frames[-1]
         text = lines.get(path, line)
-        if path.endswith("zipfile.py"):
+        if path.endswith("zipfile.py") or func in ("_inflate", "_member_chunks"):
             return INFLATE
         if path.endswith("reprolock/oci/tarball.py") and func == "_copy" \
                 and "sha.update" in text:
@@ -782,9 +782,11 @@ def machine_facts(ctx: Ctx) -> dict[str, Any]:
             mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
             break
     versions = run([py, "-c", "import importlib.metadata as m, sys, zlib, zstandard; "
+                    "from reprolock.oci.compress import DEFAULT_LEVELS as L; "
                     "print(sys.version.split()[0], m.version('reprolock'), m.version('pip'), "
                     "m.version('installer'), zlib.ZLIB_RUNTIME_VERSION, "
-                    "'.'.join(map(str, zstandard.ZSTD_VERSION)), zstandard.__version__)"],
+                    "'.'.join(map(str, zstandard.ZSTD_VERSION)), zstandard.__version__, "
+                    "L['gzip'], L['zstd'])"],
                    env=env, what="versions").stdout.split()
     git: dict[str, Any] = {}
     try:
@@ -804,7 +806,8 @@ def machine_facts(ctx: Ctx) -> dict[str, Any]:
         "os": _os_name(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "python": versions[0], "reprolock": versions[1], "pip": versions[2],
         "installer": versions[3], "zlib": versions[4], "zstd": versions[5],
-        "zstandard": versions[6], "git": git,
+        "zstandard": versions[6], "gzip_level": versions[7], "zstd_level": versions[8],
+        "git": git,
         "docker_server": docker.get("Server", {}).get("Version"),
         "docker_client": docker.get("Client", {}).get("Version"),
         "docker_storage": info.get("Driver"),
@@ -919,8 +922,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"- reprolock {f['reprolock']}, commit {rev}, installed non-editable into a venv "
         f"(Python {f['python']}, pip {f['pip']}, installer {f['installer']}); "
         "`PYTHONDONTWRITEBYTECODE` unset, `PIP_CONFIG_FILE=/dev/null`",
-        f"- compressors: zlib {f['zlib']} (gzip level 6), zstd {f['zstd']} (python-zstandard "
-        f"{f['zstandard']}, level 3)",
+        f"- compressors: zlib {f['zlib']} (gzip level {f.get('gzip_level', 6)}), zstd "
+        f"{f['zstd']} (python-zstandard {f['zstandard']}, level {f.get('zstd_level', 3)})",
         f"- Docker Engine {f['docker_server']} ({f['docker_storage']}), client "
         f"{f['docker_client']}, buildx: {f['buildx']} → the legacy builder "
         "(`DOCKER_BUILDKIT=0`); skopeo " + f["skopeo"].replace("skopeo version ", ""),
@@ -1116,8 +1119,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += [
             f"Progress lines of one cold gzip build (not under a profiler; {fmt_s(tl['seconds'])} "
             "in all), with the time each arrived. Layers are built biggest first on "
-            f"{f['nproc']} threads but reported in plan order, so a layer line arrives when that "
-            "layer and every one listed before it are done:",
+            f"{f['nproc']} threads and reported as each finishes:",
             "",
             "```text",
             *[f"{t:6.2f} s  {text}" for t, text in tl["lines"]],

@@ -53,7 +53,7 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class BuildOptions:
-    compressor: Compressor | None = None  # None: the one the lock records, else gzip:6
+    compressor: Compressor | None = None  # None: the one the lock records, else gzip
     mtime: int | None = None  # None: SOURCE_DATE_EPOCH, else the lock's, else 1980-01-01
     prefix: str = DEFAULT_PREFIX
     own_layer_bytes: int = 1 << 20  # a wheel at least this big gets a layer of its own
@@ -94,11 +94,11 @@ class BuildResult:
 
 def locked_compressor(lock: Lock) -> Compressor:
     """The compressor the lock's environment image was made with, so that a build of the
-    same lock gives the manifest digests the lock records; gzip:6 when it records none."""
+    same lock gives the manifest digests the lock records; gzip when it records none."""
     if lock.image is not None:
         recorded = lock.image.compression
         return Compressor.parse(f"{recorded['name']}:{recorded['level']}")
-    return Compressor("gzip", 6)
+    return Compressor.parse("gzip")
 
 
 def source_date_epoch(lock: Lock, explicit: int | None) -> int:
@@ -274,8 +274,9 @@ class Builder:
         entries, records = self._entries(plan)
         dest = self.blobs.temp_path()
         try:
+            # into the cache, where every read checks the digest: no fsync needed
             blob = write_layer(entries, dest, compressor=self.compressor,
-                               mtime=self.mtime)
+                               mtime=self.mtime, durable=False)
             self.blobs.adopt(dest, blob.digest)
         finally:
             dest.unlink(missing_ok=True)

@@ -166,6 +166,11 @@ class _TarWriter:
         for archive in self.archives.values():
             archive.close()
 
+    def abort(self) -> None:
+        """Release the archives after a failure; the partial tar is the caller's to drop."""
+        for archive in self.archives.values():
+            archive.close()
+
     def _emit(self, data: bytes) -> None:
         self.buf += data
         self.offset += len(data)
@@ -306,14 +311,16 @@ def write_tar(entries: Iterable[Entry], out: Sink, *, mtime: int = DEFAULT_MTIME
     try:
         for entry in normalize(entries):
             tar.add(entry, mtime)
-    finally:
-        tar.close()
+    except BaseException:
+        tar.abort()
+        raise
+    tar.close()
 
 
 def write_layer(entries: Iterable[Entry], dest: Path, *, compressor: Compressor,
-                mtime: int = DEFAULT_MTIME) -> LayerBlob:
+                mtime: int = DEFAULT_MTIME, durable: bool = True) -> LayerBlob:
     """Write the layer to ``dest`` atomically and return its digests."""
-    with atomic_writer(dest) as handle:
+    with atomic_writer(dest, durable=durable) as handle:
         blob = HashingWriter(handle)
         compressed = compressor.open(blob)  # type: ignore[arg-type]
         tar = HashingWriter(compressed)
