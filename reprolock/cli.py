@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 
 from reprolock import __version__
 from reprolock.errors import EXIT_ERROR, EXIT_OK, ReprolockError
@@ -431,6 +432,9 @@ def verify(
         "against the lock and code the image records.")] = False,
     fast: Annotated[bool, typer.Option(
         "--fast", help="With --runtime: metadata only (sizes, versions), no hashing.")] = False,
+    runtime_dir: Annotated[Path, typer.Option(
+        "--dir", help="With --runtime: where the image keeps check.py, lock.json, code.json "
+        "and runtime.json.", file_okay=False)] = Path("/.reprolock"),
     run_record: Annotated[Path | None, typer.Option(
         "--run", help="Check a run record written by 'reprolock run'.", dir_okay=False)] = None,
     as_json: JsonOpt = False,
@@ -438,11 +442,11 @@ def verify(
 ) -> None:
     """Check the lock (valid, fresh, signed, rebuilds to its digests, SBOM), or an image
     (--image), the running environment (--runtime), or a run record (--run)."""
-    if runtime:
-        from reprolock.runtime.check import main as runtime_main
+    if runtime:  # the image's checker, under the image's interpreter (not this one)
+        from reprolock.verify.runtime import run_checker
 
-        raise typer.Exit(runtime_main([*(["--fast"] if fast else []),
-                                       *(["--json"] if as_json else [])]))
+        sys.stdout.flush()
+        raise typer.Exit(run_checker(runtime_dir, fast=fast, as_json=as_json))
     config = _load(project)
     say = _progress(not quiet and not as_json)
     if run_record is not None:
@@ -466,7 +470,30 @@ def verify(
     raise typer.Exit(report.exit_code)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+class _RunCommand(typer.core.TyperCommand):
+    """Notes how many arguments follow a literal ``--``: click drops the ``--`` itself,
+    and only what follows it may start with a dash (the rest is a mistyped option)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta["reprolock.after_dashdash"] = (len(args) - args.index("--") - 1
+                                               if "--" in args else 0)
+        return list(super().parse_args(ctx, args))
+
+
+def _command_args(ctx: typer.Context) -> tuple[str, ...]:
+    """The container command; an unknown option before ``--`` is a usage error (exit 2)."""
+    args = list(ctx.args)
+    protected = min(int(ctx.meta.get("reprolock.after_dashdash", 0)), len(args))
+    unknown = [a for a in args[: len(args) - protected] if a.startswith("-")]
+    if unknown:
+        raise ReprolockError(f"no such option: {unknown[0]}",
+                             hint="see 'reprolock run --help'; a command for the container "
+                             "goes after '--': reprolock run [OPTIONS] -- CMD ...")
+    return tuple(args)
+
+
+@app.command(cls=_RunCommand,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @handles_errors
 def run(
     ctx: typer.Context,
@@ -498,16 +525,20 @@ def run(
     reprolock run [OPTIONS] [-- CMD ...]. A CMD replaces the image's entrypoint and CMD.
     Exits with the command's exit code; 1 when drift refused the run."""
     from reprolock._internal.cache import default_cache_dir
-    from reprolock.run import RunOptions
+    from reprolock.run import RunOptions, check_gpus
     from reprolock.run import run as run_image
 
-    config = _load(project)
+    command = _command_args(ctx)
     if network not in ("none", "bridge", "host"):
         raise ReprolockError(f"--network {network!r} is not known",
                              hint="use none, bridge or host")
+    gpus = check_gpus(gpus)
+    config = _load(project)
+    if gpus is None:
+        gpus = check_gpus(config.run_gpus, source=f"[run] gpus in {config.source_name}")
     signer = _signer(sign_key) if sign_key else None
-    options = RunOptions(command=tuple(ctx.args), image=image, outputs=outputs,
-                         network=network, gpus=gpus or config.run_gpus, warn_only=warn_only,
+    options = RunOptions(command=command, image=image, outputs=outputs,
+                         network=network, gpus=gpus, warn_only=warn_only,
                          fast=fast, record=record)
     # with --json, stdout is for the JSON: the command's output goes to stderr
     outcome = run_image(config, options, cache_dir=default_cache_dir(),

@@ -13,18 +13,25 @@ made from the current checkout. Either way the container is created from the ima
 
 Before the command runs, the runtime checker runs in a container of the same image, with
 the host's copy of the checker and of the expectations (this lock, this code tree) mounted
-read-only: a tampered image cannot vouch for itself. Drift stops the run (exit 1) unless
-``warn_only``.
+read-only: a tampered image cannot vouch for itself. The environment variables it expects
+come from the config and the lock, as the build sets them, and the image's configuration
+(less the code) must have the digest the lock records (``image.configDigest``). Drift
+stops the run (exit 1) unless ``warn_only``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import hashlib
+import io
 import json
 import os
+import stat
 import sys
+import tarfile
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -32,7 +39,7 @@ from typing import IO, Any
 from reprolock import __version__
 from reprolock._internal.files import atomic_write_bytes, sha256_bytes, sha256_file
 from reprolock.config import Config
-from reprolock.errors import EXIT_FINDING, ReprolockError, ToolError
+from reprolock.errors import EXIT_ERROR, EXIT_FINDING, ReprolockError, ToolError
 from reprolock.inspection.codeset import CodeSet, collect_code
 from reprolock.lock.io import read_lock
 from reprolock.lock.model import Lock
@@ -48,6 +55,8 @@ CODE_LABEL = "dev.reprolock.code.tree"
 ENGINE_HINT = ("start the Docker Engine (for example 'dockerd --iptables=false --bridge=none "
                "&', or 'systemctl start docker'); without an engine, 'reprolock build --output "
                "oci:DIR' and 'reprolock verify --image oci:DIR' need none")
+GPU_HINT = ("--gpus needs the NVIDIA Container Toolkit in the Docker Engine "
+            "(nvidia-container-runtime, then restart dockerd); or run without --gpus")
 Progress = Callable[[str], None]
 
 
@@ -91,20 +100,57 @@ def engine() -> Any:
     return client
 
 
+@contextlib.contextmanager
+def engine_errors(what: str) -> Iterator[None]:
+    """A failure of the engine or of the docker SDK while doing ``what``, as a ToolError
+    (exit 2) with a hint, not an internal error."""
+    import docker.errors
+    import requests
+
+    try:
+        yield
+    except docker.errors.DockerException as exc:
+        text = str(getattr(exc, "explanation", None) or exc)
+        hint = ("check the engine ('docker info') and the arguments; --verbose shows the "
+                "traceback")
+        if "device driver" in text or "nvidia" in text.lower():
+            hint = GPU_HINT
+        elif what.startswith("look up the image"):  # the engine's 400 on a malformed name
+            hint = "pass --image NAME:TAG or an image ID that 'docker images' lists"
+        raise ToolError(f"the Docker Engine could not {what}: {text}", hint=hint) from exc
+    except requests.exceptions.RequestException as exc:
+        raise ToolError(f"lost the Docker Engine while trying to {what}: {exc}",
+                        hint=ENGINE_HINT) from exc
+
+
+def check_gpus(value: str | None, *, source: str = "--gpus") -> str | None:
+    """``all`` or a positive count; anything else is a usage error (exit 2)."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text == "all" or (text.isdigit() and int(text) > 0):
+        return text
+    raise ReprolockError(f"{source} {value!r} is not a GPU request",
+                         hint="use 'all' or a number of GPUs such as 1 (leave it out for none)")
+
+
 def find_image(client: Any, *, lock_digest: str, code_tree: str, reference: str | None) -> Any:
     """The image to run: ``reference``, else the one labelled with this lock and code."""
     import docker.errors
 
     if reference is not None:
         name = reference.removeprefix("docker-daemon:").removeprefix("docker:")
-        try:
-            return client.images.get(name)
-        except docker.errors.ImageNotFound as exc:
-            raise ReprolockError(f"the Docker Engine has no image {name!r}",
-                                 hint="build it with 'reprolock build --output docker:NAME:TAG'"
-                                 ", or pass an image that exists ('docker images')") from exc
-    found = client.images.list(filters={"label": [f"{LOCK_LABEL}={lock_digest}",
-                                                   f"{CODE_LABEL}={code_tree}"]})
+        with engine_errors(f"look up the image {name!r}"):
+            try:
+                return client.images.get(name)
+            except docker.errors.ImageNotFound as exc:
+                raise ReprolockError(f"the Docker Engine has no image {name!r}",
+                                     hint="build it with 'reprolock build --output docker:NAME:"
+                                     "TAG', or pass an image that exists ('docker images')"
+                                     ) from exc
+    with engine_errors("list the images"):
+        found = client.images.list(filters={"label": [f"{LOCK_LABEL}={lock_digest}",
+                                                       f"{CODE_LABEL}={code_tree}"]})
     if not found:
         raise ReprolockError(
             "the Docker Engine holds no image built from this lock and code tree "
@@ -123,32 +169,51 @@ def _iso(moment: datetime.datetime) -> str:
 
 
 def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
+    """Size and mtime of every regular file (links are not followed); a file that cannot
+    be stat'ed gets (-1, -1), so it counts as written and its reading fails visibly."""
     if not directory.is_dir():
         return {}
     found = {}
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            info = path.stat()
-            found[path.relative_to(directory).as_posix()] = (info.st_size, info.st_mtime_ns)
-    return found
+    for dirpath, _dirs, filenames in os.walk(directory):  # an unlistable directory: skipped
+        for name in filenames:
+            path = Path(dirpath, name)
+            rel = path.relative_to(directory).as_posix()
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue  # removed while we looked: not an output
+            except OSError:
+                found[rel] = (-1, -1)
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found[rel] = (info.st_size, info.st_mtime_ns)
+    return dict(sorted(found.items()))
 
 
 def written_files(directory: Path, before: Mapping[str, tuple[int, int]]) -> list[dict[str, Any]]:
-    """Every file that is new or changed since ``before``, with its sha256 and size."""
+    """Every file that is new or changed since ``before``, with its sha256 and size; one
+    that cannot be read is listed with ``unreadable`` (the reason) instead of a sha256."""
     after = _snapshot(directory)
-    return [{"path": rel, "sha256": sha256_file(directory / rel), "size": after[rel][0]}
-            for rel in sorted(after) if before.get(rel) != after[rel]]
+    found = []
+    for rel in (r for r in after if before.get(r) != after[r]):
+        entry: dict[str, Any] = {"path": rel, "size": max(after[rel][0], 0)}
+        try:
+            entry["sha256"] = sha256_file(directory / rel)
+        except OSError as exc:
+            entry["unreadable"] = exc.strerror or exc.__class__.__name__
+        found.append(entry)
+    return found
 
 
 def _expectations(lock: Lock, lock_bytes: bytes, code: CodeSet, config: Config,
-                  image_env: Mapping[str, str], dest: Path) -> None:
-    """The checker and what it compares with, from the host: this lock, this code."""
-    prefix = lock.image.prefix if lock.image else "/opt/venv"
+                  env: Mapping[str, str], dest: Path) -> None:
+    """The checker and what it compares with, from the host: this lock, this code, the
+    environment variables the build sets (``env``)."""
+    prefix = _prefix(lock)
     records = dict(lock.image.records) if lock.image else {}
     files = {"check.py": checker_source(), "lock.json": lock_bytes,
              "code.json": _json(code_listing(code, config.image.workdir)),
-             "runtime.json": _json(runtime_record(prefix=prefix, records=records,
-                                                  env=image_env))}
+             "runtime.json": _json(runtime_record(prefix=prefix, records=records, env=env))}
     for name, data in files.items():
         (dest / name).write_bytes(data)
 
@@ -157,10 +222,99 @@ def _json(doc: Mapping[str, Any]) -> bytes:
     return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
 
 
-def _image_env(image: Any) -> dict[str, str]:
-    pairs = (image.attrs.get("Config") or {}).get("Env") or []
-    return dict(item.split("=", 1) for item in pairs if "=" in item and
-                not item.startswith("PATH="))
+def _prefix(lock: Lock) -> str:
+    return lock.image.prefix if lock.image else "/opt/venv"
+
+
+def locked_env(config: Config, prefix: str, base_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment variables the build gives the image (less PATH, of which the
+    checker checks that it starts with the venv).
+
+    The same rules as ``reprolock.build.builder.Builder._env``, written again here
+    because that is a method of the builder (keep the two in step)."""
+    env = dict(base_env)
+    env["VIRTUAL_ENV"] = prefix
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.setdefault("PYTHONHASHSEED", "0")
+    env.update(config.image.env)
+    env.pop("PATH", None)
+    return dict(sorted(env.items()))
+
+
+def _env_pairs(config: Mapping[str, Any]) -> dict[str, str]:
+    pairs = (config.get("config") or {}).get("Env") or []
+    return dict(str(item).split("=", 1) for item in pairs if "=" in str(item))
+
+
+class _Chunks(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (the SDK's ``docker save``)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def image_config(image: Any) -> dict[str, Any]:
+    """The image's configuration exactly as stored: the engine's image ID is the digest
+    of those bytes. The inspect API only shows a rewritten copy, so the config is read
+    from the ``docker save`` stream, which is not written anywhere and stops once found."""
+    algorithm, _, want = str(image.id).partition(":")
+    small: dict[str, bytes] = {}  # manifest.json and configs, for engines whose image
+    with engine_errors(f"export the image {want[:12]}"), tarfile.open(  # IDs are not config
+            fileobj=io.BufferedReader(_Chunks(image.save(named=False)), 1 << 20),  # digests
+            mode="r|") as tar:
+        for member in tar:
+            if not member.isfile() or member.size > (4 << 20):
+                continue
+            data = (tar.extractfile(member) or io.BytesIO()).read()
+            if algorithm == "sha256" and hashlib.sha256(data).hexdigest() == want:
+                return dict(json.loads(data))
+            if member.name.endswith(".json") or member.name.startswith("blobs/"):
+                small[member.name] = data
+    with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+        name = json.loads(small["manifest.json"])[0]["Config"]
+        return dict(json.loads(small[name]))
+    raise ToolError(f"cannot find the configuration of image {image.id} in its export",
+                    hint="check the engine ('docker info'); 'reprolock verify --image "
+                    "docker-daemon:REF' reads it the same way")
+
+
+def config_check(lock: Lock, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The image's configuration less the code against the lock's ``image.configDigest``,
+    as ``verify --image`` compares them; a result in the runtime checker's form."""
+    from reprolock.verify.image import config_fields, environment_config_digest
+
+    if lock.image is None:
+        return {"name": "config", "ok": False, "detail": "the lock records no environment "
+                "image to compare with (it was made with --no-build)",
+                "problems": ["run 'reprolock lock' without --no-build, then build again"]}
+    try:
+        digest = environment_config_digest(config)
+    except (KeyError, TypeError, ValueError) as exc:
+        return {"name": "config", "ok": False, "detail": "the image configuration is not a "
+                "reprolock image's", "problems": [f"cannot derive its environment config: "
+                                                   f"{exc!r}"]}
+    if digest == lock.image.config_digest:
+        return {"name": "config", "ok": True, "detail": "the image configuration is the "
+                f"locked environment's ({digest[:19]}…) plus the code", "problems": []}
+    return {"name": "config", "ok": False, "detail": "the image configuration (env, "
+            "entrypoint, workdir or layers) differs from the locked environment's",
+            "problems": [f"environment config {lock.image.config_digest} → {digest}",
+                         *config_fields(config)]}
 
 
 def _device_requests(gpus: str | None) -> list[Any] | None:
@@ -179,6 +333,7 @@ class Runner:
         self.options = options
         self.progress = progress
         self.stream = stream or sys.stdout.buffer
+        self.gpus = check_gpus(options.gpus)
         self.client = engine()
 
     def run(self, cache_dir: Path) -> RunOutcome:
@@ -192,39 +347,61 @@ class Runner:
         self.progress(f"image {image.id} ({', '.join(image.tags) or 'untagged'})")
         outputs = (options.outputs or config.root / config.run_outputs).resolve()
         outputs.mkdir(parents=True, exist_ok=True)
+        self.progress("reading the image configuration")
+        image_conf = image_config(image)
+        configured = config_check(lock, image_conf)
+        # the base's variables as the image carries them only when its configuration is
+        # the locked one (then they are the locked base's); otherwise the config check
+        # above fails already and only what the config and lock declare is expected
+        base_env = _env_pairs(image_conf) if configured["ok"] else {}
         with tempfile.TemporaryDirectory(prefix="reprolock-run-") as tmp:
-            _expectations(lock, lock_bytes, code, config, _image_env(image), Path(tmp))
+            _expectations(lock, lock_bytes, code, config,
+                          locked_env(config, _prefix(lock), base_env), Path(tmp))
             os.chmod(tmp, 0o755)
-            check = self._check(image, Path(tmp), lock)
+            check = self._check(image, Path(tmp), lock, configured)
         before = _snapshot(outputs)
         started = datetime.datetime.now(datetime.UTC)
         exit_code = self._command(image, outputs)
         ended = datetime.datetime.now(datetime.UTC)
-        record = self._record(image, lock, lock_digest, code, check, outputs,
-                              written_files(outputs, before), started, ended, exit_code)
+        written = written_files(outputs, before)  # never raises: the record is always written
+        record = self._record(image, lock, lock_digest, code, check, outputs, written,
+                              started, ended, exit_code)
         path = options.record or (config.root / ".reprolock" / "runs" /
                                   f"{started.strftime('%Y%m%dT%H%M%S%fZ')}.json")
         atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+        unreadable = [f"{f['path']} ({f['unreadable']})" for f in written if "unreadable" in f]
+        if unreadable:
+            print(f"error: {len(unreadable)} output file(s) could not be read, so the record "
+                  f"{path} has no sha256 for them: {', '.join(unreadable[:5])}",
+                  file=sys.stderr)
+            exit_code = exit_code or EXIT_ERROR
         return RunOutcome(record, path, None, exit_code, check)
 
     # -- the runtime check -------------------------------------------------------------
-    def _check(self, image: Any, expect: Path, lock: Lock) -> dict[str, Any]:
-        prefix = lock.image.prefix if lock.image else "/opt/venv"
+    def _check(self, image: Any, expect: Path, lock: Lock,
+               configured: Mapping[str, Any]) -> dict[str, Any]:
+        prefix = _prefix(lock)
         argv = [f"{prefix}/bin/python", f"{CHECK_DIR}/check.py", "--dir", CHECK_DIR, "--json"]
         if self.options.fast:
             argv.append("--fast")
         self.progress("runtime check in the container "
                       f"({'--fast' if self.options.fast else 'every file hashed'})")
-        code, out = self._container(image, argv, volumes={
+        code, out, err = self._container(image, argv, volumes={
             str(expect): {"bind": CHECK_DIR, "mode": "ro"}}, capture=True)
+        stderr = err.decode("utf-8", "replace")
         try:
             report: dict[str, Any] = json.loads(out)
         except ValueError as exc:
             raise ToolError(f"the runtime check in {image.id[:19]} did not run (exit {code})",
                             hint="the image has no Python at the locked prefix, or it is not "
-                            "a reprolock image", stderr=out.decode("utf-8", "replace")) from exc
-        if "error" in report:
-            raise ToolError(f"the runtime check could not run: {report['error']}")
+                            "a reprolock image", stderr=stderr or out.decode("utf-8", "replace")
+                            ) from exc
+        if not isinstance(report, dict) or "error" in report or "checks" not in report:
+            error = report.get("error") if isinstance(report, dict) else None
+            raise ToolError(f"the runtime check could not run: {error or 'no report'}",
+                            stderr=stderr)
+        report["checks"] = [*report["checks"], dict(configured)]
+        report["ok"] = bool(report["ok"]) and bool(configured["ok"])
         self._report_check(report)
         return report
 
@@ -249,32 +426,38 @@ class Runner:
         argv = list(self.options.command)
         self.progress(f"running {' '.join(argv) if argv else 'the image entrypoint/CMD'} "
                       f"(network {self.options.network})")
-        code, _ = self._container(image, argv or None, volumes={
+        code, _, _ = self._container(image, argv or None, volumes={
             str(outputs): {"bind": OUTPUTS_IN_CONTAINER, "mode": "rw"}}, capture=False,
             entrypoint=bool(argv))
         return code
 
     def _container(self, image: Any, argv: list[str] | None, *,
                    volumes: Mapping[str, Any], capture: bool,
-                   entrypoint: bool = True) -> tuple[int, bytes]:
+                   entrypoint: bool = True) -> tuple[int, bytes, bytes]:
+        """Run a container; with ``capture``, its stdout and stderr apart, else both
+        streamed to ``self.stream``."""
         env = {OUTPUTS_ENV: OUTPUTS_IN_CONTAINER, **self.options.env}
-        container = self.client.containers.create(
-            image.id, entrypoint=argv if entrypoint else None, command=None,
-            network_mode=self.options.network, volumes=dict(volumes), environment=env,
-            device_requests=_device_requests(self.options.gpus), detach=True)
+        with engine_errors(f"create a container of {image.id[:19]}"):
+            container = self.client.containers.create(
+                image.id, entrypoint=argv if entrypoint else None, command=None,
+                network_mode=self.options.network, volumes=dict(volumes), environment=env,
+                device_requests=_device_requests(self.gpus), detach=True)
         try:
-            container.start()
-            chunks = []
-            for chunk in container.logs(stream=True, follow=True):
+            with engine_errors(f"run a container of {image.id[:19]}"):
+                container.start()
                 if capture:
-                    chunks.append(chunk)
-                else:
+                    status = container.wait()
+                    out = container.logs(stdout=True, stderr=False)
+                    err = container.logs(stdout=False, stderr=True)
+                    return int(status.get("StatusCode", 2)), out, err
+                for chunk in container.logs(stream=True, follow=True):
                     self.stream.write(chunk)
                     self.stream.flush()
-            status = container.wait()
-            return int(status.get("StatusCode", 2)), b"".join(chunks)
+                status = container.wait()
+                return int(status.get("StatusCode", 2)), b"", b""
         finally:
-            container.remove(force=True)
+            with contextlib.suppress(Exception):  # never hide what failed above
+                container.remove(force=True)
 
     # -- the record --------------------------------------------------------------------
     def _record(self, image: Any, lock: Lock, lock_digest: str, code: CodeSet,
@@ -335,7 +518,7 @@ def sign_record(record: Mapping[str, Any], path: Path, signer: Any) -> Path:
     statement = {
         "_type": STATEMENT_V1,
         "subject": [{"name": f"{outputs['dir']}/{f['path']}", "digest": {"sha256": f["sha256"]}}
-                    for f in outputs["files"]],
+                    for f in outputs["files"] if "sha256" in f],
         "predicateType": RUN_PREDICATE,
         "predicate": dict(record),
     }
@@ -359,4 +542,6 @@ def run(config: Config, options: RunOptions, *, cache_dir: Path, progress: Progr
     return RunOutcome(outcome.record, outcome.path, envelope, outcome.exit_code, outcome.check)
 
 
-__all__ = ["DriftError", "RunOptions", "RunOutcome", "engine", "find_image", "run"]
+__all__ = ["DriftError", "RunOptions", "RunOutcome", "check_gpus", "config_check", "engine",
+           "engine_errors", "find_image", "image_config", "locked_env", "run",
+           "written_files"]

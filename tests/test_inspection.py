@@ -198,9 +198,10 @@ def test_custom_lockfile_is_excluded(tmp_path: Path) -> None:
 
 
 def test_config_excludes_and_includes(tmp_path: Path) -> None:
-    root = write(tmp_path / "p", {**TREE, "outputs/run1/metrics.json": "{}"})
-    assert "outputs/run1/metrics.json" in paths(collect(root))
-    assert "outputs/run1/metrics.json" not in paths(collect(root, code_exclude=("outputs/",)))
+    # ("outputs/" is excluded already: it is where 'reprolock run' writes)
+    root = write(tmp_path / "p", {**TREE, "results/run1/metrics.json": "{}"})
+    assert "results/run1/metrics.json" in paths(collect(root))
+    assert "results/run1/metrics.json" not in paths(collect(root, code_exclude=("results/",)))
     included = paths(collect(root, code_include=("*.py",)))
     assert included == ["pkg/__init__.py", "pkg/model.py", "train.py"]
     code = collect_code(config(root), extra_excludes=["*.md"])

@@ -76,6 +76,9 @@ def test_clean_run_passes_and_its_record_verifies(built: dict, tmp_path: Path) -
     assert doc["codeTree"] == built["result"]["codeTree"]
     assert doc["check"]["ok"] and doc["exitCode"] == 0 and doc["network"] == "none"
     assert [f["path"] for f in doc["outputs"]["files"]] == ["model.json"]
+    unsigned = run_cli("verify", "-C", root, "--run", record, "--key", tmp_path / "k.pub")
+    assert unsigned.returncode == 1 and "✗ lock-signature" in unsigned.stdout  # --key: the lock too
+    assert run_cli("sign", tmp_path / "k.key", "-C", root, env=_env()).returncode == 0
     ok = run_cli("verify", "-C", root, "--run", record, "--key", tmp_path / "k.pub")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     (root / "outputs" / "model.json").write_text("{}\n")
@@ -168,7 +171,8 @@ def test_run_refuses_a_tampered_image(built: dict, tmp_path: Path) -> None:
                      "--record", tmp_path / "r.json", "--", "python3", "-c", "print(42)")
     assert warned.returncode == 0 and warned.stdout.strip() == "42"
     record = json.loads((tmp_path / "r.json").read_text())
-    assert record["check"]["failed"] == ["files"] and record["check"]["warnOnly"]
+    # a committed container is another image: its configuration (a new layer) differs too
+    assert record["check"]["failed"] == ["files", "config"] and record["check"]["warnOnly"]
     verified = run_cli("verify", "-C", built["root"], "--run", tmp_path / "r.json")
     assert verified.returncode == 1 and "files differed" in verified.stdout
 
@@ -195,3 +199,150 @@ def test_without_an_image_or_an_engine(built: dict, tmp_path: Path) -> None:
     down = run_cli("run", "-C", built["root"], env=env)
     assert down.returncode == 2 and "cannot reach the Docker Engine" in down.stderr
     assert "oci:" in down.stderr
+
+
+def _run_in_process(built: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    **options: object) -> tuple[object, bytes]:
+    """reprolock.run.run, in this process (so that it can be patched)."""
+    import io
+
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.config import load_config
+    from reprolock.run import RunOptions, run
+
+    monkeypatch.chdir(tmp_path)
+    stream = io.BytesIO()
+    outcome = run(load_config(built["root"]), RunOptions(record=tmp_path / "r.json",
+                                                         image=built["name"],
+                                                         **options),  # type: ignore[arg-type]
+                  cache_dir=default_cache_dir(), progress=lambda _m: None, stream=stream)
+    return outcome, stream.getvalue()
+
+
+def test_outputs_are_not_code_outside_git(tmp_path: Path) -> None:
+    """Without git, a run's outputs changed the code tree: the next run found no image."""
+    from reprolock.audit.sources import code_paths
+    from reprolock.config import load_config
+    from reprolock.inspection.codeset import collect_code
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "requirements.in").write_text("tinyml\n")
+    (root / "train.py").write_text("print(1)\n")
+    (root / "reprolock.toml").write_text(_TOML + '[run]\noutputs = "./results/run1/"\n')
+    config = load_config(root)
+    before = collect_code(config)
+    assert before.git is None  # not a work tree
+    (root / "results" / "run1").mkdir(parents=True)
+    (root / "results" / "run1" / "model.json").write_text("{}\n")
+    (root / "results" / "notes.py").write_text("x = 1\n")  # beside the outputs: code
+    after = collect_code(config)
+    assert [f.path for f in after.files] == ["reprolock.toml", "requirements.in",
+                                             "results/notes.py", "train.py"]
+    assert code_paths(config) == [f.path for f in after.files]
+    default = load_config(_write(tmp_path / "q", _TOML))
+    tree = collect_code(default).tree_digest
+    (default.root / "outputs").mkdir()
+    (default.root / "outputs" / "model.json").write_text("{}\n")
+    assert collect_code(default).tree_digest == tree
+
+
+_TOML = 'base = "oci-layout:base:tiny"\n[dependencies]\nrequirements = ["requirements.in"]\n'
+
+
+def _write(root: Path, config: str) -> Path:
+    root.mkdir()
+    (root / "reprolock.toml").write_text(config)
+    (root / "requirements.in").write_text("tinyml\n")
+    return root
+
+
+def test_check_output_on_stderr_does_not_break_the_run(
+        built: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check's stdout is its JSON: what the interpreter writes to stderr (here every
+    import, PYTHONVERBOSE) must not be mixed into it."""
+    outcome, out = _run_in_process(built, tmp_path, monkeypatch,
+                                   env={"PYTHONVERBOSE": "1"},
+                                   command=("python3", "-c", "print(42)"))
+    assert outcome.exit_code == 0 and b"42" in out  # type: ignore[attr-defined]
+    assert outcome.check["ok"]  # type: ignore[attr-defined]
+    assert "config" in {c["name"] for c in outcome.check["checks"]}  # type: ignore[attr-defined]
+
+
+def test_run_refuses_an_image_whose_env_was_changed(built: dict, tmp_path: Path) -> None:
+    """The expected variables came from the image being checked: a changed ENV passed."""
+    import docker
+
+    client = docker.from_env()
+    image = client.images.get(built["name"])
+    env = [e for e in image.attrs["Config"]["Env"] if not e.startswith("PYTHONHASHSEED=")]
+    container = client.containers.create(built["name"], ["true"], entrypoint=[])
+    repo = built["name"].split(":")[0]
+    try:
+        container.commit(repository=repo, tag="env",
+                         conf={**image.attrs["Config"], "Env": [*env, "PYTHONHASHSEED=random"]})
+    finally:
+        container.remove(force=True)
+    proc = run_cli("run", "-C", built["root"], "--image", f"{repo}:env",
+                   "--record", tmp_path / "r.json")
+    assert proc.returncode == 1, proc.stderr
+    assert "✗ runtime config: the image configuration" in proc.stderr
+    assert "PYTHONHASHSEED is 'random', the image declares '0'" in proc.stderr
+    assert "the run was refused" in proc.stderr and not (tmp_path / "r.json").exists()
+
+
+def test_run_usage_and_engine_errors_exit_2(built: dict, tmp_path: Path) -> None:
+    root = built["root"]
+    typo = run_cli("run", "-C", root, "--gpu", "all")
+    assert typo.returncode == 2 and "no such option: --gpu" in typo.stderr
+    assert "after '--'" in typo.stderr
+    gpus = run_cli("run", "-C", root, "--gpus", "two")
+    assert gpus.returncode == 2 and "--gpus 'two' is not a GPU request" in gpus.stderr
+    bad = run_cli("run", "-C", root, "--image", "Not A/Reference:x")
+    assert bad.returncode == 2, bad.stderr
+    assert "could not look up the image" in bad.stderr and "this is a bug" not in bad.stderr
+    assert "--image NAME:TAG" in bad.stderr
+    proc = run_cli("run", "-C", root, "--image", built["name"], "--record", tmp_path / "r.json",
+                   "--", "python3", "-c",
+                   "import sys; print(sys.argv[1:])", "--flag", "-x")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['--flag', '-x']"
+
+
+def test_run_without_an_nvidia_runtime_is_a_tool_error(built: dict, tmp_path: Path) -> None:
+    import docker
+
+    if "nvidia" in (docker.from_env().info().get("Runtimes") or {}):
+        pytest.skip("this engine has the NVIDIA runtime")
+    proc = run_cli("run", "-C", built["root"], "--image", built["name"], "--gpus", "1",
+                   "--record", tmp_path / "r.json")
+    assert proc.returncode == 2, proc.stderr
+    assert "this is a bug" not in proc.stderr and "NVIDIA Container Toolkit" in proc.stderr
+
+
+def test_unreadable_output_is_recorded_and_fails_the_run(
+        built: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An output that cannot be read lost the whole record after a (long) run."""
+    import reprolock.run as run_module
+
+    real = run_module.sha256_file
+
+    def sha256_file(path: Path) -> str:
+        if path.name == "bad.bin":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(run_module, "sha256_file", sha256_file)
+    outputs = tmp_path / "out"
+    outcome, _ = _run_in_process(
+        built, tmp_path, monkeypatch, outputs=outputs, command=(
+            "sh", "-c", "echo a > /outputs/good.txt && echo b > /outputs/bad.bin"))
+    assert outcome.exit_code == 2  # type: ignore[attr-defined]
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["exitCode"] == 0
+    files = {f["path"]: f for f in record["outputs"]["files"]}
+    assert files["bad.bin"] == {"path": "bad.bin", "size": 2, "unreadable": "Permission denied"}
+    assert "sha256" in files["good.txt"]
+    from reprolock.verify.record import read_record
+
+    assert read_record(tmp_path / "r.json")["outputs"]["files"]  # valid against the schema

@@ -226,3 +226,92 @@ def test_embedded_files_are_deterministic(tmp_path: Path) -> None:
     assert listing["treeDigest"] == code.tree_digest and listing["workdir"] == "/app"
     assert {f["path"]: f["executable"] for f in listing["files"]} == {"run.sh": True,
                                                                         "train.py": False}
+
+
+def _host_paths(image: FakeImage) -> dict[str, str]:
+    """Point the embedded expectations at the fake root's real paths, so the checker can
+    run with root "/" the way 'reprolock verify --runtime' runs it in a container."""
+    runtime = image.root / ".reprolock" / "runtime.json"
+    doc = json.loads(runtime.read_text())
+    prefix = str(image.root / "opt" / "venv")
+    runtime.write_text(json.dumps({**doc, "prefix": prefix}))
+    code = image.root / ".reprolock" / "code.json"
+    code.write_text(json.dumps({**json.loads(code.read_text()),
+                                "workdir": str(image.root / "app")}))
+    return {**image.env(), "PATH": f"{prefix}/bin:/usr/bin:/bin", "VIRTUAL_ENV": prefix}
+
+
+def test_verify_runtime_runs_the_images_interpreter(image: FakeImage) -> None:
+    """'reprolock verify --runtime' must check the image's environment, not reprolock's:
+    it runs PREFIX/bin/python DIR/check.py and passes its output and exit code through."""
+    from tests.support.cli import run_cli
+
+    env = _host_paths(image)
+    done = run_cli("verify", "--runtime", "--dir", image.root / ".reprolock", "--json",
+                   env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] and report["python"]["executable"].startswith(str(image.root))
+    (image.site / "zzz.pth").write_text("import os\n")
+    drift = run_cli("verify", "--runtime", "--fast", "--dir", image.root / ".reprolock",
+                    env=env)
+    assert drift.returncode == 1 and "zzz.pth belongs to no installed distribution" in \
+        drift.stdout
+
+
+def test_verify_runtime_without_the_locked_interpreter_exits_2(image: FakeImage) -> None:
+    from tests.support.cli import run_cli
+
+    env = _host_paths(image)
+    (image.root / "opt" / "venv" / "bin" / "python").unlink()
+    done = run_cli("verify", "--runtime", "--dir", image.root / ".reprolock", env=env)
+    assert done.returncode == 2
+    assert "interpreter" in done.stderr and "is missing" in done.stderr
+    assert "python /.reprolock/check.py" in done.stderr or "check.py" in done.stderr
+
+
+def test_a_crash_exits_2_not_drift(image: FakeImage) -> None:
+    """Malformed expectations (a code entry without its path) crashed the checker with a
+    traceback and exit 1, which reads as drift."""
+    code = image.root / ".reprolock" / "code.json"
+    doc = json.loads(code.read_text())
+    del doc["files"][0]["path"]
+    code.write_text(json.dumps(doc))
+    rc, report = image.report()
+    assert rc == 2 and "the check crashed: KeyError" in report["error"]
+    done = image.check()
+    assert done.returncode == 2 and "error: the check crashed" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_large_code_files_are_hashed_in_chunks(image: FakeImage,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("embedded_check", image.checker)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    big = image.root / "big.bin"
+    big.write_bytes(b"x" * (3 * module._BIG + 5))
+    reads: list[int] = []
+    real_open = open
+
+    class Spy:
+        def __init__(self, handle: object) -> None:
+            self.handle = handle
+
+        def __enter__(self) -> Spy:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()  # type: ignore[attr-defined]
+
+        def read(self, size: int = -1) -> bytes:
+            reads.append(size)
+            return self.handle.read(size)  # type: ignore[attr-defined, no-any-return]
+
+    monkeypatch.setattr(module, "open", lambda p, m="r": Spy(real_open(p, m)), raising=False)
+    assert module._sha256(str(big)) == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert reads and all(0 < size <= module._BIG for size in reads)

@@ -169,3 +169,72 @@ def test_image_in_the_local_registry(project: Path, cache: Path, registry: str) 
     assert built.returncode == 0, built.stderr
     code, report = verify(project, cache, "--image", f"registry:{ref}")
     assert code == 0, report
+
+
+def test_image_checks_the_lock_signature(project: Path, cache: Path, tmp_path: Path) -> None:
+    """--image ignored --key and require-signature for the lock itself."""
+    out = project.parent / "out"
+    assert cli("build", "-C", project, "-q", "-o", f"oci:{out}:v1", cache=cache).returncode == 0
+    assert cli("keygen", "-o", tmp_path / "k", cache=cache, env=PASSWORD).returncode == 0
+    code, report = verify(project, cache, "--image", f"oci:{out}:v1", "--key",
+                          tmp_path / "k.pub", "--attestation", tmp_path / "none.json")
+    assert code == 1 and "is not signed" in check(report, "signature")["detail"]
+    config = project / "reprolock.toml"
+    config.write_text("require-signature = true\n" + config.read_text())
+    no_key = cli("verify", "-C", project, "--image", f"oci:{out}:v1", cache=cache)
+    assert no_key.returncode == 1 and "require-signature = true" in no_key.stderr
+    assert cli("sign", tmp_path / "k.key", "-C", project, cache=cache,
+               env=PASSWORD).returncode == 0
+    code, report = verify(project, cache, "--image", f"oci:{out}:v1", "--key",
+                          tmp_path / "k.pub", "--attestation", tmp_path / "none.json",
+                          "--allow-code-drift")  # reprolock.toml is code: it was edited
+    assert check(report, "signature")["ok"], report
+    assert {c["name"] for c in report["checks"] if not c["ok"]} == {"provenance"}
+
+
+def _record(project: Path) -> dict:
+    """A minimal valid run record of this project, as 'reprolock run' writes them."""
+    import hashlib
+
+    lock = (project / "reprolock.lock.json").read_bytes()
+    digest = "sha256:" + "0" * 64
+    return {"recordVersion": 1, "generator": {"name": "reprolock", "version": "0"},
+            "image": {"id": digest}, "codeTree": digest, "command": ["python", "train.py"],
+            "lock": {"path": "reprolock.lock.json", "inputsDigest": "x",
+                     "digest": "sha256:" + hashlib.sha256(lock).hexdigest()},
+            "network": "none", "started": "2024-01-01T00:00:00.0Z",
+            "ended": "2024-01-01T00:00:01.0Z", "exitCode": 0,
+            "check": {"ok": True, "mode": "full", "warnOnly": False, "failed": [],
+                      "seconds": 1.0},
+            "outputs": {"dir": "outputs", "files": []}}
+
+
+def test_run_record_checks_the_lock_signature(project: Path, cache: Path,
+                                              tmp_path: Path) -> None:
+    record = tmp_path / "run.json"
+    record.write_text(json.dumps(_record(project)))
+    assert verify(project, cache, "--run", record)[0] == 0
+    assert cli("keygen", "-o", tmp_path / "k", cache=cache, env=PASSWORD).returncode == 0
+    code, report = verify(project, cache, "--run", record, "--key", tmp_path / "k.pub")
+    assert code == 1 and "is not signed" in check(report, "lock-signature")["detail"]
+    assert cli("sign", tmp_path / "k.key", "-C", project, cache=cache,
+               env=PASSWORD).returncode == 0
+    code, report = verify(project, cache, "--run", record, "--key", tmp_path / "k.pub")
+    assert check(report, "lock-signature")["ok"], report
+    config = project / "reprolock.toml"
+    config.write_text("require-signature = true\n" + config.read_text())
+    no_key = cli("verify", "-C", project, "--run", record, cache=cache)
+    assert no_key.returncode == 1 and "require-signature = true" in no_key.stderr
+
+
+def test_run_record_with_an_unreadable_output_fails(project: Path, cache: Path,
+                                                    tmp_path: Path) -> None:
+    doc = _record(project)
+    doc["outputs"]["files"] = [{"path": "model.bin", "size": 0,
+                                "unreadable": "Permission denied"}]
+    record = tmp_path / "run.json"
+    record.write_text(json.dumps(doc))
+    code, report = verify(project, cache, "--run", record)
+    assert code == 1
+    assert "outputs/model.bin could not be read when the run ended (Permission denied)" in \
+        check(report, "outputs")["differences"][0]

@@ -73,10 +73,7 @@ def collect_code(config: Config, *, extra_excludes: Iterable[str] = ()) -> CodeS
         candidates = _walk(root)
     else:
         untracked = _git_paths(root, "--others", "--exclude-standard") or []
-    # the lock and what comes with it describe the environment, not the code: a relock
-    # must not change the code tree
-    lock_files = [f"/{config.lockfile}", f"/{config.lockfile}.sig", *LOCK_COMPANIONS]
-    excludes = [*ALWAYS_EXCLUDED, *lock_files, *config.code_exclude, *extra_excludes]
+    excludes = [*ALWAYS_EXCLUDED, *not_code(config), *config.code_exclude, *extra_excludes]
     ignore = pathspec.GitIgnoreSpec.from_lines(excludes)
     include = (pathspec.GitIgnoreSpec.from_lines(config.code_include)
                if config.code_include else None)
@@ -88,6 +85,20 @@ def collect_code(config: Config, *, extra_excludes: Iterable[str] = ()) -> CodeS
     files = tuple(sorted((f for p in chosen(candidates) if (f := _describe(root, p))),
                          key=lambda f: f.path))
     return CodeSet(files, tree_digest(files), git_state(root), tuple(sorted(chosen(untracked))))
+
+
+def not_code(config: Config) -> list[str]:
+    """Project files that are never code: the lock and what comes with it describe the
+    environment (a relock must not change the code tree), and the run outputs directory
+    is what 'reprolock run' writes (a run must not change it either)."""
+    found = [f"/{config.lockfile}", f"/{config.lockfile}.sig", *LOCK_COMPANIONS]
+    outputs = config.run_outputs.strip().replace("\\", "/").strip("/")
+    while outputs.startswith("./"):
+        outputs = outputs[2:]
+    if outputs and outputs != "." and not Path(config.run_outputs).is_absolute() \
+            and ".." not in outputs.split("/"):
+        found.append(f"/{outputs}/")
+    return found
 
 
 def tree_digest(files: Iterable[CodeFile]) -> str:

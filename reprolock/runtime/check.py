@@ -387,8 +387,11 @@ def _code_problem(entry: dict[str, Any], full: str, fast: bool) -> str | None:
 
 
 def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+        for block in iter(lambda: handle.read(_BIG), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_code(exp: Expected, root: str, *, fast: bool) -> Result:
@@ -496,6 +499,13 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _failed(message: str, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, "error": message}, indent=2, sort_keys=True))
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="check.py", description="Check this environment against its reprolock lock. "
@@ -513,10 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run(args.dir, root=args.root, fast=args.fast, jobs=args.jobs)
     except CheckError as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(exc)}, indent=2, sort_keys=True))
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _failed(str(exc), args.json)
+    except Exception as exc:  # a crash is "could not check" (2), never drift (1) or 0
+        return _failed(f"the check crashed: {exc.__class__.__name__}: {exc}", args.json)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False))
     else:

@@ -22,7 +22,7 @@ from reprolock.lock.model import Lock
 from reprolock.signing.interface import VerificationFailed
 from reprolock.target import Platform
 from reprolock.verify.diff import BASE_LAYER, layer_changes
-from reprolock.verify.lockchecks import lock_checks
+from reprolock.verify.lockchecks import _signature, _trusted, lock_checks
 from reprolock.verify.report import Check, Report, attempt
 
 CODE_LABELS = ("dev.reprolock.code.tree", "dev.reprolock.lock.digest",
@@ -43,6 +43,9 @@ def verify_image(config: Config, reference: str, *, key: Path | None,
                  attestation: Path | None, allow_code_drift: bool,
                  progress: Callable[[str], None]) -> Report:
     lock, checks = lock_checks(config, default_cache_dir())
+    trusted = _trusted(config, key)  # require-signature without --key: exit 1, says so
+    if trusted is not None:
+        checks.append(attempt("signature", lambda: _signature(config, trusted)))
     if lock.image is None:
         checks.append(Check("image", False, "the lock records no environment image to compare "
                             "with", fix="run 'reprolock lock' (without --no-build)"))
@@ -121,21 +124,28 @@ def environment_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return dict(env)
 
 
+def environment_config_digest(config: Mapping[str, Any]) -> str:
+    """The digest the lock records (``image.configDigest``) for an image whose full
+    configuration is ``config``."""
+    derived = environment_config(config)
+    data = json.dumps(derived, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+
+
 def _config(lock: Lock, image: ResolvedImage) -> Check:
     assert lock.image is not None
-    derived = environment_config(image.config)
-    data = json.dumps(derived, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = "sha256:" + hashlib.sha256(data.encode()).hexdigest()
+    digest = environment_config_digest(image.config)
     if digest == lock.image.config_digest:
         return Check("config", True, "the configuration is the locked environment's "
                      f"({digest[:19]}…) plus the code")
     return Check("config", False, "the image configuration differs from the locked "
                  "environment's", (f"environment config {lock.image.config_digest} → {digest}",
-                                   *_config_fields(derived)), fix=REBUILD)
+                                   *config_fields(image.config)), fix=REBUILD)
 
 
-def _config_fields(derived: Mapping[str, Any]) -> list[str]:
-    run = derived.get("config") or {}
+def config_fields(config: Mapping[str, Any]) -> list[str]:
+    """The run-time fields of an image configuration, one line each, for a report."""
+    run = config.get("config") or {}
     return [f"{name}: {json.dumps(run.get(name))}" for name in
             ("Entrypoint", "Cmd", "WorkingDir", "Env") if run.get(name) is not None]
 

@@ -44,11 +44,13 @@ def verify_record(config: Config, path: Path, *, key: Path | None) -> Report:
     record = read_record(path)
     checks = [Check("record", True, f"{path.name} is a valid run record "
                     f"(image {record['image']['id'][:19]}…, exit {record['exitCode']})")]
-    if key is not None:
-        from reprolock.signing.keys import load_trusted
+    from reprolock.verify.lockchecks import _signature as _lock_signature
+    from reprolock.verify.lockchecks import _trusted
 
-        trusted = load_trusted(key)
+    trusted = _trusted(config, key)  # require-signature without --key: exit 1, says so
+    if trusted is not None:
         checks.append(attempt("signature", lambda: _signature(path, record, trusted)))
+        checks.append(attempt("lock-signature", lambda: _lock_signature(config, trusted)))
     checks.append(_runtime(record))
     checks.append(_exit(record))
     checks.append(_outputs(config, record))
@@ -101,7 +103,11 @@ def _outputs(config: Config, record: Mapping[str, Any]) -> Check:
     differences = []
     for item in outputs["files"]:
         path = base / item["path"]
-        if not path.is_file():
+        if "sha256" not in item:
+            differences.append(f"{outputs['dir']}/{item['path']} could not be read when the "
+                               f"run ended ({item.get('unreadable', 'no sha256')}): the record "
+                               "cannot vouch for it")
+        elif not path.is_file():
             differences.append(f"{outputs['dir']}/{item['path']} is missing")
         elif sha256_file(path) != item["sha256"]:
             differences.append(f"{outputs['dir']}/{item['path']} changed since the run")
