@@ -162,6 +162,29 @@ def test_config_ignores_and_fail_on(tmp_path: Path) -> None:
     assert data["failOn"] == "info"
 
 
+def test_dockerfile_suppression_on_the_line_before(tmp_path: Path) -> None:
+    """A Dockerfile comment must start a line: as with '# hadolint ignore=', the comment
+    may stand on the comment lines right above the instruction."""
+    base = "FROM python:3.11@sha256:" + "0" * 64 + "\nENV PYTHONHASHSEED=0\n"
+    root = _project(tmp_path, {"Dockerfile": base + (
+        "# reprolock: ignore[RL305]\n"
+        "# the wheels are checked by the lock's build\n"
+        "RUN pip install --no-deps -r requirements.txt\n"
+        "\n"
+        "# reprolock: ignore[RL305]\n"
+        "\n"
+        "RUN pip install --no-deps other\n")})
+    report = audit_project(root, AuditOptions(hadolint=False))
+    found = {f.line: f for f in report.findings if f.rule == "RL305"}
+    assert found[5].suppression is not None and found[5].suppression.kind == "inline"
+    assert "line before" in found[5].suppression.detail
+    assert found[9].suppression is None  # a blank line ends the comment block
+    (root / "train.py").write_text("# reprolock: ignore[RL401]\nimport random\n"
+                                   "random.random()\n")
+    report = audit_project(root, AuditOptions(hadolint=False))
+    assert "RL401" in {f.rule for f in report.active}  # Python: on the line itself only
+
+
 def test_audit_table_does_not_stale_the_lock(tmp_path: Path) -> None:
     from reprolock.config import load_config
 
@@ -277,6 +300,46 @@ def test_unreadable_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(sources, "_read", deny)
     finding = next(f for f in audit_project(root, AuditOptions()).active if f.rule == "RL002")
     assert finding.path == "secret.txt" and "Permission denied" in finding.message
+
+
+def test_missing_requirement_include_is_reported(tmp_path: Path) -> None:
+    root = _project(tmp_path, {"requirements.txt": "numpy==1.26.4 --hash=sha256:" + "0" * 64
+                               + "\n-r requirements/extra.txt\n-c constraints.txt\n",
+                               "constraints.txt": "numpy==1.26.4\n"})
+    found = [f for f in audit_project(root, AuditOptions()).active if f.rule == "RL002"]
+    assert [(f.path, f.line) for f in found] == [("requirements.txt", 2)]
+    assert "requirements/extra.txt" in found[0].message
+
+
+def test_missing_lock_input_is_reported(tmp_path: Path) -> None:
+    """A lock input that does not exist makes the config invalid (exit 2, named); one
+    that a lock input includes is RL002 on the -r line (the lock input is kept out of
+    the image here, so it is read only as a lock input)."""
+    config = 'base = "oci-layout:base:tiny"\n[dependencies]\nrequirements = ["{}"]\n'
+    root = _project(tmp_path, {"reprolock.toml": config.format("deps/extra.in")})
+    proc = run_cli("audit", root)
+    assert proc.returncode == 2 and "deps/extra.in" in proc.stderr
+    (root / "reprolock.toml").write_text(config.format("deps/main.in")
+                                         + '[code]\nexclude = ["deps/"]\n')
+    (root / "deps").mkdir()
+    (root / "deps" / "main.in").write_text("numpy\n-r ../shared.in\n")
+    found = [f for f in audit_project(root, AuditOptions()).active if f.rule == "RL002"]
+    assert [(f.path, f.line) for f in found] == [("deps/main.in", 2)]
+    assert "-r shared.in" in found[0].message
+
+
+def test_linked_python_files_are_not_hidden(tmp_path: Path) -> None:
+    outside = tmp_path / "shared.py"
+    outside.write_text("import random\nrandom.random()\n")
+    root = _project(tmp_path, {"src/train.py": "print(1)\n"})
+    (root / "train.py").symlink_to("src/train.py")  # audited at its target: no finding
+    (root / "shared.py").symlink_to(outside)
+    (root / "loop.py").symlink_to("loop.py")
+    (root / "data").symlink_to(tmp_path)  # not a source file: a link like any other
+    found = {f.path: f.message for f in audit_project(root, AuditOptions()).active
+             if f.rule == "RL002"}
+    assert set(found) == {"shared.py", "loop.py"}
+    assert str(outside) in found["shared.py"] and "does not resolve" in found["loop.py"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads mode-000 files")

@@ -1,6 +1,7 @@
 """Every audit rule fires on its planted hazard and stays silent on the clean twin.
 
-The plain-code rules use tests/audit/cases/RLxxx/{bad,good}; rules that need a lock, a
+The plain-code rules use tests/audit/cases/RLxxx/{bad,good}, plus variants named
+bad-*/good-* (a false negative or a false positive found in review); rules that need a lock, a
 config, git or secrets build their projects here (no token-shaped string is committed).
 hadolint runs for real.
 """
@@ -21,6 +22,9 @@ from tests.support.cli import run_cli
 
 CASES = Path(__file__).resolve().parent / "audit" / "cases"
 CASE_RULES = sorted(p.name for p in CASES.glob("RL[0-9][0-9][0-9]") if p.is_dir())
+BAD_CASES = sorted(f"{p.parent.name}/{p.name}" for p in CASES.glob("RL*/bad*") if p.is_dir())
+GOOD_CASES = sorted(f"{p.parent.name}/{p.name}" for p in CASES.glob("RL*/good*")
+                    if p.is_dir())
 DIGEST = "0123456789abcdef" * 4
 # rules tested by their own functions below (they need more than a folder of files)
 BUILT_HERE = {"RL002", "RL003", "RL004", "RL103", "RL104", "RL107", "RL108", "RL203",
@@ -43,20 +47,24 @@ def copy_case(rule: str, kind: str, tmp_path: Path) -> Path:
 
 def test_every_rule_has_a_planted_fixture() -> None:
     assert set(CASE_RULES) | BUILT_HERE == set(RULES)
+    assert {c.split("/")[0] for c in BAD_CASES} == {c.split("/")[0] for c in GOOD_CASES} \
+        == set(CASE_RULES)
 
 
-@pytest.mark.parametrize("rule", CASE_RULES)
-def test_rule_fires_on_its_planted_fixture(rule: str, tmp_path: Path) -> None:
-    report = audit(copy_case(rule, "bad", tmp_path))
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_rule_fires_on_its_planted_fixture(case: str, tmp_path: Path) -> None:
+    rule, kind = case.split("/")
+    report = audit(copy_case(rule, kind, tmp_path))
     fired = [f for f in report.active if f.rule == rule]
     assert fired, f"{rule} did not fire; got {sorted(rules_of(report))}"
     assert all(f.line > 0 for f in fired), "a planted hazard has a line"
     assert all(f.severity == RULES[rule].severity or rule == "RL300" for f in fired)
 
 
-@pytest.mark.parametrize("rule", CASE_RULES)
-def test_rule_is_silent_on_the_clean_twin(rule: str, tmp_path: Path) -> None:
-    report = audit(copy_case(rule, "good", tmp_path))
+@pytest.mark.parametrize("case", GOOD_CASES)
+def test_rule_is_silent_on_the_clean_twin(case: str, tmp_path: Path) -> None:
+    rule, kind = case.split("/")
+    report = audit(copy_case(rule, kind, tmp_path))
     assert rule not in rules_of(report), [f for f in report.active if f.rule == rule]
 
 
@@ -214,3 +222,48 @@ def test_git_dirty_tree(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text("print('changed')\n")
     finding = next(f for f in audit(tmp_path).active if f.rule == "RL601")
     assert finding.severity.value == "info" and finding.path == "train.py"
+
+
+# --- findings from review: messages, counts and severities ------------------------------
+def test_first_use_counts_the_files_of_the_other_uses(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("import random\nrandom.random()\n")
+    (tmp_path / "b.py").write_text("import random\nrandom.random()\nrandom.shuffle([])\n")
+    (finding,) = [f for f in audit(tmp_path).active if f.rule == "RL401"]
+    assert finding.path == "a.py" and finding.message.endswith("(2 more uses in 1 file)")
+
+
+def test_cudnn_deterministic_alone_has_its_own_message(tmp_path: Path) -> None:
+    (finding,) = [f for f in audit(copy_case("RL408", "bad-cudnn-only", tmp_path)).active
+                  if f.rule == "RL408"]
+    assert finding.line == 6 and "only cuDNN's convolutions" in finding.message
+
+
+def test_downloads_whose_bytes_are_saved_are_each_reported(tmp_path: Path) -> None:
+    report = audit(copy_case("RL413", "bad-verify-by-name", tmp_path))
+    assert sorted(f.line for f in report.active if f.rule == "RL413") == [11, 19, 27]
+
+
+@pytest.mark.parametrize("name", ["args.model_name_or_path", "MODELS[size]",
+                                  'f"{org}/{name}"'])
+def test_a_model_name_from_a_variable_is_a_warning(tmp_path: Path, name: str) -> None:
+    (tmp_path / "model.py").write_text(
+        f"from transformers import AutoModel\n\nmodel = AutoModel.from_pretrained({name})\n")
+    (finding,) = [f for f in audit(tmp_path).active if f.rule == "RL415"]
+    assert finding.severity.value == "warning" and "cannot tell" in finding.message
+    (tmp_path / "model.py").write_text(
+        "from transformers import AutoModel\n\n"
+        f"model = AutoModel.from_pretrained({name}, revision=args.revision)\n")
+    assert "RL415" not in rules_of(audit(tmp_path))
+
+
+def test_a_data_folder_does_not_hide_the_datasets_distribution(locked: Path) -> None:
+    """datasets/ holds data and a script in a sub-folder: it is not an importable
+    module, so 'import datasets' is Hugging Face's, which the lock does not provide."""
+    (locked / "datasets" / "raw").mkdir(parents=True)
+    (locked / "datasets" / "raw" / "prepare.py").write_text("print('split')\n")
+    (locked / "datasets" / "train.csv").write_text("a,b\n")
+    (locked / "train.py").write_text("import tinyml\nimport tinyconfig\nimport datasets\n")
+    finding = next(f for f in audit(locked).active if f.rule == "RL103")
+    assert (finding.path, finding.line) == ("train.py", 3) and "'datasets'" in finding.message
+    (locked / "datasets" / "__init__.py").write_text("")  # now it is the project's own
+    assert "RL103" not in rules_of(audit(locked))

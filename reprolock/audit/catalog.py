@@ -63,11 +63,17 @@ _RULES = (
          "Fix the syntax error, or exclude the file from the image with [code] exclude.",
          "Python, ast.parse: https://docs.python.org/3/library/ast.html#ast.parse"),
     Rule("RL002", "file-unreadable", _W,
-         "A file of the code set could not be read, so it was not audited.",
-         "The audit never hides a file it could not read: a permission error or an I/O "
-         "error means its content was not checked for secrets or hazards, yet it would "
-         "still go into the image (or break the build).",
-         "Make the file readable, or exclude it from the image with [code] exclude.",
+         "A file of the code set could not be read, so it was not audited: a permission "
+         "or I/O error, a requirement file that a -r/-c line names but that does not "
+         "exist, or a Python file, Dockerfile or requirement file that is a symbolic link "
+         "to something outside the code set (or to nothing).",
+         "The audit never hides a file it could not read: its content was not checked for "
+         "secrets or hazards, yet it would still go into the image (or break the build: "
+         "pip stops on a -r line whose file is missing, and the image holds a link, not "
+         "the file it points to). A link to a file of the code set is audited there.",
+         "Make the file readable, fix the -r/-c path, replace the link by the file (or "
+         "point it into the code set), or exclude the file from the image with [code] "
+         "exclude.",
          "reprolock docs/audit.md"),
     Rule("RL003", "file-not-audited", _I,
          "A file was skipped: larger than the audit's size limit, or not text where text "
@@ -238,8 +244,12 @@ _RULES = (
          "Weight initialisation, dropout, shuffling and random transforms all draw from "
          "torch's generator, which is seeded differently on every run.",
          "Call torch.manual_seed(SEED) (it seeds every device) at start-up, or a helper "
-         "such as lightning's seed_everything(SEED) or transformers.set_seed(SEED).",
-         _PYTORCH),
+         "such as lightning's seed_everything(SEED) or transformers.set_seed(SEED). A "
+         "Hugging Face Trainer (or a subclass, or a trl trainer) counts: it calls "
+         "set_seed(args.seed) when it is made (seed=42 unless TrainingArguments says "
+         "otherwise); TrainingArguments alone seeds nothing.",
+         _PYTORCH + "; transformers, Trainer: https://huggingface.co/docs/transformers/"
+         "main_classes/trainer"),
     Rule("RL404", "tensorflow-not-seeded", _E,
          "TensorFlow is used, but no global seed is set.",
          "Without tf.random.set_seed, initialisers and random ops draw a different "
@@ -269,12 +279,17 @@ _RULES = (
          "Set torch.backends.cudnn.benchmark = False (the default) for reproducible runs.",
          _PYTORCH),
     Rule("RL408", "torch-not-deterministic", _W,
-         "torch is used, but neither torch.use_deterministic_algorithms(True) nor "
-         "torch.backends.cudnn.deterministic = True is set.",
+         "torch is used, but torch.use_deterministic_algorithms(True) is never called: "
+         "either nothing asks for determinism, or only torch.backends.cudnn.deterministic "
+         "= True does (one rule, two messages).",
          "Many CUDA kernels (scatter/index_add, atomics, some convolutions) are "
-         "nondeterministic by default; a seed does not make them repeatable.",
-         "Call torch.use_deterministic_algorithms(True) at start-up (it also makes cuDNN "
-         "deterministic), or lightning's Trainer(deterministic=True).",
+         "nondeterministic by default; a seed does not make them repeatable. "
+         "cudnn.deterministic = True covers cuDNN's convolutions only, so it is reported at "
+         "its line; use_deterministic_algorithms(True) covers every operation, cuDNN "
+         "included, so it needs no cudnn.deterministic beside it.",
+         "Call torch.use_deterministic_algorithms(True) at start-up, or use lightning's "
+         "Trainer(deterministic=True) or transformers' TrainingArguments("
+         "full_determinism=True) / enable_full_determinism(SEED), which call it.",
          _PYTORCH),
     Rule("RL409", "determinism-disabled", _W,
          "Determinism is switched off explicitly (use_deterministic_algorithms(False) or "
@@ -312,9 +327,15 @@ _RULES = (
          "Data or weights are downloaded (urllib, requests, httpx, wget, gdown, "
          "torchvision/keras helpers) without a checksum being checked.",
          "The file behind a URL can change or be replaced; training then silently uses "
-         "other data. The rule is satisfied when the same function uses hashlib (or a "
-         "function whose name mentions a checksum, hash, sha256, md5, verify or "
-         "integrity), or passes the helper's md5=/file_hash= argument.",
+         "other data. urlretrieve, wget.download and gdown.download always save a file; "
+         "a urlopen, requests or httpx response counts as a download when its bytes are "
+         "used (.content, .raw, .iter_content(), .iter_bytes(), .read() not decoded or "
+         "parsed as JSON) or it is written to a file (.write(...), "
+         "shutil.copyfileobj): .json() and .text API calls are not downloads. The rule is "
+         "satisfied when the same function uses hashlib, compares digests "
+         "(h.hexdigest() == SHA256, hmac.compare_digest) or calls a function of the "
+         "project that uses hashlib, or when the helper gets its md5=/file_hash=/hash= "
+         "argument. The builtin hash() and names such as verify() are not checks.",
          "Verify a recorded sha256 right after the download (hashlib.file_digest) and "
          "fail on a mismatch.",
          "Python, hashlib.file_digest: https://docs.python.org/3/library/hashlib.html"),
@@ -331,7 +352,13 @@ _RULES = (
          "load_dataset) has no revision= pinned to a commit.",
          "Without revision the 'main' branch is fetched: model and data set repositories "
          "change without notice. A branch or tag name moves as well; only a 40-hex commit "
-         "id pins.",
+         "id pins. Local folders are not downloads: a path (/, ./, ../, ~, more than one "
+         "'/'), a folder of the project, a Trainer checkpoint (checkpoint-N), a folder the "
+         "code saves to (TrainingArguments(output_dir=...), save_pretrained, save_model), "
+         "local_files_only=True, or a name built as a path (args.output_dir, "
+         "os.path.join, Path). A name computed at run time otherwise (args.model_name) "
+         "may be either, so it is a warning, not an error; PeftModel.from_pretrained is "
+         "judged by its second argument, the adapter.",
          "Pass revision=\"<40-hex commit>\" (the commit is shown on the repository's "
          "'Files and versions' page).",
          "Hugging Face, Download from a specific version: https://huggingface.co/docs/"

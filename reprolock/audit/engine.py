@@ -115,30 +115,43 @@ def _requirement_files(root: Path, config: Config | None, paths: list[str],
                        problems: list[Finding]) -> tuple[list[str], set[str]]:
     """Requirement files of the code set and the lock inputs, with what they include.
 
-    Lock inputs may be kept out of the image, so they are read here if need be."""
+    Lock inputs may be kept out of the image, so they are read here if need be (through
+    a link: they are read on the host). A lock input that does not exist makes the config
+    invalid (exit 2); a -r/-c include that does not exist is RL002 on its line."""
     inputs = list(config.requirements) if config is not None else []
+    in_code_set = set(paths)
     # lock inputs first, so that what they include is known to feed the lock
-    queue = inputs + [p for p in paths if requirements.is_requirement_file(p)]
+    queue: list[tuple[str, Finding | None]] = [(p, None) for p in inputs]
+    queue += [(p, None) for p in paths if requirements.is_requirement_file(p)]
     seen: list[str] = []
     pinned_by_lock: set[str] = set()
     while queue:
-        path = queue.pop(0)
+        path, if_missing = queue.pop(0)
         if path in seen:
             continue
         seen.append(path)
         if path not in by_path:
-            source, problem = read_source(root, path, must_be_text=True)
+            source, problem = read_source(root, path, must_be_text=True,
+                                          follow_links=path not in in_code_set)
             if source is not None:
                 by_path[path] = source
             if problem is not None:
                 problems.append(problem)
+            elif source is None and if_missing is not None and not (root / path).exists():
+                problems.append(if_missing)
         text = by_path[path].text() if path in by_path else None
         included = requirements.includes(path, text) if text is not None else []
         if path in inputs or path in pinned_by_lock:
             pinned_by_lock.add(path)
-            pinned_by_lock.update(included)
-        queue += included
+            pinned_by_lock.update(i.path for i in included)
+        queue += [(i.path, _missing_include(path, i)) for i in included]
     return sorted(p for p in seen if p in by_path), pinned_by_lock
+
+
+def _missing_include(path: str, include: requirements.Include) -> Finding:
+    return Finding("RL002", Severity.WARNING, path, include.line,
+                   f"{include.option} {include.path}: the file does not exist, so its "
+                   "requirements were not audited (and pip stops on this line)")
 
 
 def _index_python(files: Iterable[SourceFile]) -> tuple[list[FileFacts], list[Finding]]:
@@ -217,6 +230,6 @@ class _LineReader:
     def _read(self, path: str) -> list[str]:
         source = self.sources.get(path)
         if source is None:
-            source, _ = read_source(self.root, path, must_be_text=True)
+            source, _ = read_source(self.root, path, must_be_text=True, follow_links=True)
         text = source.text() if source is not None else None
         return text.splitlines() if text is not None else []

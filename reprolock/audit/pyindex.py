@@ -39,10 +39,26 @@ SEED_CALLS = frozenset({
     "jax.random.key", "lightning.seed_everything", "lightning.pytorch.seed_everything",
     "pytorch_lightning.seed_everything", "lightning.fabric.seed_everything",
     "lightning_fabric.seed_everything", "transformers.set_seed", "accelerate.utils.set_seed",
+    "transformers.trainer_utils.set_seed", "transformers.enable_full_determinism",
+    "transformers.trainer_utils.enable_full_determinism",
 })
-_CHECKSUM_WORDS = ("checksum", "hash", "sha256", "sha1", "md5", "verify", "integrity",
-                   "digest")
-_WATCHED_METHODS = frozenset({"from_pretrained", "manual_seed"})
+# Hugging Face training arguments: the seed is the ``seed=`` keyword (default 42), which
+# the Trainer passes to set_seed; the first argument is the output directory
+SEED_KEYWORD_CALLS = frozenset({
+    "transformers.TrainingArguments", "transformers.Seq2SeqTrainingArguments",
+    "transformers.training_args.TrainingArguments",
+    "transformers.training_args_seq2seq.Seq2SeqTrainingArguments",
+    "trl.SFTConfig", "trl.DPOConfig", "trl.RewardConfig", "trl.GRPOConfig",
+})
+# calls that fetch from a URL: the scope around them is kept for RL413 to read
+DOWNLOAD_CALLS = frozenset({
+    "urllib.request.urlretrieve", "urllib.request.urlopen", "requests.get",
+    "requests.request", "httpx.get", "httpx.stream", "wget.download", "gdown.download"})
+# what checks a digest: hashlib, or a constant-time comparison of two digests (the
+# builtin hash() and a function merely named "verify" are not checks)
+_VERIFYING_CALLS = frozenset({"hmac.compare_digest", "secrets.compare_digest"})
+_WATCHED_METHODS = frozenset({"from_pretrained", "manual_seed", "save_pretrained",
+                              "save_model"})
 
 
 @dataclass(frozen=True)
@@ -78,7 +94,10 @@ class FileFacts:
     calls: list[CallSite] = field(default_factory=list)
     attribute_sets: list[AttributeSet] = field(default_factory=list)
     env_sets: set[str] = field(default_factory=set)  # variables set through os.environ
-    verifying_scopes: set[int] = field(default_factory=set)  # scopes that check a hash
+    verifying_scopes: set[int] = field(default_factory=set)  # scopes that use hashlib
+    verifying_functions: set[str] = field(default_factory=set)  # names of those functions
+    download_scopes: dict[int, ast.AST] = field(default_factory=dict)  # scope → its node
+    subclassed: set[str] = field(default_factory=set)  # resolved base classes
     mentions_cuda: bool = False
 
     def imported(self, module: str) -> bool:
@@ -86,7 +105,7 @@ class FileFacts:
 
 
 def index_file(path: str, tree: ast.Module) -> FileFacts:
-    indexer = _Indexer(FileFacts(path))
+    indexer = _Indexer(FileFacts(path), tree)
     indexer.walk(tree)
     return indexer.facts
 
@@ -94,12 +113,14 @@ def index_file(path: str, tree: ast.Module) -> FileFacts:
 class _Indexer:
     """The walk. A handler per node type; nodes without one just recurse."""
 
-    def __init__(self, facts: FileFacts) -> None:
+    def __init__(self, facts: FileFacts, tree: ast.Module) -> None:
         self.facts = facts
         self.scopes: list[dict[str, str]] = [{}]  # local name → qualified name
         self.tainted: list[set[str]] = [set()]  # names holding a clock value, per scope
         self.ever_tainted: set[str] = set()  # a cheap first test for every Name
         self.scope_ids = [0]
+        self.scope_nodes: list[ast.AST] = [tree]
+        self.scope_names: list[str | None] = [None]  # function names (None: module, lambda)
         self.next_scope = 1
         self.optional = 0
         self.clock_hits = 0  # clock calls and tainted names seen so far
@@ -161,6 +182,8 @@ class _Indexer:
         self.scopes.append({})
         self.tainted.append(set())
         self.scope_ids.append(self.next_scope)
+        self.scope_nodes.append(node)
+        self.scope_names.append(None if isinstance(node, ast.Lambda) else node.name)
         self.next_scope += 1
         if isinstance(node, ast.Lambda):
             self.walk(node.body)
@@ -169,6 +192,16 @@ class _Indexer:
         self.scopes.pop()
         self.tainted.pop()
         self.scope_ids.pop()
+        self.scope_nodes.pop()
+        self.scope_names.pop()
+
+    def on_class(self, node: ast.ClassDef) -> None:
+        for base in node.bases:
+            name = self.resolve(base)
+            if name is not None:  # class MyTrainer(transformers.Trainer)
+                self.facts.subclassed.add(name)
+        for child in ast.iter_child_nodes(node):
+            self.walk(child)
 
     def on_try(self, node: ast.Try) -> None:
         guarded = any(_catches_import_error(h) for h in node.handlers)
@@ -231,20 +264,29 @@ class _Indexer:
         before = self.clock_hits
         self.walk(func)
         self.walk_all(node.args)
-        self.walk_all(node.keywords)
+        seed_clocked = False
+        for keyword in node.keywords:
+            hits = self.clock_hits
+            self.walk(keyword)
+            seed_clocked |= keyword.arg == "seed" and self.clock_hits > hits
         if name is None:
             if isinstance(func, ast.Attribute) and func.attr in _WATCHED_METHODS:
                 self.record(f"?.{func.attr}", node, clocked=self.seed_from_clock(
                     node, self.clock_hits > before, reseeds=False))
-            self.note_verification(func)
             return
         if name in CLOCK_CALLS:
             self.clock_hits += 1
-        clocked = name in SEED_CALLS and self.seed_from_clock(
-            node, self.clock_hits > before, reseeds=name.endswith(".seed"))
+        if name in SEED_KEYWORD_CALLS:
+            seed = _keyword(node, "seed")
+            clocked = seed_clocked or (isinstance(seed, ast.Constant) and seed.value is None)
+        else:
+            clocked = name in SEED_CALLS and self.seed_from_clock(
+                node, self.clock_hits > before, reseeds=name.endswith(".seed"))
         self.record(name, node, clocked=clocked)
         self.note_environment(name, node)
-        self.note_verification(func, name)
+        self.note_verification(name)
+        if name in DOWNLOAD_CALLS:
+            self.facts.download_scopes[self.scope_ids[-1]] = self.scope_nodes[-1]
 
     def on_name(self, node: ast.Name) -> None:
         if node.id in self.ever_tainted and any(node.id in names for names in self.tainted):
@@ -285,12 +327,12 @@ class _Indexer:
                         k for k in map(_string_or_none, arg.keys) if k is not None)
             self.facts.env_sets.update(k.arg for k in node.keywords if k.arg)
 
-    def note_verification(self, func: ast.expr, name: str | None = None) -> None:
-        word = name or (func.attr if isinstance(func, ast.Attribute)
-                        else func.id if isinstance(func, ast.Name) else "")
-        lowered = word.lower()
-        if lowered.startswith("hashlib.") or any(w in lowered for w in _CHECKSUM_WORDS):
+    def note_verification(self, name: str) -> None:
+        if name.startswith("hashlib.") or name in _VERIFYING_CALLS:
             self.facts.verifying_scopes.add(self.scope_ids[-1])
+            function = self.scope_names[-1]
+            if function is not None:  # a helper that checks: calling it checks too
+                self.facts.verifying_functions.add(function)
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:
@@ -330,6 +372,7 @@ _HANDLERS: dict[type[ast.AST], Callable[[_Indexer, Any], None]] = {
     ast.FunctionDef: _Indexer.on_scope,
     ast.AsyncFunctionDef: _Indexer.on_scope,
     ast.Lambda: _Indexer.on_scope,
+    ast.ClassDef: _Indexer.on_class,
     ast.Try: _Indexer.on_try,
     ast.If: _Indexer.on_if,
     ast.Assign: _Indexer.on_assign,

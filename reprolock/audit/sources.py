@@ -43,19 +43,13 @@ def code_paths(config: Config) -> list[str]:
     """The paths ``collect_code(config)`` would choose, sorted, without reading them."""
     import pathspec
 
-    from reprolock.inspection.codeset import (
-        ALWAYS_EXCLUDED,
-        LOCK_COMPANIONS,
-        _git_files,
-        _walk,
-    )
+    from reprolock.inspection.codeset import ALWAYS_EXCLUDED, _git_files, _walk, not_code
 
     candidates = _git_files(config.root)
     if candidates is None:
         candidates = _walk(config.root)
-    lock_files = [f"/{config.lockfile}", f"/{config.lockfile}.sig", *LOCK_COMPANIONS]
     ignore = pathspec.GitIgnoreSpec.from_lines(
-        [*ALWAYS_EXCLUDED, *lock_files, *config.code_exclude])
+        [*ALWAYS_EXCLUDED, *not_code(config), *config.code_exclude])
     include = (pathspec.GitIgnoreSpec.from_lines(config.code_include)
                if config.code_include else None)
     return sorted(p for p in candidates if not ignore.match_file(p)
@@ -67,27 +61,59 @@ def read_sources(root: Path, paths: Iterable[str],
     """Read each regular file (links are kept as links in the image: not followed).
 
     ``wanted_text`` names the files the audit must parse (Python, Dockerfiles,
-    requirement files): for those, binary or non-UTF-8 content is a finding.
+    requirement files): for those, binary or non-UTF-8 content is a finding, and so is a
+    link whose target the audit does not read in the code set (RL002): it is not hidden.
     """
     files: list[SourceFile] = []
     problems: list[Finding] = []
+    links: list[str] = []
     for rel in paths:
         source, problem = read_source(root, rel, must_be_text=rel in wanted_text)
         if source is not None:
             files.append(source)
         if problem is not None:
             problems.append(problem)
+        elif source is None and rel in wanted_text and os.path.islink(root / rel):
+            links.append(rel)
+    read = {f.path for f in files if f.data is not None}
+    problems += [p for p in (_link_problem(root, rel, read) for rel in links) if p]
     return files, problems
 
 
-def read_source(root: Path, rel: str, *,
-                must_be_text: bool = False) -> tuple[SourceFile | None, Finding | None]:
+def _link_problem(root: Path, rel: str, read: set[str]) -> Finding | None:
+    """A linked source file is audited at its target when the target is in the code set;
+    otherwise the audit says that it did not read it."""
+    try:
+        target = (root / rel).resolve(strict=True)
+        inside = target.relative_to(root.resolve()).as_posix()
+    except (OSError, RuntimeError):  # a loop, or a link to nothing
+        return Finding("RL002", Severity.WARNING, rel, 0, "a symbolic link that does not "
+                       "resolve (a loop or a missing target): not audited; the image holds "
+                       "the broken link")
+    except ValueError:  # outside the project
+        inside = None
+    if inside in read:
+        return None
+    where = inside if inside is not None else os.readlink(root / rel)
+    return Finding("RL002", Severity.WARNING, rel, 0, f"a symbolic link to {where}, which "
+                   "is not in the code set: not audited, and the image holds only the link")
+
+
+def read_source(root: Path, rel: str, *, must_be_text: bool = False,
+                follow_links: bool = False) -> tuple[SourceFile | None, Finding | None]:
+    """One file, or why it was not read. A link is not followed (the image holds the link
+    itself) unless ``follow_links``: files read only on the host, such as lock inputs."""
     full = root / rel
     try:
         info = full.lstat()
+        if follow_links and stat.S_ISLNK(info.st_mode):
+            full = full.resolve(strict=True)
+            info = full.lstat()
     except FileNotFoundError:
         return None, None  # tracked by git but deleted: not in the image either
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError):  # a link loop (Python < 3.13 raises this)
+            exc = OSError(40, "Too many levels of symbolic links")
         return None, _unreadable(rel, exc)
     if not stat.S_ISREG(info.st_mode):
         return None, None  # a symlink (even a loop) goes into the image as a link

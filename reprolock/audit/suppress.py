@@ -1,6 +1,10 @@
 """Suppressions: ``# reprolock: ignore[RL101, RL102]`` on the line, ``[audit] ignore`` and
 ``[audit.per-path-ignores]`` in the config, ``--ignore`` on the command line.
 
+A Dockerfile comment must start a line, so there (as with hadolint's ``# hadolint
+ignore=DL3008``) the comment may also stand on the comment lines right before the
+instruction the finding names.
+
 A suppressed finding is kept (marked with why) so reports can count it: suppressions stay
 visible. There is no blanket ``# reprolock: ignore`` without ids, on purpose.
 """
@@ -13,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from reprolock.audit.catalog import RULES
+from reprolock.audit.dockerfile import is_dockerfile
 from reprolock.audit.model import Finding, Suppression
 from reprolock.errors import ConfigError
 
@@ -60,6 +65,9 @@ def _why(finding: Finding, suppressions: Suppressions,
         text = line_text(finding.path, finding.line)
         if text is not None and finding.rule in inline_rules(text):
             return Suppression("inline", f"# reprolock: ignore[{finding.rule}] on the line")
+        if is_dockerfile(finding.path) and _above(finding, line_text):
+            return Suppression("inline", f"# reprolock: ignore[{finding.rule}] on the line "
+                               "before the instruction")
     if finding.rule in suppressions.option:
         return Suppression("option", f"--ignore {finding.rule}")
     if finding.rule in suppressions.ignore:
@@ -68,6 +76,19 @@ def _why(finding: Finding, suppressions: Suppressions,
         if finding.rule in ids and matches(finding.path):
             return Suppression("config", f"[audit.per-path-ignores] {glob!r}")
     return None
+
+
+def _above(finding: Finding, line_text: Callable[[str, int], str | None]) -> bool:
+    """The comment lines right above a Dockerfile instruction name the finding's rule."""
+    number = finding.line - 1
+    while number > 0:
+        text = line_text(finding.path, number)
+        if text is None or not text.lstrip().startswith("#"):
+            return False
+        if finding.rule in inline_rules(text):
+            return True
+        number -= 1
+    return False
 
 
 def _matcher(glob: str) -> Callable[[str], bool]:

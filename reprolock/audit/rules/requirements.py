@@ -54,23 +54,37 @@ def logical_lines(text: str) -> list[LogicalLine]:
     return found
 
 
-def includes(path: str, text: str) -> list[str]:
-    """Files ``-r``/``-c`` name, relative to the project root."""
+@dataclass(frozen=True)
+class Include:
+    path: str  # relative to the project root
+    line: int  # of the -r/-c line in the including file
+    option: str  # as written: -r, --requirement, -c, --constraint
+
+
+def includes(path: str, text: str) -> list[Include]:
+    """Files ``-r``/``-c`` name, relative to the project root (those outside it and URLs
+    are not followed)."""
     folder = PurePosixPath(path).parent
     found = []
     for logical in logical_lines(text):
         match = _INCLUDE.match(logical.text)
         if match and "://" not in match.group(3):
-            found.append(_normalize(folder / match.group(3)))
+            target = _normalize(folder / match.group(3))
+            if target is not None:
+                found.append(Include(target, logical.line, match.group(1)))
     return found
 
 
-def _normalize(path: PurePosixPath) -> str:
+def _normalize(path: PurePosixPath) -> str | None:
+    """``a/../b`` → ``b``; None for a path that leaves the project (or is absolute)."""
+    if path.is_absolute():
+        return None
     parts: list[str] = []
     for part in path.parts:
         if part == "..":
-            if parts:
-                parts.pop()
+            if not parts:
+                return None
+            parts.pop()
         elif part != ".":
             parts.append(part)
     return "/".join(parts)

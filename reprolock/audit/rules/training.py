@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from reprolock.audit.context import AuditContext
 from reprolock.audit.model import Finding, Severity
-from reprolock.audit.pyindex import CallSite, FileFacts
+from reprolock.audit.pyindex import DOWNLOAD_CALLS, SEED_KEYWORD_CALLS, CallSite, FileFacts
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_CHECKPOINT = re.compile(r"(^|/)checkpoint-[0-9]+/?$")  # the Trainer's checkpoint folders
 _RANDOM_FUNCS = frozenset({
     "random", "randint", "randrange", "choice", "choices", "shuffle", "sample", "uniform",
     "gauss", "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate",
@@ -33,7 +34,10 @@ _SEED_HELPERS: dict[str, frozenset[str]] = {
     **dict.fromkeys(("lightning.seed_everything", "lightning.pytorch.seed_everything",
                      "pytorch_lightning.seed_everything", "lightning.fabric.seed_everything",
                      "lightning_fabric.seed_everything", "transformers.set_seed",
-                     "transformers.enable_full_determinism", "accelerate.utils.set_seed"),
+                     "transformers.trainer_utils.set_seed",
+                     "transformers.enable_full_determinism",
+                     "transformers.trainer_utils.enable_full_determinism",
+                     "accelerate.utils.set_seed"),
                     frozenset({"random", "numpy", "torch"})),
     **dict.fromkeys(("tensorflow.keras.utils.set_random_seed", "keras.utils.set_random_seed",
                      "tf_keras.utils.set_random_seed"),
@@ -49,6 +53,14 @@ _SEED_HELPERS: dict[str, frozenset[str]] = {
 }
 _TRAINERS = frozenset({"lightning.Trainer", "lightning.pytorch.Trainer",
                        "pytorch_lightning.Trainer"})
+# Hugging Face trainers call set_seed(args.seed) (default 42) when they are made, or
+# enable_full_determinism(args.seed) with TrainingArguments(full_determinism=True)
+_HF_TRAINERS = frozenset({
+    "transformers.Trainer", "transformers.Seq2SeqTrainer", "transformers.trainer.Trainer",
+    "transformers.trainer_seq2seq.Seq2SeqTrainer", "trl.SFTTrainer", "trl.DPOTrainer",
+    "trl.RewardTrainer", "trl.GRPOTrainer"})
+_FULL_DETERMINISM = frozenset({"transformers.enable_full_determinism",
+                               "transformers.trainer_utils.enable_full_determinism"})
 _DATALOADERS = frozenset({"torch.utils.data.DataLoader",
                           "torch.utils.data.dataloader.DataLoader"})
 _HF_ROOTS = frozenset({"transformers", "diffusers", "peft", "sentence_transformers",
@@ -58,17 +70,25 @@ _HF_DOWNLOADS = frozenset({"huggingface_hub.hf_hub_download", "huggingface_hub.s
                            "datasets.load_dataset"})
 _LOCAL_DATASET_BUILDERS = frozenset({"csv", "json", "parquet", "text", "arrow", "pandas",
                                      "imagefolder", "audiofolder", "webdataset", "sql"})
-_PLAIN_DOWNLOADS = frozenset({
-    "urllib.request.urlretrieve", "urllib.request.urlopen", "requests.get",
-    "requests.request", "httpx.get", "httpx.stream", "wget.download", "gdown.download",
-    "gdown.cached_download"})
-_HELPER_DOWNLOADS = {  # helper → the argument that carries its checksum
-    "torchvision.datasets.utils.download_url": "md5",
-    "torchvision.datasets.utils.download_and_extract_archive": "md5",
-    "torchvision.datasets.utils.download_file_from_google_drive": "md5",
-    "tensorflow.keras.utils.get_file": "file_hash",
-    "keras.utils.get_file": "file_hash",
+# downloads that always save a file; the others (urlopen, requests, httpx) return a
+# response, which is a download only if its bytes are used or saved (not .json()/.text)
+_SAVING_DOWNLOADS = frozenset({"urllib.request.urlretrieve", "wget.download",
+                               "gdown.download"})
+_BYTES_ATTRIBUTES = frozenset({"content", "raw", "iter_content", "iter_bytes", "iter_raw",
+                               "aiter_bytes", "aiter_raw", "read", "readinto"})
+_WRITERS = frozenset({"write", "write_bytes", "write_text", "writelines", "copyfileobj"})
+_HELPER_DOWNLOADS = {  # helper → the arguments that carry its checksum
+    "torchvision.datasets.utils.download_url": ("md5",),
+    "torchvision.datasets.utils.download_and_extract_archive": ("md5",),
+    "torchvision.datasets.utils.download_file_from_google_drive": ("md5",),
+    "tensorflow.keras.utils.get_file": ("file_hash",),
+    "keras.utils.get_file": ("file_hash",),
+    "gdown.cached_download": ("hash", "md5"),
 }
+# an expression naming a model that is a local folder, not a Hub repository
+_LOCAL_HINTS = ("output", "checkpoint", "ckpt", "save", "local", "cache")
+_PATH_BUILDERS = frozenset({"join", "Path", "PurePath", "PosixPath", "abspath", "realpath",
+                            "expanduser", "resolve"})
 
 
 @dataclass(frozen=True)
@@ -85,8 +105,10 @@ class _Project:
 
     seeded: frozenset[str]  # generators seeded somewhere, by a seed that is not the clock
     asks_determinism: tuple[tuple[FileFacts, CallSite], ...]
-    cudnn_deterministic: bool
-    full_determinism_helper: bool  # transformers.enable_full_determinism does it all
+    cudnn_deterministic: tuple[_Site, ...]  # torch.backends.cudnn.deterministic = True
+    full_determinism_helper: bool  # transformers' full determinism does it all
+    local_dirs: frozenset[str]  # folders the code saves models to (output_dir=, save_*)
+    verifying_functions: frozenset[str]  # functions that check a digest (hashlib)
 
 
 def check(ctx: AuditContext) -> Iterator[Finding]:
@@ -98,18 +120,51 @@ def check(ctx: AuditContext) -> Iterator[Finding]:
 def _summarize(ctx: AuditContext) -> _Project:
     seeded: set[str] = set()
     asks: list[tuple[FileFacts, CallSite]] = []
-    helper = cudnn = False
+    cudnn: list[_Site] = []
+    local_dirs: set[str] = set()
+    verifying: set[str] = set()
+    helper = hf_trainer = hf_clock_seed = False
     for facts in ctx.python:
+        hf_trainer |= not _HF_TRAINERS.isdisjoint(facts.subclassed)
+        verifying |= facts.verifying_functions
         for call in facts.calls:
             covers = _SEED_HELPERS.get(call.name)
             if covers and not call.clock_seeded and (call.node.args or call.node.keywords):
                 seeded |= covers
             if _asks_determinism(call):
                 asks.append((facts, call))
-            helper |= call.name == "transformers.enable_full_determinism"
-        cudnn |= any(s.name == "torch.backends.cudnn.deterministic"
-                     and _constant(s.value) is True for s in facts.attribute_sets)
-    return _Project(frozenset(seeded), tuple(asks), cudnn, helper)
+            helper |= call.name in _FULL_DETERMINISM
+            hf_trainer |= call.name in _HF_TRAINERS
+            if call.name in SEED_KEYWORD_CALLS:
+                hf_clock_seed |= call.clock_seeded
+                helper |= _constant(_argument(call.node, 99, "full_determinism")) is True
+            local_dirs.update(_saved_to(call))
+        cudnn += [_Site(facts.path, s.line, s.column, s.name) for s in facts.attribute_sets
+                  if s.name == "torch.backends.cudnn.deterministic"
+                  and _constant(s.value) is True]
+    if hf_trainer and not hf_clock_seed:  # Trainer(...) calls set_seed(args.seed)
+        seeded |= {"random", "numpy", "torch"}
+    return _Project(frozenset(seeded), tuple(asks), tuple(cudnn), helper,
+                    frozenset(local_dirs), frozenset(verifying))
+
+
+def _saved_to(call: CallSite) -> list[str]:
+    """The constant folder a call writes a model to: TrainingArguments(output_dir=...),
+    model.save_pretrained(...), trainer.save_model(...)."""
+    if call.name in SEED_KEYWORD_CALLS:
+        folder = _constant(_argument(call.node, 0, "output_dir"))
+    elif call.name.endswith((".save_pretrained", ".save_model")):
+        folder = _constant(_argument(call.node, 0, "save_directory")
+                           or _argument(call.node, 99, "output_dir"))
+    else:
+        return []
+    return [_relative(folder)] if isinstance(folder, str) and _relative(folder) else []
+
+
+def _relative(path: str) -> str:
+    while path.startswith("./"):
+        path = path[2:]
+    return path.rstrip("/")
 
 
 def _asks_determinism(call: CallSite) -> bool:
@@ -129,7 +184,7 @@ def _first(rule: str, severity: Severity, sites: list[_Site],
     sites.sort(key=lambda s: (s.path, s.line, s.column))
     site = sites[0]
     more = len(sites) - 1
-    files = len({s.path for s in sites})
+    files = len({s.path for s in sites[1:]})  # where the other uses are
     tail = f" ({more} more use{'s' * (more != 1)} in {files} file{'s' * (files != 1)})" \
         if more else ""
     yield Finding(rule, severity, site.path, site.line, message(site) + tail,
@@ -240,12 +295,20 @@ def _check_cudnn_benchmark(ctx: AuditContext, project: _Project) -> Iterator[Fin
 
 
 def _check_torch_determinism(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
-    if project.asks_determinism or project.cudnn_deterministic \
-            or project.full_determinism_helper:
+    """use_deterministic_algorithms(True) covers cuDNN too; cudnn.deterministic = True
+    alone covers only cuDNN's convolutions, so it gets a message of its own."""
+    if project.asks_determinism or project.full_determinism_helper:
+        return
+    if project.cudnn_deterministic:
+        yield from _first("RL408", Severity.WARNING, list(project.cudnn_deterministic),
+                          lambda s: "torch.backends.cudnn.deterministic = True makes only "
+                          "cuDNN's convolutions deterministic, and "
+                          "torch.use_deterministic_algorithms(True) is never called: other "
+                          "CUDA kernels (scatter, index_add, ...) stay nondeterministic")
         return
     yield from _first("RL408", Severity.WARNING, _imports(ctx, "torch"), lambda s: "torch is "
-                      "imported, but neither torch.use_deterministic_algorithms(True) nor "
-                      "torch.backends.cudnn.deterministic = True is set")
+                      "imported, but torch.use_deterministic_algorithms(True) is never called "
+                      "(nor torch.backends.cudnn.deterministic = True set)")
 
 
 def _check_determinism_disabled(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
@@ -305,15 +368,115 @@ def _check_tensorflow_determinism(ctx: AuditContext, project: _Project) -> Itera
 # --- downloads (RL413-RL415) ------------------------------------------------------------
 def _check_downloads(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
     for facts in ctx.python:
+        views: dict[int, _ScopeView] = {}
         for call in facts.calls:
-            if call.name in _PLAIN_DOWNLOADS and call.scope not in facts.verifying_scopes:
+            if call.name in DOWNLOAD_CALLS:
+                view = views.get(call.scope)
+                if view is None:
+                    view = views[call.scope] = _ScopeView(facts.download_scopes[call.scope])
+                if call.name not in _SAVING_DOWNLOADS and not view.bytes_used(call.node):
+                    continue  # an API call (.json(), .text): no file to check
+                if call.scope in facts.verifying_scopes \
+                        or view.checks_digest(project.verifying_functions):
+                    continue
                 yield _at(facts, call, "RL413", f"{_short(call.name)}() downloads without "
-                          "checking a checksum in the same function", Severity.WARNING)
-            elif call.name in _HELPER_DOWNLOADS and _missing(
-                    _argument(call.node, 99, _HELPER_DOWNLOADS[call.name])):
+                          "checking a checksum (hashlib, or a comparison of digests) in the "
+                          "same function", Severity.WARNING)
+            elif call.name in _HELPER_DOWNLOADS and all(
+                    _missing(_argument(call.node, 99, name))
+                    for name in _HELPER_DOWNLOADS[call.name]):
                 yield _at(facts, call, "RL413", f"{_short(call.name)}() without "
-                          f"{_HELPER_DOWNLOADS[call.name]}= does not check what it "
+                          f"{_HELPER_DOWNLOADS[call.name][0]}= does not check what it "
                           "downloads", Severity.WARNING)
+
+
+class _ScopeView:
+    """One function (or a module's top level) that downloads: who each node's parent
+    is and what names hold each response. Only scopes that download are looked at again,
+    so the one-pass index stays one pass for everything else."""
+
+    def __init__(self, scope: ast.AST) -> None:
+        self.parents: dict[ast.AST, ast.AST] = {}
+        self.names: dict[str, list[ast.Name]] = {}  # loads of each name
+        self.bound: dict[ast.Call, set[str]] = {}  # a call → the names it is bound to
+        self.nodes: list[ast.AST] = []
+        stack: list[ast.AST] = []
+        if isinstance(scope, ast.Lambda):
+            stack.append(scope.body)
+        elif isinstance(scope, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef):
+            stack += scope.body
+        for node in stack:
+            self.parents[node] = scope
+        while stack:
+            node = stack.pop()
+            self.nodes.append(node)
+            self._note(node)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                continue  # another scope
+            for child in ast.iter_child_nodes(node):
+                self.parents[child] = node
+                stack.append(child)
+
+    def _note(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            self.names.setdefault(node.id, []).append(node)
+        elif isinstance(node, ast.Assign | ast.AnnAssign) \
+                and isinstance(node.value, ast.Call):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            self.bound.setdefault(node.value, set()).update(
+                t.id for t in targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.withitem) and isinstance(node.context_expr, ast.Call) \
+                and isinstance(node.optional_vars, ast.Name):
+            self.bound.setdefault(node.context_expr, set()).add(node.optional_vars.id)
+
+    def bytes_used(self, call: ast.Call) -> bool:
+        """The response of ``call`` is read as bytes or written to a file."""
+        uses: list[ast.expr] = [call]
+        for name in self.bound.get(call, ()):
+            uses += self.names.get(name, [])
+        return any(self._as_bytes(use) for use in uses)
+
+    def _as_bytes(self, use: ast.expr) -> bool:
+        parent = self.parents.get(use)
+        if isinstance(parent, ast.Attribute) and parent.attr in _BYTES_ATTRIBUTES \
+                and not (parent.attr == "read" and self._decoded(parent)):
+            return True  # r.content, r.iter_content(), r.raw, response.read()
+        node: ast.AST = use
+        while (parent := self.parents.get(node)) is not None \
+                and not isinstance(parent, ast.stmt):
+            if isinstance(parent, ast.Call) and node is not parent.func \
+                    and _callee(parent.func) in _WRITERS:
+                return True  # f.write(r.text), shutil.copyfileobj(response, f)
+            node = parent
+        return False
+
+    def _decoded(self, read: ast.Attribute) -> bool:
+        """``response.read().decode()`` or ``json.loads(response.read())``: text."""
+        call = self.parents.get(read)
+        outer = self.parents.get(call) if isinstance(call, ast.Call) else None
+        if isinstance(outer, ast.Attribute):
+            return outer.attr == "decode"
+        return isinstance(outer, ast.Call) and _callee(outer.func) in ("loads", "load")
+
+    def checks_digest(self, verifying_functions: frozenset[str]) -> bool:
+        """A digest compared (``h.hexdigest() != SHA256``) or a checking helper called."""
+        for node in self.nodes:
+            if isinstance(node, ast.Compare) and any(
+                    isinstance(inner, ast.Call) and _callee(inner.func) in ("hexdigest",
+                                                                            "digest")
+                    for operand in (node.left, *node.comparators)
+                    for inner in ast.walk(operand)):
+                return True
+            if isinstance(node, ast.Call) and _callee(node.func) in verifying_functions:
+                return True
+        return False
+
+
+def _callee(func: ast.expr) -> str:
+    """The last name of a callee: ``f.write`` → ``write``."""
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
 
 
 def _missing(node: ast.expr | None, *falsy: object) -> bool:
@@ -353,23 +516,72 @@ def _check_huggingface(ctx: AuditContext, project: _Project) -> Iterator[Finding
     for facts in ctx.python:
         uses_hf = any(site.module in _HF_ROOTS for site in facts.imports)
         for call in facts.calls:
-            if not _is_hf_download(call, uses_hf) or _pinned_revision(call.node):
+            downloads, repository = _hf_download(call, uses_hf)
+            if not downloads or _pinned_revision(call.node):
                 continue
-            yield _at(facts, call, "RL415", f"{_short(call.name)}() without revision= set to a "
-                      "commit id fetches whatever the repository's branch holds today")
+            value = _constant(repository)
+            if isinstance(value, str):
+                if not _local_folder(value, ctx, project):
+                    yield _at(facts, call, "RL415", f"{_short(call.name)}() without "
+                              "revision= set to a commit id fetches whatever the repository's "
+                              "branch holds today")
+            elif repository is not None and value is ... and not _local_expression(repository):
+                yield _at(facts, call, "RL415", f"{_short(call.name)}() loads a name computed "
+                          "at run time, so the audit cannot tell a local folder from a Hub "
+                          "repository: if it is a repository, pass revision= set to a commit "
+                          "id", Severity.WARNING)
 
 
-def _is_hf_download(call: CallSite, uses_hf: bool) -> bool:
+def _hf_download(call: CallSite, uses_hf: bool) -> tuple[bool, ast.expr | None]:
+    """Whether ``call`` may fetch from the Hub, and the argument naming what it fetches."""
+    node = call.node
     if call.name in _HF_DOWNLOADS:
-        first = _constant(_argument(call.node, 0, "path"))
-        return not (call.name == "datasets.load_dataset" and first in _LOCAL_DATASET_BUILDERS)
+        first = _argument(node, 0, "path" if call.name == "datasets.load_dataset"
+                          else "repo_id")
+        local = call.name == "datasets.load_dataset" \
+            and _constant(first) in _LOCAL_DATASET_BUILDERS
+        return not local, first
     if not call.name.endswith(".from_pretrained"):
-        return False
+        return False, None
     hf = call.name.split(".")[0] in _HF_ROOTS or (call.name == "?.from_pretrained" and uses_hf)
-    if not hf or _constant(_argument(call.node, 99, "local_files_only")) is True:
+    if not hf or _constant(_argument(node, 99, "local_files_only")) is True:
+        return False, None
+    if call.name.startswith("peft.PeftModel"):  # PeftModel.from_pretrained(model, model_id)
+        return True, _argument(node, 1, "model_id")
+    return True, _argument(node, 0, "pretrained_model_name_or_path")
+
+
+def _local_folder(name: str, ctx: AuditContext, project: _Project) -> bool:
+    """A Hub id is ``name`` or ``org/name``; a path, a folder of the project, a folder
+    the code saves to, or a Trainer checkpoint is local."""
+    if name.startswith(("/", "./", "../", "~", ".\\")) or "\\" in name \
+            or name.count("/") > 1 or _CHECKPOINT.search(name):
+        return True
+    relative = _relative(name)
+    if any(relative == d or relative.startswith(d + "/") for d in project.local_dirs):
+        return True
+    try:
+        return (ctx.root / relative).exists() \
+            or ("/" in relative and (ctx.root / relative.split("/")[0]).is_dir())
+    except (OSError, ValueError):
         return False
-    first = _constant(_argument(call.node, 0, "pretrained_model_name_or_path"))
-    return not (isinstance(first, str) and first.startswith(("/", "./", "../", "~")))
+
+
+def _local_expression(node: ast.expr) -> bool:
+    """``args.output_dir``, ``os.path.join(...)``, ``Path(...) / "best"``, an f-string
+    naming a checkpoint: a folder, not a Hub id."""
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Div):
+            return True
+        if isinstance(inner, ast.Call) and _callee(inner.func) in _PATH_BUILDERS:
+            return True
+        word = (inner.id if isinstance(inner, ast.Name)
+                else inner.attr if isinstance(inner, ast.Attribute)
+                else inner.value if isinstance(inner, ast.Constant)
+                and isinstance(inner.value, str) else "")
+        if any(hint in word.lower() for hint in _LOCAL_HINTS):
+            return True
+    return False
 
 
 def _pinned_revision(node: ast.Call) -> bool:

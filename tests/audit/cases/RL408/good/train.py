@@ -1,5 +1,5 @@
 import torch
 
 torch.manual_seed(0)
-torch.backends.cudnn.deterministic = True
+torch.use_deterministic_algorithms(True)  # makes cuDNN deterministic too
 model = torch.nn.Linear(3, 1)

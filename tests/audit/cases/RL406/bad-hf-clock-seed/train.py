@@ -1,0 +1,6 @@
+import time
+
+from transformers import Trainer, TrainingArguments
+
+args = TrainingArguments("outputs", seed=int(time.time()))
+trainer = Trainer(args=args)
