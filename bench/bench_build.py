@@ -614,7 +614,7 @@ def classify(stack: list[str], lines: _Lines) -> str:
         text = lines.get(path, line)
         if path.endswith("zipfile.py") or func in ("_inflate", "_member_chunks"):
             return INFLATE
-        if path.endswith("reprolock/oci/tarball.py") and func == "_copy" \
+        if path.endswith("reprolock/oci/tarball.py") and func in ("_copy", "_copy_member") \
                 and "sha.update" in text:
             return RECORD
         if path.endswith("reprolock/oci/compress.py"):
