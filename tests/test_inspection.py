@@ -422,6 +422,16 @@ def test_a_module_inside_a_package_does_not_hide_a_distribution(tmp_path: Path) 
     assert "mydata" in report.own_modules and "mylib" in report.own_modules
 
 
+def test_a_data_folder_does_not_hide_a_distribution(tmp_path: Path) -> None:
+    """``datasets/`` holding only deeper, non-package scripts is no importable module."""
+    report = scan(tmp_path / "p", {
+        "train.py": "import datasets\n",
+        "datasets/raw/prepare.py": "",
+    })
+    assert modules(report) == {"datasets"}
+    assert "datasets" not in report.own_modules and "prepare" in report.own_modules
+
+
 def test_optional_imports(tmp_path: Path) -> None:
     report = scan(tmp_path / "p", {"train.py": (
         "try:\n"

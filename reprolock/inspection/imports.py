@@ -59,11 +59,13 @@ def scan_imports(root: Path, code: CodeSet) -> ImportReport:
 
 
 def own_modules(py_files: Iterable[str]) -> set[str]:
-    """Top-level names the project itself provides (``train.py``, ``pkg/``, ``src/pkg/``).
+    """Top-level names the project itself provides: ``train.py``; a folder (also under
+    ``src/``) with Python files of its own or a package (``__init__.py``) inside; and, for
+    a script in a folder that is not a package, its siblings by their bare names.
 
-    A script in a folder that is not a package (``scripts/train.py``) imports its
-    siblings by their bare names, so those count too; a module inside a package
-    (``pkg/datasets.py``) does not hide the distribution of the same name.
+    A folder whose only Python files sit deeper, in folders that are not packages (a
+    ``datasets/`` data folder with ``datasets/raw/prepare.py``), is no importable module,
+    so it does not hide the distribution of that name (Hugging Face ``datasets``).
     """
     files = list(py_files)
     packages = {rel.rpartition("/")[0] for rel in files if rel.endswith("/__init__.py")}
@@ -72,9 +74,11 @@ def own_modules(py_files: Iterable[str]) -> set[str]:
         parts = rel.split("/")
         if parts[0] == "src" and len(parts) > 1:
             parts = parts[1:]
-        own.add(parts[0][:-3] if len(parts) == 1 else parts[0])
-        folder = rel.rpartition("/")[0]
-        if len(parts) > 1 and folder not in packages:
+        if len(parts) == 1:
+            own.add(parts[0][:-3])
+        elif len(parts) == 2 or rel.rpartition("/")[0] in packages:
+            own.add(parts[0])
+        if len(parts) > 1 and rel.rpartition("/")[0] not in packages:
             own.add(parts[-1][:-3])
     return own
 

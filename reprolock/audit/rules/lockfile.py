@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from reprolock.audit.context import AuditContext
 from reprolock.audit.model import Finding, Severity
 from reprolock.audit.pyindex import ImportSite
 from reprolock.config import Config
 from reprolock.errors import ReprolockError
+from reprolock.inspection.imports import own_modules
 from reprolock.lock.model import Lock
 
 
@@ -68,31 +69,6 @@ def _third_party(ctx: AuditContext) -> dict[str, list[tuple[str, ImportSite]]]:
                 continue
             found.setdefault(site.module, []).append((facts.path, site))
     return found
-
-
-def own_modules(py_files: Iterable[str]) -> set[str]:
-    """Top-level names the project itself provides: ``train.py``; a folder (also under
-    ``src/``) with Python files of its own or a package (``__init__.py``) inside; and, for
-    a script in a folder that is not a package, its siblings by their bare names.
-
-    A folder whose only Python files sit deeper, in folders that are not packages (a
-    ``datasets/`` data folder with ``datasets/raw/prepare.py``), is no importable module,
-    so it does not hide the distribution of that name (Hugging Face ``datasets``).
-    """
-    files = list(py_files)
-    packages = {rel.rpartition("/")[0] for rel in files if rel.endswith("/__init__.py")}
-    own: set[str] = set()
-    for rel in files:
-        parts = rel.split("/")
-        if parts[0] == "src" and len(parts) > 1:
-            parts = parts[1:]
-        if len(parts) == 1:
-            own.add(parts[0][:-3])
-        elif len(parts) == 2 or rel.rpartition("/")[0] in packages:
-            own.add(parts[0])
-        if len(parts) > 1 and rel.rpartition("/")[0] not in packages:
-            own.add(parts[-1][:-3])
-    return own
 
 
 def _unprovided(ctx: AuditContext, lock: Lock) -> Iterator[Finding]:
