@@ -52,6 +52,7 @@ OUTPUTS_IN_CONTAINER = "/outputs"
 OUTPUTS_ENV = "REPROLOCK_OUTPUTS"
 LOCK_LABEL = "dev.reprolock.lock.digest"
 CODE_LABEL = "dev.reprolock.code.tree"
+ENV_LABEL = "dev.reprolock.environment.config"
 ENGINE_HINT = ("start the Docker Engine (for example 'dockerd --iptables=false --bridge=none "
                "&', or 'systemctl start docker'); without an engine, 'reprolock build --output "
                "oci:DIR' and 'reprolock verify --image oci:DIR' need none")
@@ -134,8 +135,11 @@ def check_gpus(value: str | None, *, source: str = "--gpus") -> str | None:
                          hint="use 'all' or a number of GPUs such as 1 (leave it out for none)")
 
 
-def find_image(client: Any, *, lock_digest: str, code_tree: str, reference: str | None) -> Any:
-    """The image to run: ``reference``, else the one labelled with this lock and code."""
+def find_image(client: Any, *, lock_digest: str, code_tree: str, reference: str | None,
+               env_config: str | None = None) -> Any:
+    """The image to run: ``reference``, else the one labelled with this lock and code (and,
+    when the lock records it, with its environment image: builds of the same lock with
+    another SOURCE_DATE_EPOCH carry the same lock and code labels)."""
     import docker.errors
 
     if reference is not None:
@@ -149,8 +153,10 @@ def find_image(client: Any, *, lock_digest: str, code_tree: str, reference: str 
                                      "TAG', or pass an image that exists ('docker images')"
                                      ) from exc
     with engine_errors("list the images"):
-        found = client.images.list(filters={"label": [f"{LOCK_LABEL}={lock_digest}",
-                                                       f"{CODE_LABEL}={code_tree}"]})
+        labels = [f"{LOCK_LABEL}={lock_digest}", f"{CODE_LABEL}={code_tree}"]
+        if env_config is not None:
+            labels.append(f"{ENV_LABEL}={env_config}")
+        found = client.images.list(filters={"label": labels})
     if not found:
         raise ReprolockError(
             "the Docker Engine holds no image built from this lock and code tree "
@@ -343,7 +349,8 @@ class Runner:
         lock_digest = "sha256:" + sha256_bytes(lock_bytes)
         code = collect_code(config)
         image = find_image(self.client, lock_digest=lock_digest, code_tree=code.tree_digest,
-                           reference=options.image)
+                           reference=options.image,
+                           env_config=None if lock.image is None else lock.image.config_digest)
         self.progress(f"image {image.id} ({', '.join(image.tags) or 'untagged'})")
         outputs = (options.outputs or config.root / config.run_outputs).resolve()
         outputs.mkdir(parents=True, exist_ok=True)

@@ -138,6 +138,7 @@ def test_image_config_and_labels(build_project_template: Path, tmp_path: Path) -
     assert labels["dev.reprolock.code.tree"] == result["codeTree"]
     lock_sha = hashlib.sha256((build_project_template / "reprolock.lock.json").read_bytes())
     assert labels["dev.reprolock.lock.digest"] == f"sha256:{lock_sha.hexdigest()}"
+    assert labels["dev.reprolock.environment.config"] == lock["image"]["configDigest"]
     assert config["created"] == "1980-01-01T00:00:00Z"
     assert {h["created"] for h in config["history"]} == {"1980-01-01T00:00:00Z"}
     from reprolock import __version__

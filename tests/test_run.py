@@ -94,6 +94,36 @@ def test_clean_run_passes_and_its_record_verifies(built: dict, tmp_path: Path) -
     assert corrupt.returncode == 2 and "not a readable JSON run record" in corrupt.stderr
 
 
+def test_run_picks_the_image_of_this_lock_among_same_labelled_ones(built: dict) -> None:
+    """Another SOURCE_DATE_EPOCH gives an image with the same lock and code labels but
+    another environment image: 'run' takes the one the lock records."""
+    import os
+
+    import docker
+
+    root = built["root"]
+    lock = json.loads((root / "reprolock.lock.json").read_text())
+    other = f"{built['name'].split(':')[0]}:other-epoch"
+    proc = run_cli("build", "-C", root, "--json", "-q", "-o", f"docker:{other}",
+                   env={**os.environ, "SOURCE_DATE_EPOCH": "1234567890"})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["configDigest"] != built["result"]["configDigest"]
+    client = docker.from_env()
+    labels = client.images.get(other).labels
+    assert labels["dev.reprolock.environment.config"] != lock["image"]["configDigest"]
+    assert client.images.get(built["name"]).labels["dev.reprolock.environment.config"] == \
+        lock["image"]["configDigest"]
+    try:
+        ran = run_cli("run", "-C", root, "--json", "-q", "--record",
+                      root / ".reprolock" / "pick.json")
+        assert ran.returncode == 0, ran.stderr
+        record = json.loads((root / ".reprolock" / "pick.json").read_text())
+        assert record["image"]["id"] == built["result"]["configDigest"]
+    finally:
+        client.images.remove(other, force=True)
+
+
 def _env() -> dict[str, str]:
     import os
 

@@ -150,7 +150,8 @@ class Builder:
         if code is not None:
             # the code layer carries the installed RECORD digests: it comes after the rest
             code_layers = self._build_layers([self._code_plan(code, base)])
-            full = self._image(base, base_layers, [*dep_layers, *code_layers], code=code)
+            full = self._image(base, base_layers, [*dep_layers, *code_layers], code=code,
+                               env_config=env.config_digest)
         return BuildResult(env, full, self.mtime, self.compressor, self.options.prefix,
                            self.blobs, dict(sorted(self.records.items())))
 
@@ -318,9 +319,13 @@ class Builder:
 
     # -- config and manifest -----------------------------------------------------------
     def _image(self, base: ResolvedImage, base_layers: list[Layer], ours: Sequence[Layer],
-               *, code: CodeSet | None) -> Image:
+               *, code: CodeSet | None, env_config: str | None = None) -> Image:
         layers = [*base_layers, *ours]
         config = self._config(base, layers, ours, code)
+        if env_config is not None:
+            # the full image names its environment image, whose config digest the lock
+            # records: 'reprolock run' picks the image of this lock by it
+            config["config"]["Labels"][f"{LABEL_PREFIX}.environment.config"] = env_config
         config_bytes = _canonical(config)
         config_digest = self.blobs.put_bytes(config_bytes)
         manifest = {

@@ -26,6 +26,7 @@ from reprolock.verify.lockchecks import _signature, _trusted, lock_checks
 from reprolock.verify.report import Check, Report, attempt
 
 CODE_LABELS = ("dev.reprolock.code.tree", "dev.reprolock.lock.digest",
+               "dev.reprolock.environment.config",
                "org.opencontainers.image.revision")
 REBUILD = "rebuild the image: 'reprolock build --output …'"
 
