@@ -53,6 +53,7 @@ OUTPUTS_ENV = "REPROLOCK_OUTPUTS"
 LOCK_LABEL = "dev.reprolock.lock.digest"
 CODE_LABEL = "dev.reprolock.code.tree"
 ENV_LABEL = "dev.reprolock.environment.config"
+REVISION_LABEL = "org.opencontainers.image.revision"
 ENGINE_HINT = ("start the Docker Engine (for example 'dockerd --iptables=false --bridge=none "
                "&', or 'systemctl start docker'); without an engine, 'reprolock build --output "
                "oci:DIR' and 'reprolock verify --image oci:DIR' need none")
@@ -136,7 +137,7 @@ def check_gpus(value: str | None, *, source: str = "--gpus") -> str | None:
 
 
 def find_image(client: Any, *, lock_digest: str, code_tree: str, reference: str | None,
-               env_config: str | None = None) -> Any:
+               env_config: str | None = None, revision: str | None = None) -> Any:
     """The image to run: ``reference``, else the one labelled with this lock and code (and,
     when the lock records it, with its environment image: builds of the same lock with
     another SOURCE_DATE_EPOCH carry the same lock and code labels)."""
@@ -162,6 +163,10 @@ def find_image(client: Any, *, lock_digest: str, code_tree: str, reference: str 
             "the Docker Engine holds no image built from this lock and code tree "
             f"(lock {lock_digest[:19]}…, code {code_tree[:19]}…)",
             hint="run 'reprolock build --output docker' first (or pass --image REF)")
+    if len({image.id for image in found}) > 1 and revision is not None:
+        # the same lock and code built from this commit and from a copy outside git (no
+        # revision label): the image of this checkout is the one to run
+        found = [i for i in found if i.labels.get(REVISION_LABEL) == revision] or found
     ids = sorted({image.id for image in found})
     if len(ids) > 1:  # same labels, different configs: other env or entrypoint; say so
         raise ReprolockError(f"{len(ids)} images carry this lock's and code's labels: "
@@ -350,7 +355,8 @@ class Runner:
         code = collect_code(config)
         image = find_image(self.client, lock_digest=lock_digest, code_tree=code.tree_digest,
                            reference=options.image,
-                           env_config=None if lock.image is None else lock.image.config_digest)
+                           env_config=None if lock.image is None else lock.image.config_digest,
+                           revision=code.git.commit if code.git else None)
         self.progress(f"image {image.id} ({', '.join(image.tags) or 'untagged'})")
         outputs = (options.outputs or config.root / config.run_outputs).resolve()
         outputs.mkdir(parents=True, exist_ok=True)

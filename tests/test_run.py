@@ -124,6 +124,38 @@ def test_run_picks_the_image_of_this_lock_among_same_labelled_ones(built: dict) 
         client.images.remove(other, force=True)
 
 
+def test_run_prefers_the_image_of_this_commit(built: dict, tmp_path: Path) -> None:
+    """The same lock and code built outside git (the fixture's image, no revision label)
+    and from a commit: in the git checkout, 'run' takes the image of that commit."""
+    import subprocess
+
+    import docker
+
+    repo = tmp_path / "repo"
+    shutil.copytree(built["root"], repo, symlinks=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "example"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    name = f"{built['name'].split(':')[0]}:commit"
+    proc = run_cli("build", "-C", repo, "--json", "-q", "-o", f"docker:{name}")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["codeTree"] == built["result"]["codeTree"]  # same code, other config
+    assert result["configDigest"] != built["result"]["configDigest"]
+    client = docker.from_env()
+    try:
+        assert client.images.get(name).labels["org.opencontainers.image.revision"] == commit
+        ran = run_cli("run", "-C", repo, "-q", "--record", tmp_path / "r.json")
+        assert ran.returncode == 0, ran.stderr
+        record = json.loads((tmp_path / "r.json").read_text())
+        assert record["image"]["id"] == result["configDigest"]
+    finally:
+        client.images.remove(name, force=True)
+
+
 def _env() -> dict[str, str]:
     import os
 
