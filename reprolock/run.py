@@ -239,17 +239,12 @@ def _prefix(lock: Lock) -> str:
 
 def locked_env(config: Config, prefix: str, base_env: Mapping[str, str]) -> dict[str, str]:
     """The environment variables the build gives the image (less PATH, of which the
-    checker checks that it starts with the venv).
+    checker checks that it starts with the venv)."""
+    from reprolock.build.builder import image_env
 
-    The same rules as ``reprolock.build.builder.Builder._env``, written again here
-    because that is a method of the builder (keep the two in step)."""
-    env = dict(base_env)
-    env["VIRTUAL_ENV"] = prefix
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env.setdefault("PYTHONHASHSEED", "0")
-    env.update(config.image.env)
+    env = image_env(base_env, prefix, config.image.env)
     env.pop("PATH", None)
-    return dict(sorted(env.items()))
+    return env
 
 
 def _env_pairs(config: Mapping[str, Any]) -> dict[str, str]:

@@ -101,6 +101,20 @@ def locked_compressor(lock: Lock) -> Compressor:
     return Compressor.parse("gzip")
 
 
+def image_env(base_env: Mapping[str, str], prefix: str,
+              declared: Mapping[str, str]) -> dict[str, str]:
+    """The image's environment: the base's, the venv first on PATH, no .pyc written at
+    run time, a fixed hash seed unless declared otherwise, then the declared variables."""
+    env = dict(base_env)
+    path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    env["PATH"] = f"{prefix}/bin:{path}"
+    env["VIRTUAL_ENV"] = prefix
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no .pyc appears after the build either
+    env.setdefault("PYTHONHASHSEED", "0")
+    env.update(declared)
+    return dict(sorted(env.items()))
+
+
 def source_date_epoch(lock: Lock, explicit: int | None) -> int:
     if explicit is not None:
         return explicit
@@ -381,15 +395,8 @@ class Builder:
         return config
 
     def _env(self, base: ResolvedImage) -> list[str]:
-        env = dict(base.env)
-        prefix = self.options.prefix
-        path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        env["PATH"] = f"{prefix}/bin:{path}"
-        env["VIRTUAL_ENV"] = prefix
-        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no .pyc appears after the build either
-        env.setdefault("PYTHONHASHSEED", "0")
-        env.update(self.config.image.env)
-        return [f"{k}={v}" for k, v in sorted(env.items())]
+        env = image_env(base.env, self.options.prefix, self.config.image.env)
+        return [f"{k}={v}" for k, v in env.items()]
 
     def _labels(self, code: CodeSet | None) -> dict[str, str]:
         labels = {
