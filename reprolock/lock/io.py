@@ -8,6 +8,7 @@ from typing import Any
 
 from reprolock import __version__
 from reprolock._internal.files import atomic_write_text
+from reprolock._internal.jsonio import parse_json, read_bounded
 from reprolock.errors import LockFileError
 from reprolock.lock.model import LOCK_VERSION, Lock
 from reprolock.schemas import schema_dir, validate
@@ -27,13 +28,9 @@ def write_lock(path: Path, lock: Lock, *, cache_dir: Path | None = None) -> str:
 
 
 def read_lock(path: Path, *, cache_dir: Path | None = None) -> Lock:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise LockFileError(f"no lock file at {path}",
-                            hint="run 'reprolock lock' to create it") from exc
-    except OSError as exc:
-        raise LockFileError(f"cannot read {path}: {exc.strerror}") from exc
+    if not path.exists():
+        raise LockFileError(f"no lock file at {path}", hint="run 'reprolock lock' to create it")
+    raw = read_bounded(path, error=LockFileError, hint="run 'reprolock lock' to rewrite it")
     data = _parse(path, raw)
     _check_version(path, data)
     validate(data, "lock", source=path.name, error=LockFileError, cache_dir=cache_dir,
@@ -42,26 +39,19 @@ def read_lock(path: Path, *, cache_dir: Path | None = None) -> Lock:
 
 
 def _parse(path: Path, raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise LockFileError(f"{path.name} is not UTF-8 text",
-                            hint="run 'reprolock lock' to rewrite it") from exc
-    except json.JSONDecodeError as exc:
-        raise LockFileError(
-            f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
-            hint="undo the hand edit (git checkout the lock) or run 'reprolock lock'",
-        ) from exc
-    if not isinstance(data, dict):
-        raise LockFileError(f"{path.name} is not a JSON object",
-                            hint="run 'reprolock lock' to rewrite it")
+    data: dict[str, Any] = parse_json(
+        raw, source=path.name, error=LockFileError,
+        hint="undo the hand edit (git checkout the lock) or run 'reprolock lock' to rewrite it")
     return data
 
 
 def _check_version(path: Path, data: dict[str, Any]) -> None:
     version = data.get("lockVersion")
     if isinstance(version, int) and not isinstance(version, bool) and version > LOCK_VERSION:
-        writer = data.get("generator", {}).get("version", "a newer version")
+        generator = data.get("generator")
+        writer = generator.get("version") if isinstance(generator, dict) else None
+        if not isinstance(writer, str) or not writer.isprintable() or len(writer) > 40:
+            writer = "a newer version"
         raise LockFileError(
             f"{path.name} has lockVersion {version}; reprolock {__version__} reads "
             f"lockVersion {LOCK_VERSION}",
