@@ -21,6 +21,7 @@ from reprolock.config import Config
 from reprolock.errors import ToolError
 from reprolock.inspection.codeset import collect_code
 from tests.support.cli import run_cli
+from tests.support.services import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = Path(__file__).resolve().parent / "audit"
@@ -394,9 +395,7 @@ def test_pre_commit_hook_runs_the_audit(tmp_path: Path) -> None:
 
     pre-commit would build a venv from PyPI for 'language: python' with 'repo: <path>',
     so the same entry runs as a 'repo: local' system hook here."""
-    pre_commit = shutil.which("pre-commit")
-    if pre_commit is None:
-        pytest.skip("pre-commit is not installed")
+    pre_commit = require_tool("pre-commit")
     import yaml  # pre-commit depends on PyYAML
 
     hooks = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}

@@ -4,7 +4,6 @@ passes on a fresh lock, fails on a stale one."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.buildproject import copy_project
-from tests.support.services import require_tool
+from tests.support.services import find_tool, require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_HOOK = """repos:
@@ -45,7 +44,7 @@ def scratch(build_project_template: Path, tmp_path: Path) -> Path:
 
 
 def pre_commit(root: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("pre-commit")
+    binary = find_tool("pre-commit")
     argv = [binary] if binary else [sys.executable, "-m", "pre_commit"]
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pc-home"),
            "REPROLOCK_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}

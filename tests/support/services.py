@@ -32,8 +32,21 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def find_tool(name: str) -> str | None:
+    """Find a tool the way reprolock does: beside the running interpreter (the venv's
+    bin, where pip put syft and hadolint), then on PATH. ``shutil.which`` alone missed
+    the venv's tools when .ci/test did not put .venv/bin on PATH."""
+    from reprolock._internal.proc import find_tool as reprolock_find_tool
+    from reprolock.errors import ToolError
+
+    try:
+        return reprolock_find_tool(name, hint="")
+    except ToolError:
+        return None
+
+
 def require_tool(name: str) -> str:
-    path = shutil.which(name)
+    path = find_tool(name)
     require(path is not None, f"{name} is not installed")
     assert path is not None
     return path
