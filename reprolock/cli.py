@@ -13,6 +13,7 @@ import typer
 import typer.core
 
 from reprolock import __version__
+from reprolock._entry import quiet_broken_pipe, report_error
 from reprolock.errors import EXIT_ERROR, EXIT_OK, ReprolockError
 
 app = typer.Typer(
@@ -56,30 +57,21 @@ def _main(
 
 
 def handles_errors(func: F) -> F:
-    """Turn a ReprolockError into its diagnostics and exit code, with no traceback."""
+    """Turn any error into one paragraph and an exit code, with no traceback (``--verbose``
+    shows it). A ReprolockError carries its own fix; anything else is reported as a bug."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except ReprolockError as exc:
-            if _state["verbose"]:
-                raise
-            print(f"error: {exc.diagnostics()}", file=sys.stderr)
-            raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, KeyboardInterrupt):
             raise
-        except OSError as exc:  # disk full, permissions: the user's to fix, not a bug
-            if _state["verbose"]:
-                raise
-            print(f"error: {exc}", file=sys.stderr)
-            raise typer.Exit(EXIT_ERROR) from None
+        except BrokenPipeError:  # the reader of stdout went away: nothing to report
+            raise typer.Exit(quiet_broken_pipe()) from None
         except Exception as exc:
             if _state["verbose"]:
                 raise
-            print(f"error: internal error ({exc.__class__.__name__}: {exc}); this is a bug in "
-                  "reprolock: please report it with the output of --verbose", file=sys.stderr)
-            raise typer.Exit(EXIT_ERROR) from None
+            raise typer.Exit(report_error(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -425,8 +417,8 @@ def verify(
         "--image", help="Check a built image against the lock and code: oci:DIR[:TAG], "
         "oci-archive:FILE, docker-daemon:REF or registry:HOST/REPO:TAG.")] = None,
     allow_code_drift: Annotated[bool, typer.Option(
-        "--allow-code-drift", help="With --image: accept a code layer from another code "
-        "tree.")] = False,
+        "--allow-code-drift", help="With --image or --run: accept a code layer (a run) "
+        "from another code tree.")] = False,
     runtime: Annotated[bool, typer.Option(
         "--runtime", help="Check the environment this runs in (inside the container) "
         "against the lock and code the image records.")] = False,
@@ -452,7 +444,8 @@ def verify(
     if run_record is not None:
         from reprolock.verify.record import verify_record
 
-        report = verify_record(config, run_record, key=key)
+        report = verify_record(config, run_record, key=key,
+                               allow_code_drift=allow_code_drift)
     elif image is not None:
         from reprolock.verify.image import verify_image
 

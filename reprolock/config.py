@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from reprolock._internal.cache import default_cache_dir
+from reprolock._internal.urls import literal_credential, redact
 from reprolock.errors import ConfigError
 from reprolock.schemas import validate
 
 CONFIG_NAME = "reprolock.toml"
 DEFAULT_LOCKFILE = "reprolock.lock.json"
 NOT_LOCK_INPUTS = ("audit", "run", "require-signature")
+_MAX_DEPTH = 32  # no setting nests deeper; a deeper document is refused before it is read
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,27 @@ def load_config(root: Path, *, cache_dir: Path | None = None) -> Config:
         where = source.name
     validate(table, "config", source=where, error=ConfigError,
              cache_dir=cache_dir if cache_dir is not None else default_cache_dir())
+    _refuse_literal_credentials(table, where)
     return _from_table(root, source, table)
+
+
+def _refuse_literal_credentials(table: Mapping[str, Any], where: str) -> None:
+    """The config is committed and goes into the image: a password written in it is
+    published. Only ``${VAR}`` references may stand for one."""
+    index = table.get("index", {})
+    urls = [("index.url", index.get("url"))]
+    for key in ("extra-urls", "find-links"):
+        urls += [(f"index.{key}[{i}]", url) for i, url in enumerate(index.get(key, ()))]
+    for key, url in urls:
+        if isinstance(url, str) and literal_credential(url):
+            raise ConfigError(
+                f"{where}: {key} ({redact(url)}) holds a literal user name or password; "
+                "the file is committed and goes into the image, so the secret would be "
+                "published",
+                hint="write it as \"https://user:${INDEX_TOKEN}@host/simple\" (or "
+                "\"https://${INDEX_TOKEN}@host/simple\" for a token), set INDEX_TOKEN in "
+                "the environment, and rotate the credential that was written in the file",
+            )
 
 
 def _from_table(root: Path, source: Path, table: Mapping[str, Any]) -> Config:
@@ -194,7 +216,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        doc = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise ConfigError(
@@ -206,3 +228,27 @@ def _read_toml(path: Path) -> dict[str, Any]:
             f"{path.name} is not valid TOML: {exc}",
             hint=f"fix the syntax in {path}",
         ) from exc
+    except (RecursionError, MemoryError) as exc:  # tomllib recurses once per nesting level
+        raise _too_deep(path) from exc
+    if _depth(doc) > _MAX_DEPTH:
+        raise _too_deep(path)
+    return doc
+
+
+def _too_deep(path: Path) -> ConfigError:
+    return ConfigError(f"{path.name} nests arrays or tables more than {_MAX_DEPTH} levels deep",
+                       hint=f"no reprolock setting nests that deep; fix {path}")
+
+
+def _depth(doc: dict[str, Any]) -> int:
+    """How deep arrays and tables nest, counted without recursion."""
+    deepest = 0
+    todo: list[tuple[dict[str, Any] | list[Any], int]] = [(doc, 1)]
+    while todo:
+        node, level = todo.pop()
+        deepest = max(deepest, level)
+        if level > _MAX_DEPTH:
+            break  # already too deep: no need to walk the rest
+        children = list(node.values()) if isinstance(node, dict) else node
+        todo += [(child, level + 1) for child in children if isinstance(child, dict | list)]
+    return deepest

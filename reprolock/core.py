@@ -13,6 +13,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import re
 import sysconfig
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,16 +23,25 @@ from typing import TYPE_CHECKING
 
 from reprolock import __version__
 from reprolock._internal.cache import default_cache_dir
-from reprolock._internal.files import atomic_write_bytes, sha256_bytes
+from reprolock._internal.files import atomic_write_bytes, sha256_bytes, sha256_file
 from reprolock._internal.urls import expand_env, is_remote, redact
+from reprolock.build.store import cache_fix, disk_space, sweep_stale
 from reprolock.config import Config
-from reprolock.errors import ArtifactError, LockFileError, ReprolockError
+from reprolock.errors import ArtifactError, IndexError_, LockFileError, ReprolockError
 from reprolock.image.interface import check_platform
 from reprolock.image.probe import probe
 from reprolock.image.reference import open_source
 from reprolock.lock.inputs import collect_inputs, inputs_digest, pyproject_dependencies
 from reprolock.lock.io import read_lock, render, write_lock
-from reprolock.lock.model import Artifact, BaseImage, ImageRecord, Lock, Package, SbomRecord
+from reprolock.lock.model import (
+    Artifact,
+    BaseImage,
+    ImageRecord,
+    Lock,
+    Package,
+    SbomRecord,
+    checked,
+)
 from reprolock.resolver._common import preferred_text
 from reprolock.resolver.interface import IndexSettings, Pin, Resolution, Resolver, ResolveRequest
 from reprolock.sbom.interface import SbomError
@@ -106,11 +116,36 @@ class Locker:
         if build is not None:
             lock = self._with_image(lock, build, sbom_format)
         old_text = render(previous) if previous else None
-        if self._sbom is not None:  # the SBOM first: a lock never names a missing SBOM
-            atomic_write_bytes(config.root / self._sbom.file_name, self._sbom.data)
-        text = write_lock(config.lock_path, lock, cache_dir=self.cache_dir)
+        with disk_space(config.root, fix=f"free space on the disk that holds {config.root}"):
+            text = self._write(lock)
         changes = tuple(describe_package_changes(previous, lock)) if previous else ()
         return LockOutcome(lock, config.lock_path, text != old_text, changes, tuple(warnings))
+
+    def _write(self, lock: Lock) -> str:
+        """Write the SBOM and the lock so that a crash at any point leaves a pair that
+        'build' and 'verify' accept: the old one or the new one.
+
+        Two files cannot be renamed into place at once, so the new SBOM goes first under
+        a name of its own (with its sha256 in it), which a lock then names:
+        from that write on, the new pair holds. Only then is the SBOM copied to its usual
+        name and the lock rewritten to name that. Each write is atomic.
+        """
+        config, record = self.config, lock.sbom
+        if self._sbom is not None and record is not None:
+            usual = config.root / record.path
+            if _sha256_or_none(usual) != record.sha256:  # else the old SBOM is the new one
+                staged = _staged_name(record.path, record.sha256)
+                atomic_write_bytes(config.root / staged, self._sbom.data)
+                write_lock(config.lock_path, dataclasses.replace(
+                    lock, sbom=dataclasses.replace(record, path=staged)),
+                    cache_dir=self.cache_dir)
+                atomic_write_bytes(usual, self._sbom.data)
+        text = write_lock(config.lock_path, lock, cache_dir=self.cache_dir)
+        _sweep_staged(config.root, keep=record.path if record else None)
+        # the atomic writer's temporary files of a lock killed mid-write, an hour on
+        sweep_stale(config.lock_path.parent, prefix=f".{config.lock_path.name}.")
+        sweep_stale(config.root, prefix=".reprolock.sbom.")
+        return text
 
     def _resolver_inputs(self, tmp: Path) -> tuple[Path, ...]:
         inputs = [self.config.root / r for r in self.config.requirements]
@@ -123,8 +158,9 @@ class Locker:
     def _with_image(self, lock: Lock, options: BuildOptions, sbom_format: str | None) -> Lock:
         from reprolock.build.builder import Builder
 
-        result = Builder(self.config, lock, cache_dir=self.cache_dir, options=options,
-                         progress=self.progress).build(code=None)
+        with disk_space(self.cache_dir, fix=cache_fix(self.cache_dir)):
+            result = Builder(self.config, lock, cache_dir=self.cache_dir, options=options,
+                             progress=self.progress).build(code=None)
         env = result.env
         record = ImageRecord(
             config_digest=env.config_digest, manifest_digest=env.manifest_digest,
@@ -226,6 +262,10 @@ class Locker:
 
     def _package(self, pin: Pin, dist: DistFile, modules: tuple[str, ...]) -> Package:
         assert dist.sha256 is not None
+        # the index's word becomes a cache path at build time: refuse it here, by name
+        checked(dist.filename, "wheel", f"file name for {pin.name}=={pin.version}",
+                error=IndexError_, owner="the index's",
+                hint="the index serves a file name that is not a wheel's; do not use it")
         if dist.path is not None:
             artifact = Artifact(dist.filename, dist.sha256, dist.size,
                                 path=os.path.relpath(dist.path, self.config.root))
@@ -235,6 +275,32 @@ class Locker:
                             v.endswith(PYPROJECT_REQUIREMENTS) else v for v in pin.via}))
         direct = any(v.startswith("-r ") for v in via)
         return Package(pin.name, pin.version, pin.hashes, artifact, direct, via, modules)
+
+
+def _staged_name(usual: str, sha256: str) -> str:
+    """``reprolock.sbom.<sha256>.spdx.json`` for ``reprolock.sbom.spdx.json``: beside it
+    (the lock names one file of the project root), and never the name of another SBOM."""
+    stem, dot, kind = usual.removesuffix(".json").rpartition(".")
+    return f"{stem}.{sha256}.{kind}.json" if dot else f"{usual}.{sha256}.json"
+
+
+#: What :func:`_staged_name` makes of the SBOM names reprolock writes, and nothing else.
+_STAGED = re.compile(r"reprolock\.sbom\.[0-9a-f]{64}\.(spdx|cdx)\.json")
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def _sweep_staged(root: Path, *, keep: str | None) -> None:
+    """Remove the staged SBOMs no lock names any more: left by a lock that was killed,
+    or by one that finished (the lock names the SBOM's usual name again)."""
+    for entry in root.glob("reprolock.sbom.*.json"):
+        if entry.name != keep and _STAGED.fullmatch(entry.name) and entry.is_file():
+            entry.unlink(missing_ok=True)
 
 
 def _warm_up(target: Target) -> None:
@@ -326,9 +392,10 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
     if code.untracked:
         warnings.append(f"{len(code.untracked)} untracked files are not in the image "
                         f"(first: {code.untracked[0]}); git add them or ignore them")
-    builder = Builder(config, lock, cache_dir=cache, options=options, progress=progress,
-                      lock_bytes=config.lock_path.read_bytes())
-    result = builder.build(code=code)
+    with disk_space(cache, fix=cache_fix(cache)):
+        builder = Builder(config, lock, cache_dir=cache, options=options, progress=progress,
+                          lock_bytes=config.lock_path.read_bytes())
+        result = builder.build(code=code)
     assert result.full is not None
     matches = _env_matches(lock, result)
     if not matches:
@@ -336,16 +403,19 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
     image = result.env if env_only else result.full
     referrers = []
     if lock.sbom is not None:
-        referrers.append(_sbom_referrer(config, lock, result, image))
+        with disk_space(cache, fix=cache_fix(cache)):
+            referrers.append(_sbom_referrer(config, lock, result, image))
     if signer is not None:
         envelope = _provenance(config, lock, code, image, signer)
         path = attestation or config.root / ".reprolock" / "build.dsse.json"
         data = (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
-        atomic_write_bytes(path, data)
+        with disk_space(path, fix=f"free space on the disk that holds {path}"):
+            atomic_write_bytes(path, data)
         progress(f"signed build provenance written to {path}")
-        referrers.append(make_referrer(result.blobs, image, data=data,
-                                       media_type=DSSE_MEDIA_TYPE,
-                                       created=iso_time(result.mtime)))
+        with disk_space(cache, fix=cache_fix(cache)):
+            referrers.append(make_referrer(result.blobs, image, data=data,
+                                           media_type=DSSE_MEDIA_TYPE,
+                                           created=iso_time(result.mtime)))
     written = tuple(out.write(image, result.blobs, tag=tag, progress=progress,
                               referrers=referrers if attach else ()) for out in outputs)
     return BuildReport(
@@ -388,8 +458,10 @@ def make_sbom(lock: Lock, result: BuildResult, *, fmt: str, progress: Progress) 
     progress("SBOM of the environment image (syft)")
     with tempfile.TemporaryDirectory(prefix="reprolock-sbom-") as tmp:
         layout = Path(tmp) / "layout"
-        LayoutOutput(layout, "environment").write(result.env, result.blobs, tag=None,
-                                                   progress=lambda _m: None)
+        fix = (f"free space on the disk that holds {tempfile.gettempdir()}, or point TMPDIR "
+               "at a disk with room")
+        LayoutOutput(layout, "environment", fix=fix).write(result.env, result.blobs, tag=None,
+                                                            progress=lambda _m: None)
         sbom = SyftGenerator().generate(layout, name=SBOM_SOURCE_NAME,
                                         image_digest=result.env.manifest_digest,
                                         created=iso_time(result.mtime), fmt=fmt)
@@ -438,7 +510,6 @@ def _sbom_referrer(config: Config, lock: Lock, result: BuildResult, image: Image
 def _provenance(config: Config, lock: Lock, code: CodeSet, image: Image,
                 signer: Signer) -> dict[str, object]:
     """An in-toto Statement with a SLSA provenance predicate, in a signed DSSE envelope."""
-    from reprolock._internal.files import sha256_file
     from reprolock.signing.dsse import sign_envelope
     from reprolock.signing.provenance import statement
 

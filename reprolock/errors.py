@@ -82,3 +82,13 @@ class ToolError(ReprolockError):
 def _last_lines(text: str, count: int) -> list[str]:
     lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
     return lines[-count:]
+
+
+class DiskFullError(ReprolockError):
+    """A write failed for want of space or quota (ENOSPC, EDQUOT): the user's to fix, not a
+    bug; the message names where it wrote and the hint where to make room."""
+
+
+class CodeError(ReprolockError):
+    """A file chosen as code cannot go into the image as it is: a symbolic link, or a
+    path through one, that leads out of the project."""

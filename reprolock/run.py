@@ -12,11 +12,13 @@ made from the current checkout. Either way the container is created from the ima
 (its config digest), so a tag that moves during the run changes nothing.
 
 Before the command runs, the runtime checker runs in a container of the same image, with
-the host's copy of the checker and of the expectations (this lock, this code tree) mounted
-read-only: a tampered image cannot vouch for itself. The environment variables it expects
-come from the config and the lock, as the build sets them, and the image's configuration
-(less the code) must have the digest the lock records (``image.configDigest``). Drift
-stops the run (exit 1) unless ``warn_only``.
+the host's copy of the checker and of the expectations (this lock, this code tree, the
+startup hooks and bytecode of the locked base image, read from the base itself) mounted
+read-only: a tampered image cannot vouch for itself. It runs under the base interpreter,
+isolated (``-I -S -B``), so that no hook in the image runs inside it. The environment
+variables it expects come from the config and the lock, as the build sets them, and the
+image's configuration (less the code) must have the digest the lock records
+(``image.configDigest``). Drift stops the run (exit 1) unless ``warn_only``.
 """
 
 from __future__ import annotations
@@ -217,16 +219,46 @@ def written_files(directory: Path, before: Mapping[str, tuple[int, int]]) -> lis
 
 
 def _expectations(lock: Lock, lock_bytes: bytes, code: CodeSet, config: Config,
-                  env: Mapping[str, str], dest: Path) -> None:
+                  env: Mapping[str, str], dest: Path,
+                  base: Mapping[str, Any] | None) -> None:
     """The checker and what it compares with, from the host: this lock, this code, the
-    environment variables the build sets (``env``)."""
+    environment variables the build sets (``env``), the base's startup files (``base``)."""
     prefix = _prefix(lock)
     records = dict(lock.image.records) if lock.image else {}
     files = {"check.py": checker_source(), "lock.json": lock_bytes,
              "code.json": _json(code_listing(code, config.image.workdir)),
-             "runtime.json": _json(runtime_record(prefix=prefix, records=records, env=env))}
+             "runtime.json": _json(runtime_record(prefix=prefix, records=records, env=env,
+                                                  base=base))}
     for name, data in files.items():
         (dest / name).write_bytes(data)
+
+
+def base_startup_files(config: Config, lock: Lock, cache_dir: Path,
+                       progress: Progress) -> dict[str, Any] | None:
+    """The locked base image's startup hooks and bytecode (what the checker compares the
+    container's with), read from the base as the build reads it, every layer checked
+    against its digest; kept in the cache by the base's digest. None, with a warning, when
+    the base cannot be read: the check then cannot vouch for those files and says so."""
+    from reprolock.runtime.basefiles import cached_base_record
+
+    progress(f"the startup hooks and bytecode of the base {lock.base.reference}")
+    try:
+        return cached_base_record(config.root, lock, cache_dir)
+    except ReprolockError as exc:
+        print(f"warning: cannot read the locked base image ({exc.message}): the "
+              "runtime check cannot tell its startup hooks and bytecode from planted ones",
+              file=sys.stderr)
+        return None
+
+
+def check_argv(lock: Lock, *, fast: bool) -> list[str]:
+    """The checker under the base interpreter that the venv's ``bin/python`` links to,
+    isolated: ``-I`` ignores PYTHON* variables and the user site, ``-S`` skips site.py and
+    with it every sitecustomize, usercustomize and .pth. A hook in the image cannot patch
+    the checker then; the checker finds the hooks by reading directories. Not the venv's
+    bin/python: a repointed link could print a clean report; the checker sees the link."""
+    return [lock.base.python_path, "-I", "-S", "-B", f"{CHECK_DIR}/check.py", "--dir",
+            CHECK_DIR, "--json", *(["--fast"] if fast else [])]
 
 
 def _json(doc: Mapping[str, Any]) -> bytes:
@@ -362,9 +394,10 @@ class Runner:
         # the locked one (then they are the locked base's); otherwise the config check
         # above fails already and only what the config and lock declare is expected
         base_env = _env_pairs(image_conf) if configured["ok"] else {}
+        base = base_startup_files(config, lock, cache_dir, self.progress)
         with tempfile.TemporaryDirectory(prefix="reprolock-run-") as tmp:
             _expectations(lock, lock_bytes, code, config,
-                          locked_env(config, _prefix(lock), base_env), Path(tmp))
+                          locked_env(config, _prefix(lock), base_env), Path(tmp), base)
             os.chmod(tmp, 0o755)
             check = self._check(image, Path(tmp), lock, configured)
         before = _snapshot(outputs)
@@ -388,10 +421,7 @@ class Runner:
     # -- the runtime check -------------------------------------------------------------
     def _check(self, image: Any, expect: Path, lock: Lock,
                configured: Mapping[str, Any]) -> dict[str, Any]:
-        prefix = _prefix(lock)
-        argv = [f"{prefix}/bin/python", f"{CHECK_DIR}/check.py", "--dir", CHECK_DIR, "--json"]
-        if self.options.fast:
-            argv.append("--fast")
+        argv = check_argv(lock, fast=self.options.fast)
         self.progress("runtime check in the container "
                       f"({'--fast' if self.options.fast else 'every file hashed'})")
         code, out, err = self._container(image, argv, volumes={
@@ -550,6 +580,7 @@ def run(config: Config, options: RunOptions, *, cache_dir: Path, progress: Progr
     return RunOutcome(outcome.record, outcome.path, envelope, outcome.exit_code, outcome.check)
 
 
-__all__ = ["DriftError", "RunOptions", "RunOutcome", "check_gpus", "config_check", "engine",
+__all__ = ["DriftError", "RunOptions", "RunOutcome", "base_startup_files", "check_argv",
+           "check_gpus", "config_check", "engine",
            "engine_errors", "find_image", "image_config", "locked_env", "run",
            "written_files"]

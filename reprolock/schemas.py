@@ -46,10 +46,14 @@ def validate(
     With ``cache_dir``, a document that passed once is not checked again: the stamp is
     keyed by the schema's and the document's digests, so any change is checked anew.
     """
-    stamp = _stamp(cache_dir, name, instance)
-    if stamp is not None and stamp.exists():
-        return
-    _validate(instance, name, source=source, error=error, hint=hint)
+    try:
+        stamp = _stamp(cache_dir, name, instance)
+        if stamp is not None and stamp.exists():
+            return
+        _validate(instance, name, source=source, error=error, hint=hint)
+    except RecursionError:  # a document nested deeper than any reprolock writes
+        raise error(f"{source} is nested too deeply to check", hint=hint or
+                    f"edit {source}; the schema is schemas/{name}.schema.json") from None
     if stamp is not None:
         with contextlib.suppress(OSError):  # a read-only cache only costs time
             stamp.parent.mkdir(parents=True, exist_ok=True)

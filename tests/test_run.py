@@ -91,7 +91,7 @@ def test_clean_run_passes_and_its_record_verifies(built: dict, tmp_path: Path) -
     assert forged.returncode == 1 and "differs from the record signed" in forged.stdout
     record.write_text("{not json")
     corrupt = run_cli("verify", "-C", root, "--run", record)
-    assert corrupt.returncode == 2 and "not a readable JSON run record" in corrupt.stderr
+    assert corrupt.returncode == 2 and "run.json is not valid JSON" in corrupt.stderr
 
 
 def test_run_picks_the_image_of_this_lock_among_same_labelled_ones(built: dict) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from reprolock.runtime.embed import checker_source, image_files
 from tests.support.runtime_root import (
+    BASE_PYTHON,
     FakeImage,
     code_set,
     copy_image_root,
@@ -243,7 +244,8 @@ def _host_paths(image: FakeImage) -> dict[str, str]:
 
 def test_verify_runtime_runs_the_images_interpreter(image: FakeImage) -> None:
     """'reprolock verify --runtime' must check the image's environment, not reprolock's:
-    it runs PREFIX/bin/python DIR/check.py and passes its output and exit code through."""
+    it runs the image's base interpreter (what PREFIX/bin/python links to) isolated,
+    ``BASE -I -S DIR/check.py``, and passes its output and exit code through."""
     from tests.support.cli import run_cli
 
     env = _host_paths(image)
@@ -251,7 +253,8 @@ def test_verify_runtime_runs_the_images_interpreter(image: FakeImage) -> None:
                    env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
-    assert report["ok"] and report["python"]["executable"].startswith(str(image.root))
+    assert report["ok"] and report["python"]["executable"] == BASE_PYTHON
+    assert report["isolated"]
     (image.site / "zzz.pth").write_text("import os\n")
     drift = run_cli("verify", "--runtime", "--fast", "--dir", image.root / ".reprolock",
                     env=env)
@@ -263,7 +266,10 @@ def test_verify_runtime_without_the_locked_interpreter_exits_2(image: FakeImage)
     from tests.support.cli import run_cli
 
     env = _host_paths(image)
-    (image.root / "opt" / "venv" / "bin" / "python").unlink()
+    lock = image.root / ".reprolock" / "lock.json"
+    doc = json.loads(lock.read_text())
+    doc["base"]["python"]["path"] = str(image.root / "no" / "python3.11")
+    lock.write_text(json.dumps(doc))
     done = run_cli("verify", "--runtime", "--dir", image.root / ".reprolock", env=env)
     assert done.returncode == 2
     assert "interpreter" in done.stderr and "is missing" in done.stderr

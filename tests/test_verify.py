@@ -196,10 +196,14 @@ def _record(project: Path) -> dict:
     """A minimal valid run record of this project, as 'reprolock run' writes them."""
     import hashlib
 
+    from reprolock.config import load_config
+    from reprolock.inspection.codeset import collect_code
+
     lock = (project / "reprolock.lock.json").read_bytes()
     digest = "sha256:" + "0" * 64
+    tree = collect_code(load_config(project)).tree_digest  # 'verify --run' compares it
     return {"recordVersion": 1, "generator": {"name": "reprolock", "version": "0"},
-            "image": {"id": digest}, "codeTree": digest, "command": ["python", "train.py"],
+            "image": {"id": digest}, "codeTree": tree, "command": ["python", "train.py"],
             "lock": {"path": "reprolock.lock.json", "inputsDigest": "x",
                      "digest": "sha256:" + hashlib.sha256(lock).hexdigest()},
             "network": "none", "started": "2024-01-01T00:00:00.0Z",

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reprolock._internal.urls import has_credentials
 from reprolock.errors import ToolError
 
 
@@ -41,7 +42,14 @@ def run(
     check: bool = True,
     hint: str | None = None,
 ) -> Completed:
-    """Run a program to completion; raise :class:`ToolError` with its stderr on failure."""
+    """Run a program to completion; raise :class:`ToolError` with its stderr on failure.
+
+    An argument that holds a URL with user information is refused: every local user can
+    read a process's argv (/proc/PID/cmdline), so credentials go through ``env``.
+    """
+    if any(has_credentials(arg) for arg in argv):
+        raise ToolError(f"refusing to pass credentials to {what} on its command line",
+                        hint="this is a reprolock bug: pass them through the environment")
     try:
         proc = subprocess.run(
             list(argv),

@@ -104,6 +104,11 @@ def read_source(root: Path, rel: str, *, must_be_text: bool = False,
     """One file, or why it was not read. A link is not followed (the image holds the link
     itself) unless ``follow_links``: files read only on the host, such as lock inputs."""
     full = root / rel
+    if not follow_links and _through_link(root, rel):
+        return None, Finding(
+            "RL002", Severity.WARNING, rel, 0, "reached through a symbolic link to a "
+            "directory: not audited, and 'reprolock build' refuses it (its content is not "
+            "the project's)")
     try:
         info = full.lstat()
         if follow_links and stat.S_ISLNK(info.st_mode):
@@ -132,6 +137,15 @@ def read_source(root: Path, rel: str, *, must_be_text: bool = False,
         return SourceFile(rel, data, binary=True), Finding(
             "RL003", Severity.INFO, rel, 0, f"not audited: the file is {what}")
     return SourceFile(rel, data, binary=binary), None
+
+
+def _through_link(root: Path, rel: str) -> bool:
+    """``rel``'s directory is reached through a link, so its files come from elsewhere."""
+    parent = os.path.dirname(rel)
+    if not parent:
+        return False
+    real_root = os.path.realpath(root)
+    return os.path.realpath(os.path.join(real_root, parent)) != os.path.join(real_root, parent)
 
 
 def _read(path: Path) -> bytes:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
-from reprolock._internal.urls import expand_env, redact
+from reprolock._internal.urls import expand_env, redact, with_credentials
+from reprolock.build.store import temp_file
 from reprolock.errors import ArtifactError
-from reprolock.lock.model import Package
+from reprolock.lock.model import Package, checked
 
 _CHUNK = 1 << 20
 
@@ -28,7 +28,13 @@ class ArtifactStore:
         self.credentials = credentials or {}
 
     def path_for(self, sha256: str, filename: str) -> Path:
-        """Content-addressed, but keeping the file name: installers parse it."""
+        """Content-addressed, but keeping the file name: installers parse it. Both come
+        from the lock (or an index), so both are checked to be one path component: a
+        name such as '../../x.whl' would write, and delete, outside the cache."""
+        hint = "the lock or the index names a file that is not a wheel's; do not use it"
+        checked(sha256, "sha256", "sha256", error=ArtifactError, hint=hint, owner="an artifact's")
+        checked(filename, "wheel", "filename", error=ArtifactError, hint=hint,
+                owner="an artifact's")
         return self.root / sha256 / filename
 
     def get(self, package: Package, *, progress: Callable[[int], None] | None = None) -> Path:
@@ -40,6 +46,8 @@ class ArtifactStore:
                 return cached
             cached.unlink()  # a corrupt entry is discarded, never used
         if artifact.path is not None:
+            checked(artifact.path, "wheel path", f"{package.name} artifact path",
+                    error=ArtifactError, hint="run 'reprolock lock' to rewrite the lock")
             source = self.project / artifact.path
             if not source.is_file():
                 raise ArtifactError(f"{artifact.filename}: the locked file {source} is missing",
@@ -65,18 +73,18 @@ class ArtifactStore:
             self._store(response.raw, sha256, filename, progress, decode=True)
 
     def _with_credentials(self, url: str) -> str:
-        for public, private in self.credentials.items():
-            if url.startswith(public):
-                return expand_env(private) + url[len(public):]
-        return url
+        # exact origin only: a string prefix handed the password to
+        # https://pypi.corp.example.evil.net and to another port of the same host
+        return with_credentials(url, [expand_env(u) for u in self.credentials.values()])
 
     def _store(self, stream: object, sha256: str, filename: str,
                progress: Callable[[int], None] | None, *, decode: bool = False) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".dl-")
+        # owned by this process: a killed download is swept at the next start
+        tmp = str(temp_file(self.root))
         try:
-            with os.fdopen(fd, "wb") as out:
+            with open(tmp, "wb") as out:
                 read = getattr(stream, "read")  # noqa: B009 - urllib3 and file objects alike
                 if decode and hasattr(stream, "decode_content"):
                     stream.decode_content = True

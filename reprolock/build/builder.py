@@ -25,11 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reprolock._internal.files import atomic_write_text
+from reprolock._internal.jsonio import read_json
 from reprolock.build.artifacts import ArtifactStore
 from reprolock.build.install import InstalledDist, VenvLayout, plan_wheel, venv_entries
 from reprolock.build.store import BlobStore, LayerCache, cache_key
 from reprolock.config import Config
-from reprolock.errors import ArtifactError, ImageSourceError
+from reprolock.errors import ArtifactError, ImageSourceError, ReprolockError
+from reprolock.image.blobs import check_layer
 from reprolock.image.interface import (
     OCI_CONFIG,
     OCI_MANIFEST,
@@ -42,6 +45,7 @@ from reprolock.inspection.codeset import CodeSet
 from reprolock.lock.model import Lock, Package
 from reprolock.oci.compress import Compressor
 from reprolock.oci.tarball import DEFAULT_MTIME, Entry, LayerBlob, write_layer
+from reprolock.runtime.basefiles import cached_base_record
 from reprolock.runtime.embed import image_files
 from reprolock.target import Platform
 
@@ -143,6 +147,7 @@ class Builder:
         self.lock_digest = (None if lock_bytes is None
                             else "sha256:" + hashlib.sha256(lock_bytes).hexdigest())
         self.records: dict[str, str] = {}
+        self._dists: dict[str, InstalledDist] = {}  # package name -> its planned install
         self.venv = VenvLayout(
             prefix=self.options.prefix,
             python_minor=".".join(lock.target["python"]["version"].split(".")[:2]),
@@ -158,7 +163,9 @@ class Builder:
         base, base_layers = self._base()
         wheels = self._fetch_artifacts()
         plans = self._plan(wheels)
+        self._install_plans(plans)
         dep_layers = self._build_layers(plans)
+        self._dists.clear()
         env = self._image(base, base_layers, dep_layers, code=None)
         full = None
         if code is not None:
@@ -190,6 +197,13 @@ class Builder:
 
     def _base_layer(self, source: ImageSource, desc: Descriptor, diff_id: str) -> Layer:
         if not self.blobs.valid(desc.digest):
+            # once per cache fill: the tar inside must be the config's diff_id, or the
+            # image is one 'docker load' refuses (the probe checked only at lock time)
+            problems = check_layer(source, desc, diff_id)
+            if problems:
+                raise ImageSourceError(
+                    f"base image {self.lock.base.reference}: " + "; ".join(problems),
+                    hint="the base image is corrupt or was tampered with; fetch it again")
             with source.open_blob(desc.digest) as stream:
                 if not self.blobs.copy_in(stream, desc.digest):
                     raise ImageSourceError(
@@ -233,6 +247,41 @@ class Builder:
     def _packages(self) -> list[Package]:
         return sorted(self.lock.packages, key=lambda p: p.name)
 
+    def _install_plans(self, plans: Sequence[_Plan]) -> None:
+        """Refuse two wheels that put something at one path, whether their layers are
+        cached or not (layers cached from two other locks meet here): in one layer the tar
+        would hold it twice, across layers the upper one would silently win."""
+        self._dists.clear()
+        owners = {e.name: "the virtual environment" for e in venv_entries(self.venv)
+                  if e.kind != "dir"}
+        for pkg in (pkg for plan in plans for pkg in plan.packages):
+            for name in self._installed_names(pkg):
+                owner = owners.setdefault(name, pkg.artifact.filename)
+                if owner != pkg.artifact.filename:
+                    raise _clash(owner, pkg.artifact.filename, name)
+        _refuse_files_as_directories(owners)
+
+    def _installed_names(self, pkg: Package) -> list[str]:
+        """The paths ``pkg``'s wheel installs. Planning a large wheel takes seconds, so
+        the list is kept in the cache by wheel digest and layout; a plan made here is
+        kept for its layer."""
+        key = cache_key(kind="installed", v=LAYOUT_VERSION, wheel=pkg.artifact.sha256,
+                        venv=self.venv.__dict__)
+        path = self.cache_dir / "installed" / f"{key}.json"
+        with contextlib.suppress(ReprolockError):
+            names = read_json(path, want_object=False)
+            if isinstance(names, list) and all(isinstance(n, str) for n in names):
+                return names
+        dist = self._dists[pkg.name] = self._plan_wheel(pkg)
+        names = [e.name for e in dist.entries if e.kind != "dir"]
+        with contextlib.suppress(OSError):  # a read-only cache only costs time
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(names))
+        return names
+
+    def _plan_wheel(self, pkg: Package) -> InstalledDist:
+        return plan_wheel(self._wheels[pkg.name], self.venv, filename=pkg.artifact.filename)
+
     def _code_plan(self, code: CodeSet, base: ResolvedImage) -> _Plan:
         self._code = code
         env = dict(line.split("=", 1) for line in self._env(base))
@@ -241,7 +290,7 @@ class Builder:
                                                workdir=self.config.image.workdir,
                                                prefix=self.options.prefix,
                                                records=dict(sorted(self.records.items())),
-                                               env=env)]
+                                               env=env, base=self._base_record())]
         key = cache_key(kind="code", v=LAYOUT_VERSION, tree=code.tree_digest,
                         workdir=self.config.image.workdir, mtime=self.mtime,
                         compressor=self.compressor.describe(),
@@ -249,6 +298,10 @@ class Builder:
                                    hashlib.sha256(e.data or b"").hexdigest())
                                   for e in self._embedded])
         return _Plan("code", f"code {code.tree_digest}", (), key)
+
+    def _base_record(self) -> dict[str, Any]:
+        """The base's startup hooks and bytecode, for the runtime check to vouch for."""
+        return cached_base_record(self.config.root, self.lock, self.cache_dir)
 
     # -- layers ------------------------------------------------------------------------
     def _build_layers(self, plans: Sequence[_Plan]) -> list[Layer]:
@@ -303,17 +356,9 @@ class Builder:
             return [*self._code_entries(), *self._embedded], {}
         if plan.kind == "venv":
             return venv_entries(self.venv), {}
-        dists: list[InstalledDist] = [
-            plan_wheel(self._wheels[pkg.name], self.venv, filename=pkg.artifact.filename)
-            for pkg in plan.packages]
-        names: dict[str, str] = {}
-        for dist in dists:
-            for entry in dist.entries:
-                if names.setdefault(entry.name, dist.name) != dist.name:
-                    raise ArtifactError(
-                        f"{dist.name} and {names[entry.name]} both install {entry.name}",
-                        hint="two locked packages clash; remove one of them from the "
-                        "requirements")
+        # checked for clashes by _install_plans, which may have planned them already
+        dists = [self._dists.pop(pkg.name) if pkg.name in self._dists else self._plan_wheel(pkg)
+                 for pkg in plan.packages]
         entries = [e for dist in dists for e in dist.entries]
         return entries, {_dist_key(p.name): d.record_sha256
                          for p, d in zip(plan.packages, dists, strict=True)}
@@ -439,6 +484,27 @@ def _dist_key(name: str) -> str:
     from packaging.utils import canonicalize_name
 
     return str(canonicalize_name(name))
+
+
+def _clash(first: str, second: str, path: str) -> ArtifactError:
+    return ArtifactError(
+        f"{first} and {second} both install /{path}: in the image one would silently "
+        "replace the other",
+        hint="two locked packages clash; remove one of them from the requirements, or pin "
+        "versions that do not overlap")
+
+
+def _refuse_files_as_directories(owners: Mapping[str, str]) -> None:
+    """A file of one wheel where another has a directory (``a/b`` and ``a/b/c``)."""
+    done: set[tuple[str, str]] = set()  # (directory, owner): it and its parents are checked
+    for name, owner in owners.items():
+        parent = posixpath.dirname(name)
+        while parent and (parent, owner) not in done:
+            done.add((parent, owner))
+            other = owners.get(parent)
+            if other is not None and other != owner:
+                raise _clash(other, owner, f"{parent} (as a file, and as a directory of {name})")
+            parent = posixpath.dirname(parent)
 
 
 def _short(text: str, width: int = 60) -> str:

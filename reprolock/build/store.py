@@ -2,35 +2,174 @@
 
 Every entry is checked by digest when read; a corrupt or partial entry is discarded and
 rebuilt, never used. Writes go to a temporary file renamed into place, so an
-interrupted build leaves no partial entry.
+interrupted build leaves no partial entry. A build killed outright (SIGKILL, a power cut)
+cannot clean up after itself: its temporary files are removed when the next process
+opens the store. Each temporary file names its owner, a file the writing process holds
+a lock on while it lives; the kernel drops that lock when the process dies, however it
+dies, so a sweep never takes a file that is still being written.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
 from reprolock._internal.files import atomic_write_text
+from reprolock.errors import DiskFullError
 from reprolock.oci.tarball import LayerBlob
+
+#: Temporary files are ``.tmp-<owner>-<random>`` (and the atomic writer's ``..tmp-…``
+#: beside them); entries are named by their hex digest, so the two are never confused.
+TEMP_PREFIX = ".tmp-"
+OWNER_PREFIX = ".owner-"
+#: Other writers' temporary files carry no owner: older than this, their writer is gone.
+STALE_SECONDS = 3600
+
+_owners: dict[tuple[Path, int], str] = {}
+_owner_fds: list[int] = []  # held open, and so locked, for the life of the process
+_owners_mutex = threading.Lock()
+
+
+def cache_fix(cache_dir: Path) -> str:
+    return (f"free space on the disk that holds {cache_dir}, or point REPROLOCK_CACHE_DIR "
+            "at a directory on a disk with room (the cache can be deleted at any time)")
+
+
+@contextlib.contextmanager
+def disk_space(where: Path, *, fix: str) -> Iterator[None]:
+    """A full disk (or quota) while writing under ``where``: an error naming the path and
+    the fix, instead of a bare OSError."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFullError(f"{exc.strerror} while writing {exc.filename or where}",
+                            hint=fix) from exc
+
+
+def _owner(directory: Path) -> str:
+    """This process's owner token in ``directory``, made on first use."""
+    key = (directory, os.getpid())  # a forked child is an owner of its own
+    with _owners_mutex:
+        token = _owners.get(key)
+        # the owner file goes with its directory (an output removed after a failure)
+        if token is None or not (directory / f"{OWNER_PREFIX}{token}").exists():
+            token = _owners[key] = _new_owner(directory)
+        return token
+
+
+def _new_owner(directory: Path) -> str:
+    while True:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=OWNER_PREFIX)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # a sweep may have taken the file before it was locked: then make another
+            if os.stat(name).st_ino == os.fstat(fd).st_ino:
+                _owner_fds.append(fd)
+                # a clean exit leaves no owner file behind (in an output layout either)
+                atexit.register(Path(name).unlink, missing_ok=True)
+                return Path(name).name.removeprefix(OWNER_PREFIX)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def temp_file(directory: Path) -> Path:
+    """A new empty temporary file in ``directory``, safe from sweeps while we live."""
+    fd, name = tempfile.mkstemp(dir=directory, prefix=f"{TEMP_PREFIX}{_owner(directory)}-")
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def temporary(directory: Path) -> Iterator[Path]:
+    """:func:`temp_file` for one block: gone afterwards unless it was renamed away."""
+    path = temp_file(directory)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _alive(owner: Path) -> bool:
+    try:
+        fd = os.open(owner, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True  # locked: its process lives
+    finally:
+        os.close(fd)
+    return False
+
+
+def sweep_temps(directory: Path) -> None:
+    """Remove the temporary files (and owner files) of processes that are gone."""
+    try:
+        names = [e.name for e in os.scandir(directory) if e.name.startswith(".")]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    alive: dict[str, bool] = {}
+    for name in names:
+        bare = name.lstrip(".")
+        if bare.startswith("tmp-"):
+            token = bare.removeprefix("tmp-").split("-", 1)[0]
+        elif name.startswith(OWNER_PREFIX):
+            token = name.removeprefix(OWNER_PREFIX)
+        else:
+            continue
+        if token not in alive:
+            alive[token] = _alive(directory / f"{OWNER_PREFIX}{token}")
+        if not alive[token]:
+            (directory / name).unlink(missing_ok=True)
+
+
+def sweep_stale(directory: Path, *, prefix: str) -> None:
+    """Remove ``prefix*`` temporary files no one has written to for an hour."""
+    deadline = time.time() - STALE_SECONDS
+    try:
+        entries = [e for e in os.scandir(directory) if e.name.startswith(prefix)]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < deadline:
+                os.unlink(entry.path)
 
 
 class BlobStore:
     def __init__(self, cache_dir: Path) -> None:
         self.root = cache_dir / "blobs" / "sha256"
         self.root.mkdir(parents=True, exist_ok=True)
+        sweep_temps(self.root)
+        artifacts = cache_dir / "artifacts" / "sha256"
+        if artifacts.is_dir():
+            sweep_temps(artifacts)
+        # layer index entries (and downloads of older versions) are written without an
+        # owner: theirs are swept by age
+        sweep_stale(artifacts, prefix=".dl-")
+        sweep_stale(cache_dir / "layers", prefix=".")
 
     def path(self, digest: str) -> Path:
         return self.root / digest.removeprefix("sha256:")
 
     def temp_path(self) -> Path:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
-        os.close(fd)
-        return Path(tmp)
+        """A temporary file for a new entry: :meth:`adopt` it or unlink it."""
+        return temp_file(self.root)
 
     def valid(self, digest: str) -> bool:
         path = self.path(digest)
@@ -45,9 +184,9 @@ class BlobStore:
     def put_bytes(self, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.path(digest).is_file():
-            tmp = self.temp_path()
-            tmp.write_bytes(data)
-            os.replace(tmp, self.path(digest))
+            with temporary(self.root) as tmp:
+                tmp.write_bytes(data)
+                os.replace(tmp, self.path(digest))
         return digest
 
     def adopt(self, tmp: Path, digest: str) -> None:
@@ -55,9 +194,8 @@ class BlobStore:
 
     def copy_in(self, stream: IO[bytes], digest: str) -> bool:
         """Store a stream under ``digest``; False (and nothing stored) if it hashes otherwise."""
-        tmp = self.temp_path()
         sha = hashlib.sha256()
-        try:
+        with temporary(self.root) as tmp:
             with open(tmp, "wb") as out:
                 while chunk := stream.read(1 << 20):
                     sha.update(chunk)
@@ -66,8 +204,6 @@ class BlobStore:
                 return False
             os.replace(tmp, self.path(digest))
             return True
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def read(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import abc
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from reprolock._internal.jsonio import parse_json
 from reprolock.errors import ImageSourceError
 from reprolock.target import Platform
 
@@ -21,9 +22,17 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 REF_NAME = "org.opencontainers.image.ref.name"
+#: The only digests accepted anywhere: they become blob paths and registry URLs, so
+#: ``sha256:./../../o.tar`` must never get that far.
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: Manifests, indexes and configs are small (registries refuse manifests over 4 MiB).
+MAX_DOCUMENT = 16 << 20
+_MALFORMED = "the image was not written by a conforming tool (or was edited): rebuild or " \
+    "re-export it"
 
 
 @dataclass(frozen=True)
@@ -35,13 +44,21 @@ class Descriptor:
     platform: Mapping[str, str] | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Descriptor:
+    def from_json(cls, data: object, *, where: str) -> Descriptor:
+        """A descriptor of a manifest, an index or ``index.json``; ``where`` names it in
+        errors ("manifest sha256:… layers[2]")."""
+        doc = want(data, dict, where)
+        size = doc.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ImageSourceError(f"{where}: size {size!r} is not a byte count",
+                                   hint=_MALFORMED)
+        platform = want(doc.get("platform") or {}, dict, f"{where}.platform")
         return cls(
-            media_type=str(data.get("mediaType", "")),
-            digest=str(data["digest"]),
-            size=int(data["size"]),
-            annotations=dict(data.get("annotations") or {}),
-            platform=dict(data["platform"]) if data.get("platform") else None,
+            media_type=want(doc.get("mediaType", ""), str, f"{where}.mediaType"),
+            digest=check_digest(doc.get("digest"), where=f"{where}.digest"),
+            size=size,
+            annotations=strings(doc.get("annotations") or {}, f"{where}.annotations"),
+            platform={k: v for k, v in platform.items() if isinstance(v, str)} or None,
         )
 
 
@@ -102,7 +119,8 @@ class ImageSource(abc.ABC):
 
     @abc.abstractmethod
     def open_blob(self, digest: str) -> IO[bytes]:
-        """A stream of the blob's bytes (the caller checks the digest)."""
+        """A stream of the blob's bytes, as stored: the caller checks the digest (for a
+        layer, :func:`reprolock.image.blobs.check_layer` does, and its diff_id)."""
 
     def close(self) -> None:  # noqa: B027 - most sources hold nothing open
         """Release temporary files."""
@@ -113,8 +131,7 @@ def select_platform(
 ) -> Descriptor:
     """Pick the manifest for ``platform`` from an image index."""
     offered = []
-    for item in index.get("manifests", []):
-        desc = Descriptor.from_json(item)
+    for desc in index_entries(index, where=where):
         plat = desc.platform or {}
         offered.append("/".join(filter(None, (plat.get("os"), plat.get("architecture"),
                                               plat.get("variant")))))
@@ -129,13 +146,81 @@ def select_platform(
 
 
 def load_json(data: bytes, *, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ImageSourceError(f"{what} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise ImageSourceError(f"{what} is not a JSON object")
-    return value
+    """Parse an image document strictly (duplicate keys, depth): it may be crafted."""
+    doc: dict[str, Any] = parse_json(data, source=what, error=ImageSourceError, hint=_MALFORMED)
+    return doc
+
+
+def check_digest(value: object, *, where: str) -> str:
+    if isinstance(value, str) and DIGEST.match(value):
+        return value
+    shown = repr(value) if len(repr(value)) <= 100 else repr(value)[:99] + "…"
+    raise ImageSourceError(f"{where}: {shown} is not a sha256 digest (sha256: and 64 "
+                           "lowercase hex digits)", hint=_MALFORMED)
+
+
+def want(value: object, kind: type[Any], where: str) -> Any:
+    """``value`` if it has JSON type ``kind``, else an ImageSourceError naming ``where``."""
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    names = {dict: "an object", list: "a list", str: "a string", int: "a number",
+             bool: "true or false"}
+    raise ImageSourceError(f"{where} is not {names.get(kind, kind.__name__)} "
+                           f"(it is {type(value).__name__})", hint=_MALFORMED)
+
+
+def strings(value: object, where: str) -> dict[str, str]:
+    doc = want(value, dict, where)
+    for key, item in doc.items():
+        want(item, str, f"{where}[{key!r}]")
+    return dict(doc)
+
+
+def parse_manifest(doc: Mapping[str, Any], *, where: str
+                   ) -> tuple[Descriptor, tuple[Descriptor, ...]]:
+    """The config and layer descriptors of an image manifest."""
+    config = Descriptor.from_json(doc.get("config"), where=f"{where}: config")
+    layers = want(doc.get("layers"), list, f"{where}: layers")
+    return config, tuple(Descriptor.from_json(item, where=f"{where}: layers[{i}]")
+                         for i, item in enumerate(layers))
+
+
+def index_entries(doc: Mapping[str, Any], *, where: str) -> list[Descriptor]:
+    """The descriptors an image index (or ``index.json``) lists."""
+    items = want(doc.get("manifests", []), list, f"{where}: manifests")
+    return [Descriptor.from_json(item, where=f"{where}: manifests[{i}]")
+            for i, item in enumerate(items)]
+
+
+def check_config(config: Mapping[str, Any], *, where: str, layers: int | None = None
+                 ) -> dict[str, Any]:
+    """``config`` if every field reprolock reads has its type; ``layers``: how many the
+    manifest lists, which the diff_ids must match one for one."""
+    rootfs = want(config.get("rootfs"), dict, f"{where}: rootfs")
+    diff_ids = want(rootfs.get("diff_ids"), list, f"{where}: rootfs.diff_ids")
+    for i, diff_id in enumerate(diff_ids):
+        check_digest(diff_id, where=f"{where}: rootfs.diff_ids[{i}]")
+    if layers is not None and layers != len(diff_ids):
+        raise ImageSourceError(f"{where}: rootfs.diff_ids lists {len(diff_ids)} layers but "
+                               f"the manifest {layers}", hint=_MALFORMED)
+    for name in ("os", "architecture", "variant"):
+        if config.get(name) is not None:
+            want(config[name], str, f"{where}: {name}")
+    for i, entry in enumerate(want(config.get("history", []), list, f"{where}: history")):
+        want(entry, dict, f"{where}: history[{i}]")
+        want(entry.get("created_by", ""), str, f"{where}: history[{i}].created_by")
+    _check_run_config(config.get("config") or {}, f"{where}: config")
+    return dict(config)
+
+
+def _check_run_config(value: object, where: str) -> None:
+    run = want(value, dict, where)
+    strings(run.get("Labels") or {}, f"{where}.Labels")
+    for name in ("Env", "Entrypoint", "Cmd"):
+        for i, item in enumerate(want(run.get(name) or [], list, f"{where}.{name}")):
+            want(item, str, f"{where}.{name}[{i}]")
+    if run.get("WorkingDir") is not None:
+        want(run["WorkingDir"], str, f"{where}.WorkingDir")
 
 
 def check_platform(image: ResolvedImage, platform: Platform) -> None:

@@ -4,20 +4,30 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tarfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from reprolock._internal.jsonio import parse_json
 from reprolock.errors import ImageSourceError
 from reprolock.image.interface import (
+    DOCKER_LAYER_GZIP,
+    DOCKER_LAYER_TAR,
     INDEX_TYPES,
+    MAX_DOCUMENT,
+    OCI_LAYER_ZSTD,
     REF_NAME,
     Descriptor,
     ImageSource,
     ResolvedImage,
+    check_config,
+    check_digest,
+    index_entries,
     load_json,
+    parse_manifest,
     select_platform,
+    want,
 )
 from reprolock.target import Platform
 
@@ -42,7 +52,7 @@ class DirFiles:
 
     def read(self, name: str) -> bytes:
         with self.open(name) as handle:
-            return handle.read()
+            return _bounded(handle, f"{self.root}/{name}")
 
     def open(self, name: str) -> IO[bytes]:
         try:
@@ -72,7 +82,7 @@ class TarFiles:
 
     def read(self, name: str) -> bytes:
         with self.open(name) as handle:
-            return handle.read()
+            return _bounded(handle, f"{self.where}: {name}")
 
     def open(self, name: str) -> IO[bytes]:
         member = self._members.get(name.removeprefix("./"))
@@ -102,11 +112,23 @@ def _unreadable(path: Path, exc: Exception) -> ImageSourceError:
                             hint="pass an uncompressed tar written by docker save or an OCI tool")
 
 
+def _bounded(handle: IO[bytes], where: str) -> bytes:
+    """A manifest, index or config: never more than MAX_DOCUMENT bytes in memory (a
+    descriptor may name a layer of gigabytes as a manifest)."""
+    data = handle.read(MAX_DOCUMENT + 1)
+    if len(data) > MAX_DOCUMENT:
+        raise ImageSourceError(f"{where} is larger than {MAX_DOCUMENT} bytes: not an image "
+                               "manifest, index or config",
+                               hint="rebuild or re-export the image")
+    return data
+
+
+_BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+
+
 def blob_path(digest: str) -> str:
-    algo, _, hexpart = digest.partition(":")
-    if algo != "sha256" or len(hexpart) != 64:
-        raise ImageSourceError(f"unsupported digest {digest!r}; only sha256 is supported")
-    return f"blobs/{algo}/{hexpart}"
+    """The path of a blob in a layout; the digest is checked first: it may be crafted."""
+    return "blobs/sha256/" + check_digest(digest, where="blob").removeprefix("sha256:")
 
 
 def read_verified(files: _Files, digest: str, *, what: str) -> bytes:
@@ -136,8 +158,9 @@ class OciLayoutSource(ImageSource):
         if not self.files.exists("index.json"):
             raise ImageSourceError(f"{self.files.where} is not an OCI image layout (no index.json)",
                                    hint="point base at a directory written by an OCI tool")
-        index = load_json(self.files.read("index.json"), what=f"{self.files.where}/index.json")
-        desc = self._pick(index)
+        where = f"{self.files.where}/index.json"
+        desc = self._pick(index_entries(load_json(self.files.read("index.json"), what=where),
+                                        where=where))
         index_digest = None
         if desc.media_type in INDEX_TYPES:
             index_digest = desc.digest
@@ -146,8 +169,7 @@ class OciLayoutSource(ImageSource):
             desc = select_platform(nested, platform, where=self.reference)
         return self._image(desc, index_digest)
 
-    def _pick(self, index: Mapping[str, Any]) -> Descriptor:
-        entries = [Descriptor.from_json(m) for m in index.get("manifests", [])]
+    def _pick(self, entries: list[Descriptor]) -> Descriptor:
         if self.digest:
             chosen = [d for d in entries if d.digest == self.digest]
         elif self.tag:
@@ -165,18 +187,20 @@ class OciLayoutSource(ImageSource):
         )
 
     def _image(self, desc: Descriptor, index_digest: str | None) -> ResolvedImage:
+        where = f"{self.files.where}: manifest {desc.digest}"
         manifest = load_json(read_verified(self.files, desc.digest, what="manifest"),
-                             what=f"manifest {desc.digest}")
-        config_desc = Descriptor.from_json(manifest["config"])
+                             what=where)
+        config_desc, layers = parse_manifest(manifest, where=where)
+        where = f"{self.files.where}: image config {config_desc.digest}"
         config = load_json(read_verified(self.files, config_desc.digest, what="image config"),
-                           what=f"image config {config_desc.digest}")
+                           what=where)
         return ResolvedImage(
             reference=self.reference,
             index_digest=index_digest,
             manifest_digest=desc.digest,
             config_digest=config_desc.digest,
-            config=config,
-            layers=tuple(Descriptor.from_json(d) for d in manifest.get("layers", [])),
+            config=check_config(config, where=where, layers=len(layers)),
+            layers=layers,
         )
 
     def open_blob(self, digest: str) -> IO[bytes]:
@@ -203,19 +227,25 @@ class DockerArchiveSource(ImageSource):
     def resolve(self, platform: Platform) -> ResolvedImage:
         entries = _json_list(self.files.read("manifest.json"), self.files.where)
         entry = self._pick(entries)
-        config_path = str(entry["Config"])
+        where = f"{self.files.where}: manifest.json"
+        config_path = want(entry.get("Config"), str, f"{where}: Config")
+        layer_paths = want(entry.get("Layers"), list, f"{where}: Layers")
+        for i, path in enumerate(layer_paths):
+            want(path, str, f"{where}: Layers[{i}]")
         config_bytes = self.files.read(config_path)
-        config = load_json(config_bytes, what=f"{self.files.where}: {config_path}")
-        diff_ids = config.get("rootfs", {}).get("diff_ids", [])
-        layer_paths = list(entry.get("Layers", []))
-        if len(diff_ids) != len(layer_paths):
-            raise ImageSourceError(f"{self.files.where}: manifest.json lists {len(layer_paths)} "
-                                   f"layers but the config has {len(diff_ids)} diff_ids")
+        what = f"{self.files.where}: {config_path}"
+        config = check_config(load_json(config_bytes, what=what), where=what,
+                              layers=len(layer_paths))
+        diff_ids = config["rootfs"]["diff_ids"]
         layers = []
         for diff_id, path in zip(diff_ids, layer_paths, strict=True):
-            self._layer_paths[diff_id] = path
-            size = self.files.size(path)
-            layers.append(Descriptor("application/vnd.docker.image.rootfs.diff.tar", diff_id, size))
+            # an old archive holds NAME/layer.tar, the tar itself: its digest is the
+            # diff_id; a new one (Docker 25) holds blobs/sha256/HEX, named by its digest
+            # (and compressed, from containerd's image store)
+            named = _BLOB_NAME.match(path.removeprefix("./"))
+            digest = f"sha256:{named.group(1)}" if named else diff_id
+            self._layer_paths[digest] = path
+            layers.append(Descriptor(self._media_type(path), digest, self.files.size(path)))
         return ResolvedImage(
             reference=self.reference,
             index_digest=None,
@@ -224,6 +254,15 @@ class DockerArchiveSource(ImageSource):
             config=config,
             layers=tuple(layers),
         )
+
+    def _media_type(self, path: str) -> str:
+        with self.files.open(path) as handle:
+            head = handle.read(4)
+        if head.startswith(b"\x1f\x8b"):
+            return DOCKER_LAYER_GZIP
+        if head == b"\x28\xb5\x2f\xfd":
+            return OCI_LAYER_ZSTD
+        return DOCKER_LAYER_TAR
 
     def _pick(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         if self.tag:
@@ -258,14 +297,15 @@ def _normal_tag(text: str) -> str:
 
 
 def _json_list(data: bytes, where: str) -> list[dict[str, Any]]:
-    import json
-
-    try:
-        value = json.loads(data)
-    except ValueError as exc:
-        raise ImageSourceError(f"{where}: manifest.json is not valid JSON: {exc}") from exc
+    value = parse_json(data, source=f"{where}: manifest.json", error=ImageSourceError,
+                       want_object=False)
     if not isinstance(value, list) or not value:
         raise ImageSourceError(f"{where}: manifest.json is not a list of images")
+    for i, entry in enumerate(value):
+        want(entry, dict, f"{where}: manifest.json[{i}]")
+        for j, tag in enumerate(want(entry.get("RepoTags") or [], list,
+                                     f"{where}: manifest.json[{i}].RepoTags")):
+            want(tag, str, f"{where}: manifest.json[{i}].RepoTags[{j}]")
     return value
 
 

@@ -1,31 +1,37 @@
 """What a base image runs: OS, architecture, Python interpreter and version, C library.
 
 Reads the image's layers as streams (no container, no daemon) and looks at a handful of
-files: the dpkg or apk database, the interpreter's path, the C library.
+files: the dpkg or apk database, the interpreter's path, the C library. Every layer is
+hashed against its blob digest and diff_id on the way (facts of a replaced layer are not
+facts of the image), and every file read is bounded: a small gzip layer can hold a file
+of gigabytes.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import re
 import tarfile
-import zlib
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO
 
 from reprolock._internal.files import atomic_write_text
 from reprolock.errors import ImageSourceError
-from reprolock.image.interface import ImageSource, ResolvedImage
+from reprolock.image.blobs import check_layer
+from reprolock.image.interface import Descriptor, ImageSource, ResolvedImage
 
 _PY_BIN = re.compile(r"^(usr/local/bin|usr/bin|opt/[^/]+/bin)/python(\d)\.(\d+)$")
 _GLIBC_BANNER = re.compile(rb"GNU C Library [^\n]*?release version (\d+\.\d+)")
 _OLD_LIBC = re.compile(r"(?:^|/)libc-(\d+\.\d+)\.so$")
 _MUSL = re.compile(r"(?:^|/)ld-musl-[^/]+\.so\.1$")
 _DEBIAN_VERSION = re.compile(r"^(?:\d+:)?(\d+\.\d+(?:\.\d+)?)")
-_PROBE_VERSION = 2  # 2: whiteouts hide lower layers' files
+_PROBE_VERSION = 3  # 2: whiteouts hide lower layers' files; 3: layers are verified
+#: The largest package database read: a big Debian image's dpkg status is about 5 MB.
+MAX_DATABASE = 64 << 20
+#: Larger "C libraries" are skipped (glibc's is about 2 MB); the name tells the version.
+MAX_LIBC = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,8 @@ def probe(source: ImageSource, image: ResolvedImage, *, cache_dir: Path | None) 
             return facts
         cached.unlink(missing_ok=True)  # a corrupt entry is discarded, never used
     seen = _Seen(pythons={})
-    for layer in image.layers:
-        with source.open_blob(layer.digest) as blob:
-            _scan_layer(blob, seen, layer.media_type)
+    for number, (layer, diff_id) in enumerate(zip(image.layers, image.diff_ids, strict=True), 1):
+        _probe_layer(source, image, number, layer, diff_id, seen)
     facts = _facts(image, seen)
     if cached:
         atomic_write_text(cached, json.dumps(asdict(facts), sort_keys=True))
@@ -77,39 +82,61 @@ def _from_cache(path: Path) -> BaseFacts | None:
 
 
 def _cache_file(cache_dir: Path | None, image: ResolvedImage) -> Path | None:
+    """One entry per config and manifest: the manifest pins the layers that were read."""
     if cache_dir is None:
         return None
     key = image.config_digest.replace(":", "-")
-    return cache_dir / "probe" / f"v{_PROBE_VERSION}-{key}.json"
+    pinned = hashlib.sha256(image.identity.encode()).hexdigest()[:16]
+    return cache_dir / "probe" / f"v{_PROBE_VERSION}-{key}-{pinned}.json"
 
 
-def _scan_layer(blob: IO[bytes], seen: _Seen, media_type: str) -> None:
+def _probe_layer(source: ImageSource, image: ResolvedImage, number: int, layer: Descriptor,
+                 diff_id: str, seen: _Seen) -> None:
+    where = f"base image {image.reference}: layer {number} ({layer.digest})"
+    if layer.media_type.endswith("zstd"):
+        raise ImageSourceError(f"{where} is compressed with zstd, which base images may not "
+                               "be yet", hint="use a base image with gzip layers")
+    problems = check_layer(source, layer, diff_id,
+                           read_tar=lambda stream: _scan_layer(stream, seen, where))
+    if problems:
+        raise ImageSourceError(f"{where}: {'; '.join(problems)}",
+                               hint="the base image is corrupt or was tampered with: fetch "
+                               "or export it again from its source")
+
+
+def _scan_layer(stream: IO[bytes], seen: _Seen, where: str) -> None:
     """Add what one layer holds to ``seen``; its whiteouts first remove what lower layers
     held (a layer's whiteouts never hide the layer's own files)."""
     found = _Seen(pythons={})
     hidden: list[str] = []
-    for member, tar in _members(blob, media_type):
-        name = member.name.removeprefix("./").lstrip("/")
-        parent, _, base = name.rpartition("/")
-        if base.startswith(".wh."):
-            gone = parent if base == ".wh..wh..opq" else f"{parent}/{base[4:]}".lstrip("/")
-            hidden.append(gone)
-        elif match := _PY_BIN.match(name):
-            key, path = (int(match.group(2)), int(match.group(3))), "/" + name
-            if key not in found.pythons or _rank(path) < _rank(found.pythons[key]):
-                found.pythons[key] = path
-        elif name == "var/lib/dpkg/status" and member.isfile():
-            found.dpkg_status = _read(tar, member)
-        elif name == "lib/apk/db/installed" and member.isfile():
-            found.apk_installed = _read(tar, member)
-        elif base == "libc.so.6" and member.isfile() and member.size < 64 << 20:
-            banner = _GLIBC_BANNER.search(_read(tar, member))
-            found.libc_banner = banner.group(1).decode() if banner else found.libc_banner
-        elif match := _OLD_LIBC.search(name):
-            found.libc_from_name = match.group(1)
-        elif _MUSL.search(name):
-            found.musl = True
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            _scan_member(tar, member, found, hidden, where)
     _merge(seen, found, hidden)
+
+
+def _scan_member(tar: tarfile.TarFile, member: tarfile.TarInfo, found: _Seen,
+                 hidden: list[str], where: str) -> None:
+    name = member.name.removeprefix("./").lstrip("/")
+    parent, _, base = name.rpartition("/")
+    if base.startswith(".wh."):
+        gone = parent if base == ".wh..wh..opq" else f"{parent}/{base[4:]}".lstrip("/")
+        hidden.append(gone)
+    elif match := _PY_BIN.match(name):
+        key, path = (int(match.group(2)), int(match.group(3))), "/" + name
+        if key not in found.pythons or _rank(path) < _rank(found.pythons[key]):
+            found.pythons[key] = path
+    elif name == "var/lib/dpkg/status" and member.isfile():
+        found.dpkg_status = _read(tar, member, where)
+    elif name == "lib/apk/db/installed" and member.isfile():
+        found.apk_installed = _read(tar, member, where)
+    elif base == "libc.so.6" and member.isfile() and member.size <= MAX_LIBC:
+        banner = _GLIBC_BANNER.search(_read(tar, member, where))
+        found.libc_banner = banner.group(1).decode() if banner else found.libc_banner
+    elif match := _OLD_LIBC.search(name):
+        found.libc_from_name = match.group(1)
+    elif _MUSL.search(name):
+        found.musl = True
 
 
 def _merge(seen: _Seen, upper: _Seen, hidden: list[str]) -> None:
@@ -142,54 +169,16 @@ def _rank(path: str) -> int:
     return 2
 
 
-def _members(blob: IO[bytes], media_type: str) -> Iterator[tuple[tarfile.TarInfo, tarfile.TarFile]]:
-    if media_type.endswith("zstd"):
-        raise ImageSourceError("base image layers compressed with zstd are not supported yet",
-                               hint="use a base image with gzip layers")
-    stream: IO[bytes] = _maybe_gunzip(blob)
-    try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                yield member, tar
-    except (tarfile.TarError, zlib.error, EOFError) as exc:
-        raise ImageSourceError(f"a base image layer is not a readable tar: {exc}",
-                               hint="re-export the base image") from exc
-
-
-def _maybe_gunzip(blob: IO[bytes]) -> IO[bytes]:
-    head = blob.read(2)
-    rest = _Prepend(head, blob)
-    if head == b"\x1f\x8b":
-        import gzip
-
-        return gzip.GzipFile(fileobj=rest, mode="rb")  # type: ignore[return-value]
-    return rest  # type: ignore[return-value]
-
-
-class _Prepend(io.RawIOBase):
-    """Give back bytes already read from a non-seekable stream."""
-
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo, where: str) -> bytes:
+    """A file the probe looks into, never more than MAX_DATABASE bytes of it."""
+    if member.size > MAX_DATABASE:
+        raise ImageSourceError(
+            f"{where}: /{member.name.removeprefix('./').lstrip('/')} is {member.size} bytes, "
+            f"more than the {MAX_DATABASE} the probe reads of any file",
+            hint="this is not a package database or C library of a usable base image; pick "
+            "another base")
     handle = tar.extractfile(member)
-    return handle.read() if handle else b""
+    return handle.read(MAX_DATABASE) if handle else b""
 
 
 def _facts(image: ResolvedImage, seen: _Seen) -> BaseFacts:
@@ -208,10 +197,14 @@ def _facts(image: ResolvedImage, seen: _Seen) -> BaseFacts:
                      libc_version=libc)
 
 
+_PLAIN_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+(?:(?:a|b|rc)[0-9]+)?")
+
+
 def _python_version(image: ResolvedImage, packages: dict[str, str], minor: tuple[int, int]) -> str:
     short = f"{minor[0]}.{minor[1]}"
     declared = image.env.get("PYTHON_VERSION", "")
-    if declared.startswith(short + "."):
+    # the base's own word goes into the lock and pyvenv.cfg: only a plain version counts
+    if declared.startswith(short + ".") and _PLAIN_VERSION.fullmatch(declared):
         return declared
     deb = packages.get(f"python{short}-minimal") or packages.get(f"python{short}")
     match = _DEBIAN_VERSION.match(deb or "")

@@ -4,10 +4,11 @@ Docker Hub and GHCR do; plain HTTP only for a registry on the loopback address).
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import time
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import requests
 
@@ -16,12 +17,15 @@ from reprolock.image.interface import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
     INDEX_TYPES,
+    MAX_DOCUMENT,
     OCI_INDEX,
     OCI_MANIFEST,
-    Descriptor,
     ImageSource,
     ResolvedImage,
+    check_config,
+    check_digest,
     load_json,
+    parse_manifest,
     select_platform,
 )
 from reprolock.target import Platform
@@ -134,8 +138,8 @@ class RegistryClient:
                                hint="try again later")
 
     def manifest(self, reference: str) -> tuple[bytes, str, str]:
-        response = self.get(f"manifests/{reference}", accept=_ACCEPT)
-        data = response.content
+        response = self.get(f"manifests/{reference}", accept=_ACCEPT, stream=True)
+        data = self._document(response, f"manifest {reference}")
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
             raise ImageSourceError(f"registry {self.ref.host} sent a manifest whose digest "
@@ -144,11 +148,32 @@ class RegistryClient:
         return data, media, digest
 
     def blob(self, digest: str) -> bytes:
-        data = self.get(f"blobs/{digest}").content
+        """A small blob (a config), read whole and checked against its digest."""
+        check_digest(digest, where=f"blob of {self.ref}")
+        data = self._document(self.get(f"blobs/{digest}", stream=True), f"blob {digest}")
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise ImageSourceError(
                 f"registry {self.ref.host} sent blob {digest} with other content")
         return data
+
+
+    def _document(self, response: requests.Response, what: str) -> bytes:
+        """At most MAX_DOCUMENT bytes: a registry may send anything for a manifest."""
+        data = bytearray()
+        try:
+            for chunk in response.iter_content(1 << 16):
+                data += chunk
+                if len(data) > MAX_DOCUMENT:
+                    raise ImageSourceError(
+                        f"registry {self.ref.host} sent more than {MAX_DOCUMENT} bytes for "
+                        f"{what} of {self.ref}: not a manifest or config",
+                        hint="check the image reference; the registry may be misbehaving")
+        except requests.RequestException as exc:
+            raise ImageSourceError(f"registry {self.ref.host}: reading {what} failed: "
+                                   f"{exc.__class__.__name__}", hint="try again later") from exc
+        finally:
+            response.close()
+        return bytes(data)
 
 
 class RegistrySource(ImageSource):
@@ -171,23 +196,50 @@ class RegistrySource(ImageSource):
             desc = select_platform(doc, platform, where=str(self.ref))
             data, media, digest = self.client.manifest(desc.digest)
             doc = load_json(data, what=f"manifest {desc.digest} of {self.ref}")
-        config_desc = Descriptor.from_json(doc["config"])
-        config = load_json(self.client.blob(config_desc.digest), what="image config")
+        config_desc, layers = parse_manifest(doc, where=f"manifest {digest} of {self.ref}")
+        where = f"image config {config_desc.digest} of {self.ref}"
+        config = load_json(self.client.blob(config_desc.digest), what=where)
         return ResolvedImage(
             reference=self.reference,
             index_digest=index_digest,
             manifest_digest=digest,
             config_digest=config_desc.digest,
-            config=config,
-            layers=tuple(Descriptor.from_json(d) for d in doc.get("layers", [])),
+            config=check_config(config, where=where, layers=len(layers)),
+            layers=layers,
         )
 
     def open_blob(self, digest: str) -> IO[bytes]:
+        check_digest(digest, where=f"blob of {self.ref}")
         response = self.client.get(f"blobs/{digest}", stream=True)
         raw: Any = response.raw
         raw.decode_content = True
-        stream: IO[bytes] = raw
-        return stream
+        return cast(IO[bytes], _Body(response, f"registry {self.ref.host}: blob {digest} of "
+                                           f"{self.ref}"))
+
+
+class _Body(io.RawIOBase):
+    """A blob's HTTP body; a connection lost half way is an ImageSourceError, not a
+    traceback (the caller hashes the bytes and bounds how many it reads)."""
+
+    def __init__(self, response: requests.Response, what: str) -> None:
+        self._response = response
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            data = self._response.raw.read(len(buffer))
+        except Exception as exc:  # urllib3 and requests raise many unrelated types
+            raise ImageSourceError(f"{self._what}: reading failed: {exc.__class__.__name__}",
+                                   hint="try again later") from exc
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._response.close()
+        super().close()
 
 
 def bearer_token(session: requests.Session, challenge: str, *, host: str,

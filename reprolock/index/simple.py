@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
 import html.parser
 import json
@@ -24,7 +25,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from reprolock._internal.files import atomic_write_text, sha256_file
-from reprolock._internal.urls import redact
+from reprolock._internal.urls import redact, userinfo, with_credentials
 from reprolock.errors import IndexError_
 from reprolock.resolver.interface import IndexSettings
 
@@ -130,15 +131,15 @@ class IndexClient:
         if response.status_code == 404:
             return []
         if response.headers.get("Content-Type", "").startswith(_JSON):
-            return _parse_json(response.url, response.text, wanted)
-        return _parse_html(response.url, response.text, wanted)
+            return self._authenticated(_parse_json(response.url, response.text, wanted))
+        return self._authenticated(_parse_html(response.url, response.text, wanted))
 
     def _find_links(self, link: str, wanted: tuple[str, Version]) -> list[DistFile]:
         if link.startswith(("http://", "https://")):
             response = self._get(link, accept="text/html")
             if response.status_code == 404:
                 return []
-            return _parse_html(response.url, response.text, wanted)
+            return self._authenticated(_parse_html(response.url, response.text, wanted))
         path = Path(link)
         with self._lock:
             if path not in self._dir_cache:
@@ -147,6 +148,15 @@ class IndexClient:
         # only the files of the wanted release are hashed: a wheel dir can be gigabytes
         return [DistFile(p.name, None, p, sha256_file(p), p.stat().st_size)
                 for p in listing if release_of(p.name) == wanted]
+
+    def _authenticated(self, files: list[DistFile]) -> list[DistFile]:
+        """A file on the origin of an index with credentials gets them, as uv and pip give
+        them (an index may link its files by absolute URL); a file elsewhere never does."""
+        private = [u for u in (*self.indexes(), *self.settings.find_links) if userinfo(u)]
+        if not private:
+            return files
+        return [dataclasses.replace(f, url=with_credentials(f.url, private)) if f.url else f
+                for f in files]
 
     def _get(self, url: str, *, accept: str) -> requests.Response:
         import requests

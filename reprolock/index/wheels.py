@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from reprolock._internal.files import atomic_write_text
-from reprolock._internal.urls import redact
+from reprolock._internal.urls import redact, redact_text
 from reprolock.errors import ArtifactError
 from reprolock.index.simple import DistFile
 
@@ -69,18 +69,29 @@ def _names(dist: DistFile, session: Callable[[], requests.Session]) -> list[str]
             return archive.namelist()
     except (zipfile.BadZipFile, OSError, requests.RequestException) as exc:
         where = dist.path or redact(dist.url or dist.filename)
-        raise ArtifactError(f"cannot read the file list of wheel {where}: {exc}",
+        # requests names the URL it was given, credentials included
+        why = redact_text(str(exc), [dist.url or ""])
+        raise ArtifactError(f"cannot read the file list of wheel {where}: {why}",
                             hint="the index may serve a broken file; try again or report it",
                             ) from exc
 
 
 def _remote(url: str, session: requests.Session) -> IO[bytes]:
-    response = session.get(url, headers={"Range": f"bytes=-{_TAIL}"}, timeout=60)
-    response.raise_for_status()
+    response = _ok(session.get(url, headers={"Range": f"bytes=-{_TAIL}"}, timeout=60))
     total = _total(response)
     if response.status_code != 206 or total is None:
         return io.BytesIO(response.content)  # no range support: we got the whole file
     return io.BufferedReader(_RangeFile(url, session, total, response.content))
+
+
+def _ok(response: requests.Response) -> requests.Response:
+    """Raise on an HTTP error, naming the status only: raise_for_status names the URL,
+    credentials included, and --verbose prints the chained error."""
+    if response.status_code >= 400:
+        import requests
+
+        raise requests.HTTPError(f"HTTP {response.status_code} {response.reason}")
+    return response
 
 
 def _total(response: requests.Response) -> int | None:
@@ -119,9 +130,8 @@ class _RangeFile(io.RawIOBase):
         if self.pos >= self.tail_start:
             data = self.tail[self.pos - self.tail_start : end - self.tail_start]
         else:
-            response = self.session.get(
-                self.url, headers={"Range": f"bytes={self.pos}-{end - 1}"}, timeout=60)
-            response.raise_for_status()
+            response = _ok(self.session.get(
+                self.url, headers={"Range": f"bytes={self.pos}-{end - 1}"}, timeout=60))
             data = response.content
             if end >= self.tail_start:  # keep what we fetched so later seeks stay local
                 self.tail = data[: self.tail_start - self.pos] + self.tail

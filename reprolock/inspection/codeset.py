@@ -2,12 +2,19 @@
 
 The tree digest hashes a sorted listing of ``<sha256> <mode> <path>`` lines, so it does
 not depend on mtimes, on the order the filesystem lists files, or on the machine.
+
+Symbolic links go into the image as links, never followed, and each must lead to a place
+inside the project however it gets there: its target is resolved as the kernel would
+(through every link on the way, so ``q -> .`` then ``link -> q/../x`` is seen to leave),
+and a file reached through a linked directory (git still lists ``d/f`` after ``d`` became
+a link to ``/etc``) is refused rather than read from wherever the link points.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import stat
 import subprocess
 from collections.abc import Iterable
@@ -18,11 +25,14 @@ import pathspec
 
 from reprolock._internal.files import sha256_file
 from reprolock.config import Config
+from reprolock.errors import CodeError
 
 ALWAYS_EXCLUDED = [".git/", ".hg/", ".svn/", "__pycache__/", "*.pyc", ".venv/", "venv/",
                    ".tox/", ".nox/", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/",
                    ".reprolock/", "*.egg-info/", ".ipynb_checkpoints/", ".DS_Store"]
-LOCK_COMPANIONS = ("/reprolock.sbom.spdx.json", "/reprolock.sbom.cdx.json")
+# the SBOM, and the content-named copy a lock killed mid-write may leave (core.Locker)
+LOCK_COMPANIONS = ("/reprolock.sbom.spdx.json", "/reprolock.sbom.cdx.json",
+                   "/reprolock.sbom.*.json")
 IGNORE_FILES = (".gitignore", ".dockerignore", ".reprolockignore")
 
 
@@ -82,7 +92,8 @@ def collect_code(config: Config, *, extra_excludes: Iterable[str] = ()) -> CodeS
         return [p for p in paths if not ignore.match_file(p)
                 and (include is None or include.match_file(p))]
 
-    files = tuple(sorted((f for p in chosen(candidates) if (f := _describe(root, p))),
+    inside = _Inside(root)
+    files = tuple(sorted((f for p in chosen(candidates) if (f := _describe(inside, p))),
                          key=lambda f: f.path))
     return CodeSet(files, tree_digest(files), git_state(root), tuple(sorted(chosen(untracked))))
 
@@ -107,19 +118,69 @@ def tree_digest(files: Iterable[CodeFile]) -> str:
     return "sha256:" + hashlib.sha256(listing.encode("utf-8")).hexdigest()
 
 
-def _describe(root: Path, rel: str) -> CodeFile | None:
-    full = root / rel
+def _describe(inside: _Inside, rel: str) -> CodeFile | None:
+    full = inside.root / rel
     try:
         info = full.lstat()
     except OSError:
         return None  # tracked by git but deleted in the work tree
+    inside.check_parent(rel)
     if stat.S_ISLNK(info.st_mode):
         target = os.readlink(full)
+        inside.check_link(rel, target)
         return CodeFile(rel, hashlib.sha256(target.encode()).hexdigest(), len(target), False,
                         target)
     if not stat.S_ISREG(info.st_mode):
         return None
     return CodeFile(rel, sha256_file(full), info.st_size, bool(info.st_mode & 0o111))
+
+
+class _Inside:
+    """Whether paths of the project stay in it, as the kernel resolves them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real = os.path.realpath(root)
+        self._dirs: dict[str, bool] = {}
+
+    def contains(self, real: str) -> bool:
+        return real == self.real or real.startswith(self.real.rstrip(os.sep) + os.sep)
+
+    def check_parent(self, rel: str) -> None:
+        """``rel``'s directory is a real directory of the project, not reached through a
+        link (whose files would be read from wherever it points)."""
+        parent = posixpath.dirname(rel)
+        if not parent:
+            return
+        direct = self._dirs.get(parent)
+        if direct is None:
+            direct = os.path.realpath(self.root / parent) == os.path.join(self.real, parent)
+            self._dirs[parent] = direct
+        if not direct:
+            link = self._first_link(parent)
+            raise CodeError(
+                f"code file {rel} is reached through the symbolic link {link} (which leads "
+                f"to {os.path.realpath(self.root / link)}); its content is not the project's",
+                hint=f"replace the link {link} with the directory, or exclude {rel} in "
+                "[code] exclude")
+
+    def check_link(self, rel: str, target: str) -> None:
+        """The link ``rel`` leads into the project, whatever links its target goes through."""
+        lexical = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+        resolved = os.path.realpath(os.path.join(self.real, posixpath.dirname(rel), target))
+        if (target.startswith("/") or lexical == ".." or lexical.startswith("../")
+                or not self.contains(resolved)):
+            raise CodeError(
+                f"code file {rel} is a symbolic link to {target}, which leads to {resolved}, "
+                "outside the project: in the image it would name something else",
+                hint=f"copy the file into the project, or exclude {rel} in [code] exclude")
+
+    def _first_link(self, parent: str) -> str:
+        parts = parent.split("/")
+        for i in range(1, len(parts) + 1):
+            if os.path.islink(self.root.joinpath(*parts[:i])):
+                return "/".join(parts[:i])
+        return parent
 
 
 def _git(root: Path, *args: str) -> str | None:

@@ -49,8 +49,11 @@ def scan_imports(root: Path, code: CodeSet) -> ImportReport:
         except SyntaxError as exc:
             errors.append((rel, exc.lineno or 0, exc.msg))
             continue
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the source
             errors.append((rel, 0, str(exc)))
+            continue
+        except (RecursionError, MemoryError):  # a hostile file must not stop the scan
+            errors.append((rel, 0, "nested too deeply (or too large) for Python to parse"))
             continue
         sites += [s for s in _sites(tree, rel)
                   if s.module not in own and s.module not in sys.stdlib_module_names

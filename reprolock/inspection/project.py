@@ -117,7 +117,7 @@ def _from_stage(rest: str, args: dict[str, str], stages: dict[str, _Stage]) -> _
 def _exec_words(value: str) -> tuple[str, ...] | None:
     try:
         parsed = json.loads(value) if value.startswith("[") else shlex.split(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # a Dockerfile is a guess's input, not trusted
         return None
     if not isinstance(parsed, list) or not all(isinstance(p, str) for p in parsed):
         return None
@@ -146,7 +146,7 @@ def _has_pyproject_deps(root: Path) -> bool:
         return False
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError, RecursionError):
         return False
     project = doc.get("project")
     return isinstance(project, dict) and bool(project.get("dependencies"))

@@ -2,6 +2,11 @@
 
 Both name only the wheel chosen for the target. Local paths (find-links wheels) are
 written relative to where the exported file goes, so it works from there.
+
+Every value written is checked first, even though reading the lock checked it: a line
+break in a version or an index URL would become a line of its own in a requirements
+file (``--extra-index-url``, ``--trusted-host``, another pinned package), and pip splits
+lines at CR, NEL and U+2028 too. The pylock.toml is written by tomli_w, which escapes.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from typing import Any
 
 from reprolock import __version__
 from reprolock._internal.urls import is_remote
-from reprolock.lock.model import Lock, Package
+from reprolock.errors import LockFileError
+from reprolock.lock.model import Lock, Package, checked
 
 FORMATS = ("requirements", "pylock")
+_MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 def export(lock: Lock, fmt: str, *, project: Path, dest_dir: Path) -> str:
@@ -27,8 +34,28 @@ def _rebase(path: str, project: Path, dest_dir: Path) -> str:
     return Path(os.path.relpath(project / path, dest_dir)).as_posix()
 
 
+def _check_values(lock: Lock) -> None:
+    """Refuse any value that could break out of its place in the exported file."""
+    checked(lock.target["platform"], "token", "target.platform")
+    checked(lock.target["python"]["version"], "python version", "target.python.version")
+    checked(lock.inputs_digest, "digest", "inputsDigest")
+    for i, index in enumerate(lock.indexes):
+        checked(index["url"], "text", f"indexes[{i}].url")
+    for pkg in lock.packages:
+        where = f"packages[{pkg.name!r}]"
+        checked(pkg.name, "name", f"{where}.name")
+        checked(pkg.version, "version", f"{where}.version")
+        checked(pkg.artifact.sha256, "sha256", f"{where}.artifact.sha256")
+        checked(pkg.artifact.filename, "wheel", f"{where}.artifact.filename")
+        if pkg.artifact.url is not None:
+            checked(pkg.artifact.url, "text", f"{where}.artifact.url")
+        if pkg.artifact.path is not None:
+            checked(pkg.artifact.path, "wheel path", f"{where}.artifact.path")
+
+
 def to_requirements(lock: Lock, *, project: Path, dest_dir: Path) -> str:
     """``pip install --require-hashes -r`` accepts this; one hash: the target's wheel."""
+    _check_values(lock)
     lines = [
         f"# Exported by reprolock {__version__} for {lock.target['platform']}, "
         f"CPython {lock.target['python']['version']}; do not edit, run 'reprolock export'.",
@@ -37,14 +64,20 @@ def to_requirements(lock: Lock, *, project: Path, dest_dir: Path) -> str:
     kinds = {i["kind"] for i in lock.indexes}
     if "index" not in kinds:
         lines.append("--no-index")
-    for index in lock.indexes:
+    for i, index in enumerate(lock.indexes):
         url = index["url"]
+        # pip splits an option's value at spaces: an index URL is one word or it is refused
+        if index["kind"] != "find-links" or is_remote(url):
+            checked(url, "token", f"indexes[{i}].url")
         if index["kind"] == "index":
             lines.append(f"--index-url {url}")
         elif index["kind"] == "extra-index":
             lines.append(f"--extra-index-url {url}")
         else:
             link = url if is_remote(url) else _rebase(url, project, dest_dir)
+            checked(link, "token", "find-links directory, relative to the export,", owner="the",
+                    hint="move the wheels to a directory whose path has no spaces, or "
+                    "export with --format pylock")
             lines.append(f"--find-links {link}")
     for pkg in sorted(lock.packages, key=lambda p: p.name):
         lines.append(f"{pkg.name}=={pkg.version} \\\n    --hash=sha256:{pkg.artifact.sha256}")
@@ -54,9 +87,13 @@ def to_requirements(lock: Lock, *, project: Path, dest_dir: Path) -> str:
 def to_pylock(lock: Lock, *, project: Path, dest_dir: Path) -> str:
     import tomli_w
 
+    _check_values(lock)
     python = lock.target["python"]["version"]
     minor = ".".join(python.split(".")[:2])
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}[lock.target["architecture"]]
+    machine = _MACHINES.get(lock.target["architecture"])
+    if machine is None:
+        raise LockFileError(f"the lock's target.architecture is {lock.target['architecture']!r}, "
+                            "not amd64 or arm64", hint="run 'reprolock lock' to rewrite it")
     doc: dict[str, Any] = {
         "lock-version": "1.0",
         "created-by": "reprolock",

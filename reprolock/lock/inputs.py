@@ -10,7 +10,7 @@ from typing import Any
 
 from reprolock.config import Config
 from reprolock.errors import ConfigError
-from reprolock.lock.model import InputFile, Inputs
+from reprolock.lock.model import InputFile, Inputs, checked
 
 _INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
 PYPROJECT_INPUT = "pyproject.toml#project.dependencies"
@@ -57,8 +57,11 @@ def _add_file(config: Config, path: Path, files: dict[str, InputFile], seen: set
     except OSError as exc:
         raise ConfigError(f"cannot read requirement input {path}: {exc.strerror}",
                           hint="fix dependencies.requirements or the -r/-c line naming it") from exc
-    files[_relative(config.root, resolved)] = InputFile(
-        _relative(config.root, resolved), hashlib.sha256(data).hexdigest())
+    # the name goes into the lock, which refuses control characters: say so here
+    name = checked(_relative(config.root, resolved), "text", "name", error=ConfigError,
+                   owner="a requirement input's",
+                   hint="rename the file, and the -r/-c line or setting naming it")
+    files[name] = InputFile(name, hashlib.sha256(data).hexdigest())
     for line in data.decode("utf-8", "replace").splitlines():
         match = _INCLUDE.match(line)
         if match and "://" not in match.group(1):

@@ -1,12 +1,55 @@
-"""The lock, as frozen dataclasses that map one to one onto ``schemas/lock.schema.json``."""
+"""The lock, as frozen dataclasses that map one to one onto ``schemas/lock.schema.json``.
+
+Reading checks again every value that becomes a path, a file name or a line of another
+tool's file (the schema says the same, but a cache stamp can skip the schema): a lock
+is an input anyone can hand to reprolock.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reprolock.errors import LockFileError, ReprolockError
+
 LOCK_VERSION = 1
+
+_CTRL = "\x00-\x1f\x7f-\x9f\u2028\u2029"  # controls and what str.splitlines() splits at
+_WHEEL = r"[A-Za-z0-9_][A-Za-z0-9_.+!-]*\.whl"
+_HINT = "do not edit the lock by hand; run 'reprolock lock' to rewrite it"
+#: kind -> (pattern the whole value must match, what it is, in words)
+_KINDS: dict[str, tuple[re.Pattern[str], str]] = {
+    "text": (re.compile(f"[^{_CTRL}]*"), "text without control characters or line breaks"),
+    "token": (re.compile(f"[^\\s{_CTRL}]+"), "one word without spaces or control characters"),
+    "sha256": (re.compile("[0-9a-f]{64}"), "64 lowercase hex digits"),
+    "digest": (re.compile("sha256:[0-9a-f]{64}"), "sha256: and 64 lowercase hex digits"),
+    "name": (re.compile("[a-z0-9]+(?:-[a-z0-9]+)*"), "a normalized distribution name"),
+    "version": (re.compile("[A-Za-z0-9][A-Za-z0-9.!+_-]*"), "a PEP 440 version"),
+    "wheel": (re.compile(_WHEEL), "a wheel file name (one path component ending in .whl)"),
+    "wheel path": (re.compile(f"(?:\\.\\./)*(?:(?!\\.\\.?/)[^/\\\\{_CTRL}]+/)*{_WHEEL}"),
+                   "a relative path to a wheel, with '..' only at its start"),
+    "file name": (re.compile("[A-Za-z0-9_][A-Za-z0-9_.+-]*"), "a file name (one path component)"),
+    "absolute path": (re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9_.+-]+)+"),
+                      "an absolute path without '.', '..' or spaces"),
+    "python version": (re.compile(r"[0-9]+\.[0-9]+(?:\.[0-9]+)?[A-Za-z0-9.+]*"),
+                       "a Python version"),
+}
+
+
+def checked(value: Any, kind: str, where: str, *, error: type[ReprolockError] = LockFileError,
+            hint: str = _HINT, owner: str = "the lock's") -> str:
+    """``value`` if it is a string of ``kind``; else ``error`` naming ``where`` (the key
+    path in the lock)."""
+    pattern, words = _KINDS[kind]
+    if isinstance(value, str) and pattern.fullmatch(value):
+        return value
+    shown = json.dumps(value, default=str)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    raise error(f"{owner} {where} is {shown}, which is not {words}; reprolock does not "
+                "use it as a path or write it into another file", hint=hint)
 
 
 @dataclass(frozen=True)
@@ -36,8 +79,12 @@ class Inputs:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Inputs:
-        return cls(InputFile(**data["config"]), tuple(InputFile(**f) for f in data["files"]),
-                   data["base"], data["platform"], data["resolver"])
+        return cls(_input_file(data["config"], "inputs.config"),
+                   tuple(_input_file(f, f"inputs.files[{i}]")
+                         for i, f in enumerate(data["files"])),
+                   checked(data["base"], "text", "inputs.base"),
+                   checked(data["platform"], "token", "inputs.platform"),
+                   checked(data["resolver"], "token", "inputs.resolver"))
 
 
 @dataclass(frozen=True)
@@ -58,9 +105,18 @@ class Artifact:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Artifact:
-        return cls(data["filename"], data["sha256"], data.get("size"), data.get("url"),
-                   data.get("path"))
+    def from_json(cls, data: Mapping[str, Any], where: str = "artifact") -> Artifact:
+        filename = checked(data["filename"], "wheel", f"{where}.filename")
+        path = data.get("path")
+        if path is not None:
+            checked(path, "wheel path", f"{where}.path")
+            if path.rsplit("/", 1)[-1] != filename:
+                raise LockFileError(f"the lock's {where}.path {path!r} is not a path to "
+                                    f"its filename {filename!r}", hint=_HINT)
+        url = data.get("url")
+        return cls(filename, checked(data["sha256"], "sha256", f"{where}.sha256"),
+                   data.get("size"), None if url is None else checked(url, "text", f"{where}.url"),
+                   path)
 
 
 @dataclass(frozen=True)
@@ -79,10 +135,15 @@ class Package:
                 "requestedBy": list(self.requested_by), "modules": list(self.modules)}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Package:
-        return cls(data["name"], data["version"], tuple(data["hashes"]),
-                   Artifact.from_json(data["artifact"]), data["direct"],
-                   tuple(data["requestedBy"]), tuple(data["modules"]))
+    def from_json(cls, data: Mapping[str, Any], where: str = "package") -> Package:
+        return cls(checked(data["name"], "name", f"{where}.name"),
+                   checked(data["version"], "version", f"{where}.version"),
+                   tuple(checked(h, "digest", f"{where}.hashes[{i}]")
+                         for i, h in enumerate(data["hashes"])),
+                   Artifact.from_json(data["artifact"], f"{where}.artifact"), data["direct"],
+                   tuple(checked(v, "text", f"{where}.requestedBy")
+                         for v in data["requestedBy"]),
+                   tuple(checked(m, "token", f"{where}.modules") for m in data["modules"]))
 
 
 @dataclass(frozen=True)
@@ -109,10 +170,19 @@ class BaseImage:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BaseImage:
-        return cls(data["reference"], data["digest"], data.get("indexDigest"),
-                   data.get("manifestDigest"), data["configDigest"], data["os"],
-                   data["architecture"], data["python"]["path"], data["python"]["version"],
-                   data["libc"]["family"], data["libc"]["version"])
+        optional = {key: None if data.get(key) is None
+                    else checked(data[key], "digest", f"base.{key}")
+                    for key in ("indexDigest", "manifestDigest")}
+        return cls(checked(data["reference"], "text", "base.reference"),
+                   checked(data["digest"], "digest", "base.digest"),
+                   optional["indexDigest"], optional["manifestDigest"],
+                   checked(data["configDigest"], "digest", "base.configDigest"),
+                   checked(data["os"], "token", "base.os"),
+                   checked(data["architecture"], "token", "base.architecture"),
+                   checked(data["python"]["path"], "absolute path", "base.python.path"),
+                   checked(data["python"]["version"], "python version", "base.python.version"),
+                   checked(data["libc"]["family"], "token", "base.libc.family"),
+                   checked(data["libc"]["version"], "token", "base.libc.version"))
 
 
 @dataclass(frozen=True)
@@ -143,9 +213,19 @@ class ImageRecord:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ImageRecord:
-        return cls(data["configDigest"], data["manifestDigest"], tuple(data["layers"]),
-                   data["compression"], data["sourceDateEpoch"], data["prefix"],
-                   dict(data.get("records", {})))
+        for i, layer in enumerate(data["layers"]):
+            for key in ("digest", "diffId"):
+                checked(layer[key], "digest", f"image.layers[{i}].{key}")
+            checked(layer["mediaType"], "token", f"image.layers[{i}].mediaType")
+            checked(layer["holds"], "text", f"image.layers[{i}].holds")
+        records = dict(data.get("records", {}))
+        for name, digest in records.items():
+            checked(name, "name", "image.records key")
+            checked(digest, "digest", f"image.records.{name}")
+        return cls(checked(data["configDigest"], "digest", "image.configDigest"),
+                   checked(data["manifestDigest"], "digest", "image.manifestDigest"),
+                   tuple(data["layers"]), data["compression"], data["sourceDateEpoch"],
+                   checked(data["prefix"], "absolute path", "image.prefix"), records)
 
 
 @dataclass(frozen=True)
@@ -164,8 +244,11 @@ class SbomRecord:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SbomRecord:
-        return cls(data["path"], data["format"], data["sha256"], data["tool"]["name"],
-                   data["tool"]["version"])
+        return cls(checked(data["path"], "file name", "sbom.path"),
+                   checked(data["format"], "token", "sbom.format"),
+                   checked(data["sha256"], "sha256", "sbom.sha256"),
+                   checked(data["tool"]["name"], "token", "sbom.tool.name"),
+                   checked(data["tool"]["version"], "token", "sbom.tool.version"))
 
 
 @dataclass(frozen=True)
@@ -200,15 +283,31 @@ class Lock:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Lock:
+        """The lock of a document the schema accepted; anything it should not have
+        accepted (a cache stamp skips the schema) is a :class:`LockFileError`."""
+        try:
+            return cls._from_json(data)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise LockFileError(
+                f"the lock is not the shape its schema gives ({type(exc).__name__}: "
+                f"{str(exc)[:80]})", hint=_HINT) from None
+
+    @classmethod
+    def _from_json(cls, data: Mapping[str, Any]) -> Lock:
         return cls(
-            inputs_digest=data["inputsDigest"],
+            inputs_digest=checked(data["inputsDigest"], "digest", "inputsDigest"),
             inputs=Inputs.from_json(data["inputs"]),
-            target=data["target"],
+            target=_target(data["target"]),
             base=BaseImage.from_json(data["base"]),
-            resolver=data["resolver"],
-            indexes=tuple(data["indexes"]),
-            packages=tuple(Package.from_json(p) for p in data["packages"]),
-            generator=data["generator"],
+            resolver={"name": checked(data["resolver"]["name"], "token", "resolver.name"),
+                      "version": checked(data["resolver"]["version"], "token",
+                                         "resolver.version")},
+            indexes=tuple(_index(x, f"indexes[{i}]") for i, x in enumerate(data["indexes"])),
+            packages=tuple(Package.from_json(p, f"packages[{i}]")
+                           for i, p in enumerate(data["packages"])),
+            generator={"name": checked(data["generator"]["name"], "token", "generator.name"),
+                       "version": checked(data["generator"]["version"], "token",
+                                          "generator.version")},
             image=ImageRecord.from_json(data["image"]) if data.get("image") else None,
             sbom=SbomRecord.from_json(data["sbom"]) if data.get("sbom") else None,
         )
@@ -219,3 +318,21 @@ class Lock:
 
 def _file(item: InputFile) -> dict[str, str]:
     return {"path": item.path, "sha256": item.sha256}
+
+
+def _input_file(data: Mapping[str, Any], where: str) -> InputFile:
+    return InputFile(checked(data["path"], "text", f"{where}.path"),
+                     checked(data["sha256"], "sha256", f"{where}.sha256"))
+
+
+def _index(data: Mapping[str, Any], where: str) -> dict[str, str]:
+    return {"kind": checked(data["kind"], "token", f"{where}.kind"),
+            "url": checked(data["url"], "text", f"{where}.url")}
+
+
+def _target(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The target names the platform and Python that exports and the build write out."""
+    checked(data["platform"], "token", "target.platform")
+    checked(data["architecture"], "token", "target.architecture")
+    checked(data["python"]["version"], "python version", "target.python.version")
+    return data

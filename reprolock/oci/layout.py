@@ -32,8 +32,11 @@ def add_layer_from_dir(layout: Path, root: Path, **kwargs: Any) -> LayerBlob:
     blobs.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=blobs, prefix=".layer-")
     os.close(fd)
-    layer = write_layer(root, Path(tmp), **kwargs)
-    os.replace(tmp, blobs / layer.digest.split(":")[1])
+    try:
+        layer = write_layer(root, Path(tmp), **kwargs)
+        os.replace(tmp, blobs / layer.digest.split(":")[1])
+    finally:  # a full disk or a bad root leaves no partial layer behind
+        Path(tmp).unlink(missing_ok=True)
     return layer
 
 

@@ -13,7 +13,7 @@ from typing import IO
 
 from reprolock._internal.files import atomic_writer
 from reprolock.build.builder import Image
-from reprolock.build.store import BlobStore
+from reprolock.build.store import BlobStore, disk_space
 from reprolock.image.interface import OCI_INDEX, REF_NAME
 from reprolock.oci.tarball import DEFAULT_MTIME
 from reprolock.output.interface import Output, Progress, Written
@@ -74,7 +74,10 @@ class ArchiveOutput(Output):
     def write(self, image: Image, blobs: BlobStore, *, tag: str | None,
               progress: Progress, referrers: Sequence[Referrer] = ()) -> Written:
         tag = self.tag or tag or self.default_tag
-        with atomic_writer(self.path) as handle:
+        fix = (f"free space on the disk that holds {self.path}, or write the archive to "
+               "another disk (--output oci-archive:FILE)")
+        # the atomic writer removes its partial file on any failure
+        with disk_space(self.path, fix=fix), atomic_writer(self.path) as handle:
             write_archive(handle, image, blobs, tag=tag, repository=self.repository,
                           referrers=referrers)
         progress(f"wrote OCI archive {self.path} (tag {tag})")

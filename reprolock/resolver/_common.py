@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from reprolock._internal.urls import redact_text
+from reprolock._internal.urls import redact, redact_text, userinfo
 from reprolock.errors import ResolverError, ToolError
 from reprolock.resolver.interface import ResolveRequest
 
@@ -36,10 +36,14 @@ def explain_failure(exc: ToolError, request: ResolveRequest, tool: str) -> Resol
         hint = ("relax or correct the conflicting requirements named above; note that only "
                 "wheels are considered (reprolock never builds an sdist), so a package that "
                 "ships no wheel for the target cannot be locked")
+        private = [redact(u) for u in request.index.secrets() if userinfo(u)]
+        if private:  # pip hides a refused login (HTTP 401) as "no versions" when quiet
+            hint += (f"; or {', '.join(private)} refused the credentials: check the "
+                     "${VARIABLES} of the index URLs in the environment")
     elif "connect" in lowered or "resolve host" in lowered or "failed to fetch" in lowered \
             or "network" in lowered:
-        indexes = ", ".join(redact_text(u, request.index.secrets()) for u in
-                            request.index.secrets()) or "https://pypi.org/simple"
+        indexes = ", ".join(redact(u) for u in request.index.secrets()) \
+            or "https://pypi.org/simple"
         message = f"{tool} could not reach the package index ({indexes})"
         hint = "check index.url in reprolock.toml and your network"
     else:

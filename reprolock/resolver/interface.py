@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from reprolock._internal.urls import redact, userinfo
+from reprolock.errors import ResolverError
 from reprolock.target import Target
 
 
@@ -18,21 +21,51 @@ class IndexSettings:
     find_links: tuple[str, ...] = ()  # absolute directories or URLs
     no_index: bool = False
 
-    def args(self) -> list[str]:
-        """The options pip-compile and uv both understand."""
-        argv: list[str] = []
-        if self.no_index:
-            argv.append("--no-index")
-        elif self.url:
-            argv += ["--index-url", self.url]
-        for url in self.extra_urls if not self.no_index else ():
-            argv += ["--extra-index-url", url]
-        for link in self.find_links:
-            argv += ["--find-links", link]
-        return argv
+    def options(self, names: IndexVariables) -> tuple[list[str], dict[str, str]]:
+        """The command-line options and environment variables that give the tool these
+        indexes: a list that holds a credential goes through the environment, which only
+        this user can read, never through argv, which every local user reads in
+        /proc/PID/cmdline."""
+        argv: list[str] = ["--no-index"] if self.no_index else []
+        env: dict[str, str] = {}
+        lists = [("--index-url", names.index_url, " ",
+                  [self.url] if self.url and not self.no_index else []),
+                 ("--extra-index-url", names.extra_index_urls, " ",
+                  [] if self.no_index else list(self.extra_urls)),
+                 ("--find-links", names.find_links, names.find_links_separator,
+                  list(self.find_links))]
+        for option, variable, separator, values in lists:
+            if not any(userinfo(v) for v in values):
+                argv += [arg for value in values for arg in (option, value)]
+                continue
+            for value in values:
+                if separator in value or (separator == " " and value != value.strip()):
+                    raise ResolverError(
+                        f"{redact(value)} holds {separator!r}, which separates the entries "
+                        f"of {variable}, the variable that passes it with credentials",
+                        hint="rename the directory or percent-encode the URL")
+            env[variable] = separator.join(values)
+        return argv, env
 
     def secrets(self) -> list[str]:
         return [u for u in (self.url, *self.extra_urls, *self.find_links) if u]
+
+
+@dataclass(frozen=True)
+class IndexVariables:
+    """The environment variables a resolver reads in place of its index options."""
+
+    index_url: str
+    extra_index_urls: str  # space-separated
+    find_links: str
+    find_links_separator: str
+    cleared: tuple[str, ...]  # other variables that would add indexes
+
+    def environment(self, base: Mapping[str, str], given: Mapping[str, str]) -> dict[str, str]:
+        """``base`` less every index variable (the user's own must not mix in), plus
+        ``given``."""
+        drop = {*self.cleared, self.index_url, self.extra_index_urls, self.find_links}
+        return {**{k: v for k, v in base.items() if k not in drop}, **given}
 
 
 @dataclass(frozen=True)

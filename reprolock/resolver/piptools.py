@@ -3,6 +3,7 @@ must match this machine (Python minor version, OS, architecture, C library)."""
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from pathlib import Path
@@ -10,9 +11,13 @@ from pathlib import Path
 from reprolock._internal.proc import run
 from reprolock.errors import ResolverError, ToolError
 from reprolock.resolver._common import explain_failure, relative_inputs, scratch_dir, scratch_output
-from reprolock.resolver.interface import Resolution, Resolver, ResolveRequest
+from reprolock.resolver.interface import IndexVariables, Resolution, Resolver, ResolveRequest
 from reprolock.target import Target
 
+# pip reads each of its options from PIP_<OPTION> too; lists are whitespace-separated
+_PIP_INDEX = IndexVariables(
+    index_url="PIP_INDEX_URL", extra_index_urls="PIP_EXTRA_INDEX_URL",
+    find_links="PIP_FIND_LINKS", find_links_separator=" ", cleared=("PIP_NO_INDEX",))
 _HINT = "install pip-tools (pip install pip-tools) or set resolver = \"uv\" in reprolock.toml"
 
 
@@ -47,19 +52,21 @@ class PipToolsResolver(Resolver):
         version = self.version()
         with scratch_dir() as tmp:
             out = scratch_output(request, Path(tmp))
+            index_argv, index_env = request.index.options(_PIP_INDEX)
             argv = [sys.executable, "-m", "piptools", "compile", *relative_inputs(request),
                     "--generate-hashes", "--allow-unsafe", "--no-header", "--annotate",
                     "--no-emit-index-url", "--no-emit-trusted-host", "--no-config",
                     "--strip-extras", "--quiet", "--output-file", str(out),
                     # sdists would be built (their code run) just to read metadata
                     "--pip-args", "--only-binary=:all:",
-                    *request.index.args()]
+                    *index_argv]
             if request.upgrade:
                 argv.append("--upgrade")
             for name in request.upgrade_packages:
                 argv += ["--upgrade-package", name]
             try:
-                run(argv, cwd=request.root, what="pip-compile", hint=_HINT)
+                run(argv, cwd=request.root, env=_PIP_INDEX.environment(os.environ, index_env),
+                    what="pip-compile", hint=_HINT)
             except ToolError as exc:
                 raise explain_failure(exc, request, "pip-compile") from exc
             from reprolock.resolver.compiled import parse_compiled

@@ -12,9 +12,13 @@ from pathlib import Path
 from reprolock._internal.proc import find_tool, run
 from reprolock.errors import ToolError
 from reprolock.resolver._common import explain_failure, relative_inputs, scratch_dir, scratch_output
-from reprolock.resolver.interface import Resolution, Resolver, ResolveRequest
+from reprolock.resolver.interface import IndexVariables, Resolution, Resolver, ResolveRequest
 from reprolock.target import Target
 
+_UV_INDEX = IndexVariables(
+    index_url="UV_INDEX_URL", extra_index_urls="UV_EXTRA_INDEX_URL",
+    find_links="UV_FIND_LINKS", find_links_separator=",",
+    cleared=("UV_INDEX", "UV_DEFAULT_INDEX", "UV_NO_INDEX"))
 _HINT = "install uv (pip install uv) or set resolver = \"pip-tools\" in reprolock.toml"
 
 
@@ -59,6 +63,7 @@ class UvResolver(Resolver):
                 scratch_dir() as tmp:
             version = pool.submit(self.version)  # beside the resolution, not before it
             out = scratch_output(request, Path(tmp))
+            index_argv, index_env = request.index.options(_UV_INDEX)
             argv = [uv_binary(), "pip", "compile", *relative_inputs(request),
                     "--generate-hashes", "--no-header", "--annotation-style", "split",
                     "--no-config", "--quiet", "--only-binary", ":all:",
@@ -67,11 +72,12 @@ class UvResolver(Resolver):
                     # one spares its search of PATH (0.6 s through pyenv shims here).
                     "--python", sys.executable,
                     "--python-platform", request.target.uv_platform,
-                    "--output-file", str(out), *request.index.args()]
+                    "--output-file", str(out), *index_argv]
             for name in request.upgrade_packages:
                 argv += ["--upgrade-package", name]
             try:
-                run(argv, cwd=request.root, env=_env(), what="uv pip compile", hint=_HINT)
+                run(argv, cwd=request.root, env=_env(index_env), what="uv pip compile",
+                    hint=_HINT)
             except ToolError as exc:
                 raise explain_failure(exc, request, "uv") from exc
             from reprolock.resolver.compiled import parse_compiled
@@ -80,7 +86,7 @@ class UvResolver(Resolver):
             return Resolution(pins=pins, resolver=self.name, resolver_version=version.result())
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
+def _env(index: dict[str, str]) -> dict[str, str]:
+    env = _UV_INDEX.environment(os.environ, index)
     env.setdefault("UV_NO_PROGRESS", "1")
     return env

@@ -5,12 +5,18 @@ no ``str.removeprefix``, no ``hashlib.file_digest``): the build ships this file 
 image as ``/.reprolock/check.py`` and it runs with the image's own interpreter, where
 reprolock is not installed::
 
-    python /.reprolock/check.py [--fast] [--json]
+    python -I -S -B /.reprolock/check.py [--fast] [--json]
 
 It compares the running interpreter, platform, installed distributions, every installed
-file, the code files and the declared environment variables with ``lock.json``,
-``code.json`` and ``runtime.json`` beside it. GPU, CUDA and driver versions are recorded,
-not enforced. Exit 0: as locked; 1: drift; 2: the check could not run.
+file, the virtual environment's own files, the code files, every startup hook and
+bytecode file on the interpreter's path and the environment variables with
+``lock.json``, ``code.json`` and ``runtime.json`` beside it. GPU, CUDA and driver versions
+are recorded, not enforced. Exit 0: as locked; 1: drift; 2: the check could not run.
+
+``-I -S -B``: the checker must not run the image's startup hooks (a ``sitecustomize.py`` or
+``.pth`` could patch the checker itself), so it runs isolated and finds the hooks by
+reading directories, never by letting ``site`` run. Started without them it starts itself
+again with them, before it reads anything.
 """
 # (annotations are strings under "from __future__ import annotations": "X | None" and
 # "list[str]" in them are fine on 3.8; nothing here evaluates them)
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import base64
 import concurrent.futures
+import contextlib
 import csv
 import hashlib
 import io
@@ -86,6 +93,18 @@ class Expected:
         # the lock's own copy wins; the build's embedded one covers older locks
         self.records = dict(image.get("records") or runtime.get("records") or {})
         self.env = dict(runtime.get("env") or {})
+        self.minor = minor
+        python = (lock.get("base") or {}).get("python") or {}
+        self.base_python = str(python.get("path") or "")  # what bin/python links to
+        self.base_version = str(python.get("version") or "")
+        # the base's startup hooks and bytecode, as the build (or 'reprolock run', from
+        # the locked base) recorded them; None: not recorded, nothing in the base vouched
+        base = runtime.get("base")
+        files = base.get("files") if isinstance(base, dict) else None
+        if base is not None and not isinstance(files, dict):
+            raise CheckError("runtime.json: 'base' has no 'files' object: the image's "
+                             "expectations are damaged; rebuild it")
+        self.base_files: dict[str, Any] | None = files
 
 
 def _load_json(path: str, what: str) -> dict[str, Any]:
@@ -129,7 +148,15 @@ def check_python(exp: Expected, root: str) -> Result:
     version = platform.python_version()
     if version != want["version"]:
         problems.append(f"Python {version}, the lock targets {want['version']}")
-    if os.path.realpath(sys.prefix) != os.path.realpath(root.rstrip("/") + exp.prefix):
+    if sys.flags.no_site:
+        # isolated (-S): sys.prefix is the base's, as site.py did not run; what matters is
+        # that this is the interpreter the venv's python runs (the venv check says the
+        # venv's own files are the build's)
+        venv = root.rstrip("/") + exp.prefix + "/bin/python"
+        if os.path.realpath(venv) != os.path.realpath(sys.executable):
+            problems.append(f"this interpreter ({sys.executable}) is not the one "
+                            f"{exp.prefix}/bin/python runs ({os.path.realpath(venv)})")
+    elif os.path.realpath(sys.prefix) != os.path.realpath(root.rstrip("/") + exp.prefix):
         problems.append(f"the interpreter's prefix is {sys.prefix}, not the locked "
                         f"environment {exp.prefix} (run {exp.prefix}/bin/python)")
     return _result("python", problems, f"{platform.python_implementation()} {version} in "
@@ -152,6 +179,66 @@ def check_platform(exp: Expected) -> Result:
         problems.append(f"glibc {version}, the lock targets glibc {libc.get('version')}")
     return _result("platform", problems, f"{system}/{machine}, libc {family} {version}".rstrip(),
                    "platform differences")
+
+
+# -- the virtual environment's own files -------------------------------------------------
+
+def _read_cfg(path: str) -> tuple[dict[str, str], list[str]]:
+    """pyvenv.cfg as site.py and getpath read it (the last value of a key wins), and the
+    keys set more than once."""
+    values: dict[str, str] = {}
+    repeated = []
+    with open(path, "rb") as handle:
+        text = handle.read(1 << 16).decode("utf-8", "replace")
+    for line in text.splitlines():
+        if "=" in line:
+            key, _, value = line.partition("=")
+            key = key.strip().lower()
+            if key in values:
+                repeated.append(key)
+            values[key] = value.strip()
+    return values, repeated
+
+
+def venv_links(exp: Expected) -> dict[str, str]:
+    """The interpreter links the build makes (reprolock/build/install.py venv_entries)."""
+    return {"python": exp.base_python, "python3": "python", f"python{exp.minor}": "python"}
+
+
+def check_venv(exp: Expected, root: str) -> Result:
+    """pyvenv.cfg decides what the venv's python puts on sys.path (the base's site
+    directories with include-system-site-packages = true) and bin/python what runs."""
+    if not exp.base_python:
+        return _result("venv", ["the lock records no base interpreter (base.python.path): "
+                                "the venv cannot be compared with the build's"], "",
+                       "venv differences")
+    top = root.rstrip("/") + exp.prefix
+    want = {"home": posixpath.dirname(exp.base_python), "include-system-site-packages":
+            "false", "version": exp.base_version, "executable": exp.base_python}
+    problems = []
+    try:
+        values, repeated = _read_cfg(top + "/pyvenv.cfg")
+    except OSError:
+        problems.append(f"{exp.prefix}/pyvenv.cfg is missing or unreadable")
+        values, repeated = dict(want), []
+    for key in sorted(set(want) | set(values)):
+        if values.get(key) != want.get(key):
+            have = "unset" if key not in values else repr(values[key])
+            wrote = "nothing" if key not in want else repr(want[key])
+            problems.append(f"{exp.prefix}/pyvenv.cfg: {key} is {have}, the build wrote "
+                            f"{wrote}")
+    problems.extend(f"{exp.prefix}/pyvenv.cfg sets {key} more than once" for key in repeated)
+    for name, target in sorted(venv_links(exp).items()):
+        try:
+            actual = os.readlink(f"{top}/bin/{name}")
+        except OSError:
+            problems.append(f"{exp.prefix}/bin/{name} is no longer a link to {target}")
+            continue
+        if actual != target:
+            problems.append(f"{exp.prefix}/bin/{name} points to {actual}, the build made it "
+                            f"a link to {target}")
+    return _result("venv", problems, f"pyvenv.cfg and the interpreter links of {exp.prefix} "
+                   "as built", "venv differences")
 
 
 # -- distributions ------------------------------------------------------------------------
@@ -348,16 +435,15 @@ def _walk_files(top: str) -> Iterable[str]:
 
 
 def check_unowned(exp: Expected, listed: set[str], root: str) -> Result:
-    """Files in site-packages or bin that no RECORD lists (a dropped .pth, a new module)."""
-    prefix_bin = f"{exp.prefix}/bin"
-    minor = exp.site.split("/lib/")[-1].split("/")[0]  # python3.11
-    allowed = {f"{prefix_bin}/python", f"{prefix_bin}/python3", f"{prefix_bin}/{minor}"}
+    """Files anywhere in the venv that no RECORD lists (a dropped .pth, a new module, a
+    .pyc); the venv's own files are the venv check's."""
+    allowed = {f"{exp.prefix}/bin/{name}" for name in venv_links(exp)}
+    allowed.add(f"{exp.prefix}/pyvenv.cfg")
     problems = []
-    for top in (exp.site, prefix_bin):
-        for full in _walk_files(root.rstrip("/") + top):
-            path = full[len(root.rstrip("/")):] if root != "/" else full
-            if path not in listed and path not in allowed:
-                problems.append(f"{path} belongs to no installed distribution")
+    for full in _walk_files(root.rstrip("/") + exp.prefix):
+        path = full[len(root.rstrip("/")):] if root != "/" else full
+        if path not in listed and path not in allowed:
+            problems.append(f"{path} belongs to no installed distribution")
     return _result("unowned", problems, "no files outside the installed distributions",
                    "files that no RECORD lists")
 
@@ -403,13 +489,193 @@ def check_code(exp: Expected, root: str, *, fast: bool) -> Result:
     known = {e["path"] for e in entries}
     for full in _walk_files(base):
         rel = os.path.relpath(full, base).replace(os.sep, "/")
-        if rel not in known and "__pycache__" not in rel.split("/"):
+        if rel in known:
+            continue
+        if rel.endswith(".pyc") or "__pycache__" in rel.split("/"):
+            # the build writes no bytecode: a .pyc whose header matches its source's mtime
+            # and size runs instead of the source
+            problems.append(f"{rel} is bytecode the built code does not have (Python "
+                            "would run it instead of the source)")
+        else:
             problems.append(f"{rel} was added (not in the built code)")
     return _result("code", sorted(problems), f"{len(entries)} code files in {workdir} as built "
                    f"(tree {exp.code.get('treeDigest', '?')})", "code differences")
 
 
+# -- startup hooks and bytecode on the interpreter's path --------------------------------
+
+HOOKS = ("sitecustomize", "usercustomize")  # site.py imports these from anywhere on sys.path
+_ZIP = re.compile(r"^python\d+\.zip$")
+_LINK_DEPTH = 8
+
+
+def _hook(name: str) -> bool:
+    """sitecustomize.py, .pyc, .so, .cpython-311-x86_64-linux-gnu.so, a package directory."""
+    return name.split(".", 1)[0] in HOOKS
+
+
+def _kind(path: str) -> str:
+    name = posixpath.basename(path)
+    if _hook(name) or any(_hook(p) for p in path.split("/")):
+        return "a startup hook"
+    if name.endswith(".pth"):
+        return "a .pth file (site.py runs its import lines)"
+    if name.endswith(".pyc"):
+        return "bytecode"
+    return "an archive on sys.path"
+
+
+class Scan:
+    """The image paths found and the problems with them; ``seen`` keeps each path once."""
+
+    def __init__(self, exp: Expected, root: str, fast: bool) -> None:
+        self.exp = exp
+        self.root = root.rstrip("/")
+        self.fast = fast
+        self.seen: set[str] = set()
+        self.problems: list[str] = []
+        self.unvouched: list[str] = []  # found, but no base record to compare with
+
+    def full(self, path: str) -> str:
+        return self.root + path
+
+    def item(self, path: str) -> None:
+        if path in self.seen:
+            return
+        self.seen.add(path)
+        if self.exp.base_files is None:
+            self.unvouched.append(path)
+            return
+        problem = self._problem(path, 0)
+        if problem:
+            self.problems.append(problem)
+
+    def _problem(self, path: str, depth: int) -> str | None:
+        want = (self.exp.base_files or {}).get(path)
+        try:
+            info = os.lstat(self.full(path))
+        except OSError:
+            return f"{path} cannot be read" if want is None else None
+        if not isinstance(want, dict):
+            return f"{path} is {_kind(path)} that the base image does not have"
+        if "link" in want:
+            if not stat.S_ISLNK(info.st_mode) or os.readlink(self.full(path)) != want["link"]:
+                return f"{path} is no longer the base's link to {want['link']}"
+            if depth >= _LINK_DEPTH:
+                return f"{path}: too many links"
+            # the content behind the link is what runs: it must be the base's too
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(path), want["link"]))
+            return self._problem(target, depth + 1)
+        if want.get("type") == "dir":
+            return None if stat.S_ISDIR(info.st_mode) else f"{path} is no longer a directory"
+        if "sha256" not in want:
+            return f"{path} is {_kind(path)} whose content the base record cannot vouch for"
+        if not stat.S_ISREG(info.st_mode) or info.st_size != want.get("size"):
+            return f"{path} ({_kind(path)}) changed: it is not the base image's"
+        if not self.fast and _sha256(self.full(path)) != want["sha256"]:
+            return f"{path} ({_kind(path)}) changed: its sha256 is not the base image's"
+        return None
+
+    def directory(self, path: str, *, site: bool) -> None:
+        """One directory on (or that site.py would put on) sys.path: its hooks, its .pth
+        files when it is a site directory, every .pyc below it."""
+        full = self.full(path)
+        if os.path.lexists(full) and not os.path.isdir(full):
+            self.item(path)  # a zip (python311.zip) imports like a directory
+            return
+        try:
+            names = sorted(os.listdir(full))
+        except OSError:
+            return  # not there: nothing runs from it
+        for name in names:
+            if _hook(name) or (site and name.endswith(".pth")):
+                self.item(posixpath.join(path, name))
+                if os.path.isdir(self.full(posixpath.join(path, name))):
+                    self._tree(posixpath.join(path, name), everything=True)
+        self._tree(path, everything=False)
+
+    def _tree(self, path: str, *, everything: bool) -> None:
+        top = self.full(path)
+        for full in _walk_files(top):
+            image_path = full[len(self.root):] if self.root else full
+            if everything or image_path.endswith(".pyc"):
+                self.item(image_path)
+
+
+def _interpreter_dirs(exp: Expected, listed: set[str], root: str) -> list[tuple[str, bool]]:
+    """Every directory the image's python may import from before the training: the
+    stdlib entries of sys.path, the base's site directories (used when pyvenv.cfg
+    includes them, or by the base python), the user site, PYTHONPATH, and the directories
+    that the venv's recorded .pth files add; as (image path, is a site directory)."""
+    import site  # with -S, importing site runs nothing: main() is skipped
+
+    found: list[tuple[str, bool]] = [(p, False) for p in sys.path if os.path.isabs(p)]
+    prefixes = [sys.base_prefix, sys.base_exec_prefix]
+    with contextlib.suppress(AttributeError, TypeError):  # a patched site module
+        found.extend((p, True) for p in site.getsitepackages(prefixes))
+    with contextlib.suppress(AttributeError, TypeError, KeyError):  # no home directory
+        found.append((site.getusersitepackages(), True))
+    found.extend((p, False) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                 if os.path.isabs(p))
+    found.extend((p, False) for p in _pth_dirs(exp, listed, root))
+    return found
+
+
+def _pth_dirs(exp: Expected, listed: set[str], root: str) -> list[str]:
+    """Directories that the recorded .pth files of the venv add to sys.path."""
+    dirs = []
+    for path in sorted(p for p in listed if p.endswith(".pth")
+                       and posixpath.dirname(p) == exp.site):
+        try:
+            with open(root.rstrip("/") + path, "rb") as handle:
+                lines = handle.read(1 << 16).decode("utf-8", "replace").splitlines()
+        except OSError:
+            continue  # the files check names it
+        for line in lines:
+            line = line.strip()
+            if line and not line.startswith(("#", "import ", "import\t")):
+                dirs.append(posixpath.normpath(posixpath.join(exp.site, line)))
+    return dirs
+
+
+def check_startup(exp: Expected, listed: set[str], root: str, *, fast: bool) -> Result:
+    """What Python runs before the training and reprolock did not install: startup hooks,
+    .pth files and bytecode that are not the base image's (the venv's own files are the
+    files and unowned checks'; the code's, the code check's)."""
+    scan = Scan(exp, root, fast)
+    venv = exp.prefix.rstrip("/") + "/"
+    for path, site in _interpreter_dirs(exp, listed, root):
+        path = posixpath.normpath(path)  # under --root (tests), looked up inside it
+        if not (path + "/").startswith(venv):
+            scan.directory(path, site=site)
+    problems = sorted(scan.problems)
+    if scan.unvouched:
+        problems.append(f"the expectations record none of the base image's startup hooks "
+                        f"and bytecode (runtime.json has no 'base'), so {len(scan.unvouched)} "
+                        f"such files cannot be told from planted ones, among them "
+                        f"{sorted(scan.unvouched)[0]}: rebuild the image with a reprolock that "
+                        "records them, or check it with 'reprolock run', which reads them "
+                        "from the locked base")
+    return _result("startup", problems, f"{len(scan.seen)} startup hooks and bytecode files "
+                   "on the interpreter's path are the base image's",
+                   "startup hooks or bytecode the image does not have")
+
+
 # -- environment variables and accelerators -----------------------------------------------
+
+# PYTHON* variables that change what runs or how (PYTHONPATH, PYTHONSTARTUP, PYTHONHOME,
+# PYTHONUSERBASE, PYTHONPYCACHEPREFIX, PYTHONWARNINGS and PYTHONBREAKPOINT import modules,
+# PYTHONOPTIMIZE drops asserts, …) are drift unless declared; these only add diagnostics
+_HARMLESS = ("PYTHONVERBOSE", "PYTHONUNBUFFERED", "PYTHONFAULTHANDLER", "PYTHONTRACEMALLOC",
+             "PYTHONPROFILEIMPORTTIME", "PYTHONNODEBUGRANGES", "PYTHONMALLOCSTATS",
+             "PYTHONASYNCIODEBUG")
+
+
+def _loads_code(name: str) -> bool:
+    """A variable that can make Python or the dynamic loader run other code."""
+    return (name.startswith("PYTHON") and name not in _HARMLESS) or name.startswith("LD_") \
+        or name in ("GCONV_PATH", "GLIBC_TUNABLES")
+
 
 def check_env(exp: Expected) -> Result:
     wanted = dict(exp.env)
@@ -426,6 +692,11 @@ def check_env(exp: Expected) -> Result:
     first = os.environ.get("PATH", "").split(":")[0]
     if first != f"{exp.prefix}/bin":
         problems.append(f"PATH starts with {first!r}, not {exp.prefix}/bin")
+    for name in sorted(os.environ):
+        if name not in wanted and _loads_code(name):
+            # the name only: an undeclared variable's value may be a secret
+            problems.append(f"{name} is set, but the image does not declare it (it changes "
+                            "what Python or the loader runs)")
     return _result("env", problems, f"{len(wanted)} declared variables as set",
                    "environment differences")
 
@@ -463,13 +734,15 @@ def run(directory: str, *, root: str = "/", fast: bool = False,
     site = root.rstrip("/") + exp.site
     dists, broken = installed(site)
     owned, listed, record_problems = read_records(exp, dists)
-    results = [check_python(exp, root), check_platform(exp),
+    results = [check_python(exp, root), check_platform(exp), check_venv(exp, root),
                check_distributions(exp, dists, broken),
                check_records(exp, dists, record_problems),
                check_files(owned, root, fast=fast, jobs=jobs or os.cpu_count() or 1),
-               check_unowned(exp, listed, root), check_code(exp, root, fast=fast),
-               check_env(exp)]
+               check_unowned(exp, listed, root),
+               check_startup(exp, listed, root, fast=fast),
+               check_code(exp, root, fast=fast), check_env(exp)]
     return {"ok": all(r.ok for r in results), "mode": "fast" if fast else "full",
+            "isolated": bool(sys.flags.isolated and sys.flags.no_site),
             "checks": [r.to_json() for r in results],
             "lockDigest": _lock_digest(directory), "codeTree": exp.code.get("treeDigest"),
             "python": {"implementation": platform.python_implementation(),
@@ -520,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="hashing threads (default: "
                         "every core)")
     args = parser.parse_args(argv)
+    sys.dont_write_bytecode = True  # what it imports from here on (see isolate)
     try:
         report = run(args.dir, root=args.root, fast=args.fast, jobs=args.jobs)
     except CheckError as exc:
@@ -533,5 +807,21 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK if report["ok"] else EXIT_DRIFT
 
 
+def isolate(argv: list[str]) -> None:
+    """Start again as ``python -I -S -B`` unless already so: isolated, this interpreter runs
+    no sitecustomize, usercustomize or .pth and ignores PYTHON* variables, so a hook in the
+    image cannot patch the check. (Started without them, the hooks have run once already:
+    'reprolock run' and 'verify --runtime' pass -I -S -B themselves.) -B: a stale .pyc of
+    the base (its header names the source's mtime from before the base was packed) would
+    be rewritten by this very check, which would then find the base's bytecode changed;
+    -I ignores PYTHONDONTWRITEBYTECODE."""
+    flags = sys.flags
+    if (flags.isolated and flags.no_site and flags.dont_write_bytecode) or not sys.executable:
+        return
+    os.execv(sys.executable, [sys.executable, "-I", "-S", "-B", os.path.abspath(__file__),
+                              *argv])
+
+
 if __name__ == "__main__":
+    isolate(sys.argv[1:])
     sys.exit(main())

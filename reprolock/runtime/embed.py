@@ -53,9 +53,16 @@ def code_listing(code: CodeSet, workdir: str) -> dict[str, Any]:
 
 
 def runtime_record(*, prefix: str, records: Mapping[str, str],
-                   env: Mapping[str, str] | None) -> dict[str, Any]:
-    return {"version": LISTING_VERSION, "prefix": prefix, "records": dict(sorted(records.items())),
-            "env": dict(sorted((env or {}).items()))}
+                   env: Mapping[str, str] | None,
+                   base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``base``: the base image's startup hooks and bytecode
+    (:func:`reprolock.runtime.basefiles.base_record`); without it the checker cannot tell
+    the base's own ``sitecustomize.py`` and ``.pyc`` files from planted ones."""
+    doc = {"version": LISTING_VERSION, "prefix": prefix, "records": dict(sorted(records.items())),
+           "env": dict(sorted((env or {}).items()))}
+    if base is not None:
+        doc["base"] = dict(base)
+    return doc
 
 
 def _json(doc: Mapping[str, Any]) -> bytes:
@@ -64,14 +71,17 @@ def _json(doc: Mapping[str, Any]) -> bytes:
 
 def image_files(*, lock_bytes: bytes, code: CodeSet, workdir: str, prefix: str,
                 records: Mapping[str, str],
-                env: Mapping[str, str] | None = None) -> list[EmbeddedFile]:
+                env: Mapping[str, str] | None = None,
+                base: Mapping[str, Any] | None = None) -> list[EmbeddedFile]:
     """``lock_bytes``: the lock file as read; ``records``: distribution name to the
     ``sha256:`` digest of its RECORD as installed under ``prefix``; ``env``: the image's
-    declared environment variables (what the checker compares the container's with)."""
+    declared environment variables (what the checker compares the container's with);
+    ``base``: the base image's startup hooks and bytecode (``basefiles.scan_layers``)."""
     return [
         EmbeddedFile(CHECKER, checker_source(), executable=True),
         EmbeddedFile(f"{RUNTIME_DIR}/code.json", _json(code_listing(code, workdir))),
         EmbeddedFile(f"{RUNTIME_DIR}/lock.json", lock_bytes),
         EmbeddedFile(f"{RUNTIME_DIR}/runtime.json",
-                     _json(runtime_record(prefix=prefix, records=records, env=env))),
+                     _json(runtime_record(prefix=prefix, records=records, env=env,
+                                          base=base))),
     ]

@@ -8,8 +8,13 @@ import binascii
 from pathlib import Path
 
 from reprolock._internal.files import atomic_write_text
+from reprolock._internal.jsonio import read_bounded
 from reprolock.signing.interface import Signer, VerificationFailed
 from reprolock.signing.keys import TrustedKey
+
+#: A DER ECDSA P-256 signature is at most 72 bytes, 96 in base64; anything much larger is
+#: not a signature, and is not read whole.
+SIGNATURE_LIMIT = 4096
 
 
 def sign_file(path: Path, signer: Signer) -> Path:
@@ -19,26 +24,38 @@ def sign_file(path: Path, signer: Signer) -> Path:
     return signature_path
 
 
-def decode_signature(text: str, *, where: str) -> bytes:
+def decode_signature(data: bytes | str, *, where: str) -> bytes:
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("ascii")
+        except UnicodeDecodeError:
+            raise VerificationFailed(f"{where} is not base64 (it holds bytes that are not "
+                                     "ASCII text)", hint="re-sign the file") from None
     try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise VerificationFailed(f"{where} is not base64", hint="re-sign the file") from exc
+        raw = base64.b64decode(data.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise VerificationFailed(f"{where} is not base64", hint="re-sign the file") from None
     if not raw:
         raise VerificationFailed(f"{where} is empty", hint="re-sign the file")
     return raw
+
+
+def read_signature(signature_path: Path, *, signed: Path) -> bytes:
+    """The decoded signature in ``signature_path``; VerificationFailed when it is missing,
+    unreadable, oversized or not base64 (a lock with such a signature is not signed)."""
+    if not signature_path.exists() and not signature_path.is_symlink():
+        raise VerificationFailed(f"{signed.name} is not signed (no {signature_path.name})",
+                                 hint=f"run 'reprolock sign KEY' to sign {signed.name}")
+    data = read_bounded(signature_path, limit=SIGNATURE_LIMIT, error=VerificationFailed,
+                        hint=f"run 'reprolock sign KEY' to sign {signed.name} again")
+    return decode_signature(data, where=signature_path.name)
 
 
 def verify_file(path: Path, trusted: list[TrustedKey], *, signature_path: Path | None = None,
                 ) -> TrustedKey:
     """The trusted key whose signature this is; VerificationFailed otherwise."""
     signature_path = signature_path or path.with_name(path.name + ".sig")
-    try:
-        text = signature_path.read_text()
-    except FileNotFoundError as exc:
-        raise VerificationFailed(f"{path.name} is not signed (no {signature_path.name})",
-                                 hint=f"run 'reprolock sign KEY' to sign {path.name}") from exc
-    signature = decode_signature(text, where=signature_path.name)
+    signature = read_signature(signature_path, signed=path)
     data = path.read_bytes()
     for key in trusted:
         if key.verifies(signature, data):

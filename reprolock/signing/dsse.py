@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from reprolock._internal.jsonio import parse_json, read_json
 from reprolock.signing.interface import Signer, VerificationFailed
 from reprolock.signing.keys import TrustedKey
 
 INTOTO_PAYLOAD = "application/vnd.in-toto+json"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
+#: Envelopes hold one statement of at most a few thousand subjects and dependencies.
+ENVELOPE_LIMIT = 16 << 20
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -36,15 +39,28 @@ class VerifiedEnvelope:
     key: TrustedKey
 
     def statement(self) -> dict[str, Any]:
-        try:
-            doc = json.loads(self.payload)
-        except ValueError as exc:
-            raise VerificationFailed("the envelope's payload is not JSON") from exc
-        kind = doc.get("_type") if isinstance(doc, dict) else None
-        if not isinstance(doc, dict) or kind != STATEMENT_V1:
+        """The payload, strictly parsed: a duplicate key would let the signature cover one
+        statement while a check reads another."""
+        doc: dict[str, Any] = parse_json(self.payload, source="the envelope's payload",
+                                         error=VerificationFailed)
+        kind = doc.get("_type")
+        if kind != STATEMENT_V1:
             raise VerificationFailed(
-                f"the envelope's payload is not an in-toto Statement v1 (_type {kind!r})")
-        return dict(doc)
+                f"the envelope's payload is not an in-toto Statement v1 (_type {_short(kind)})")
+        return doc
+
+
+def read_envelope(path: Path, *, hint: str | None = None) -> dict[str, Any]:
+    """A DSSE envelope file, strictly parsed and bounded; VerificationFailed (a finding:
+    what should vouch for something does not) when it is missing or malformed."""
+    envelope: dict[str, Any] = read_json(path, error=VerificationFailed, hint=hint,
+                                         limit=ENVELOPE_LIMIT)
+    return envelope
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _b64(text: object, what: str) -> bytes:
@@ -61,10 +77,13 @@ def _b64(text: object, what: str) -> bytes:
 def verify_envelope(envelope: Mapping[str, Any], trusted: list[TrustedKey], *,
                     payload_type: str = INTOTO_PAYLOAD, threshold: int = 1) -> VerifiedEnvelope:
     """Exactly one signature by default, and it must be by a trusted key."""
+    if not isinstance(envelope, Mapping):
+        raise VerificationFailed(f"the envelope is not a JSON object (it is "
+                                 f"{type(envelope).__name__})", hint="this is not a DSSE envelope")
     kind = envelope.get("payloadType")
     if kind != payload_type:
-        raise VerificationFailed(f"the envelope's payloadType is {kind!r}, not {payload_type!r}",
-                                 hint="this is not a reprolock build attestation")
+        raise VerificationFailed(f"the envelope's payloadType is {_short(kind)}, not "
+                                 f"{payload_type!r}", hint="this is not a reprolock attestation")
     payload = _b64(envelope.get("payload"), "payload")
     signatures = envelope.get("signatures")
     if not isinstance(signatures, list) or not signatures:
@@ -88,14 +107,38 @@ def verify_envelope(envelope: Mapping[str, Any], trusted: list[TrustedKey], *,
     return VerifiedEnvelope(payload, payload_type, accepted[0])
 
 
-def check_subjects(statement: Mapping[str, Any], expected: Mapping[str, str]) -> None:
-    """Each expected name → sha256 must be a subject of the statement, digest equal."""
-    subjects = {s.get("name"): (s.get("digest") or {}).get("sha256")
-                for s in statement.get("subject", []) if isinstance(s, dict)}
+def subjects(statement: Mapping[str, Any]) -> dict[str, str]:
+    """name → sha256 hex of each subject; a malformed or repeated subject is refused (two
+    subjects of one name would let a check read the one that was not meant)."""
+    items = statement.get("subject")
+    if not isinstance(items, list):
+        raise VerificationFailed("the statement's subject is not a list",
+                                 hint="this is not an in-toto Statement v1")
+    found: dict[str, str] = {}
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else None
+        digest = item.get("digest") if isinstance(item, dict) else None
+        sha256 = digest.get("sha256") if isinstance(digest, dict) else None
+        if not isinstance(name, str) or not isinstance(sha256, str):
+            raise VerificationFailed(f"the statement has a malformed subject ({_short(item)}): "
+                                     "each needs a name and a digest.sha256 string",
+                                     hint="this is not an in-toto Statement v1")
+        if name in found:
+            raise VerificationFailed(f"the statement names the subject {_short(name)} twice",
+                                     hint="the attestation was crafted; do not trust it")
+        found[name] = sha256
+    return found
+
+
+def check_subjects(statement: Mapping[str, Any], expected: Mapping[str, str]) -> dict[str, str]:
+    """Each expected name → sha256 must be a subject of the statement, digest equal.
+    Returns every subject (name → sha256 hex)."""
+    found = subjects(statement)
     for name, digest in expected.items():
-        if name not in subjects:
+        if name not in found:
             raise VerificationFailed(f"the attestation has no subject {name!r}")
-        if subjects[name] != digest.removeprefix("sha256:"):
+        if found[name] != digest.removeprefix("sha256:"):
             raise VerificationFailed(
-                f"the attestation's subject {name!r} has digest sha256:{subjects[name]}, but "
-                f"the one checked is {digest}", hint="the attestation is for another build")
+                f"the attestation's subject {name!r} has digest sha256:{_short(found[name])}, "
+                f"but the one checked is {digest}", hint="the attestation is for another build")
+    return found

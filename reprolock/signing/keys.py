@@ -8,15 +8,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from reprolock._internal.files import atomic_write_bytes
+from reprolock._internal.jsonio import read_bounded
 from reprolock.signing.interface import KeyFileError, Signer
 
 PASSWORD_ENV = "REPROLOCK_KEY_PASSWORD"
+#: A P-256 PEM key is a few hundred bytes; a larger "key" is not one, and is not read whole.
+KEY_LIMIT = 64 << 10
 
 
 def key_id(public: ec.EllipticCurvePublicKey) -> str:
@@ -58,11 +61,8 @@ class LocalSigner(Signer):
 
 
 def load_signer(path: Path, *, passphrase: bytes | None) -> LocalSigner:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read private key {path}: {exc.strerror}",
-                           hint="run 'reprolock keygen' to make a key pair") from exc
+    data = read_bounded(path, limit=KEY_LIMIT, error=KeyFileError,
+                        hint="pass the .key file 'reprolock keygen' wrote")
     if passphrase is None:
         passphrase = os.environ.get(PASSWORD_ENV, "").encode() or None
     try:
@@ -70,7 +70,7 @@ def load_signer(path: Path, *, passphrase: bytes | None) -> LocalSigner:
     except TypeError as exc:
         raise KeyFileError(f"{path} is encrypted and no passphrase was given",
                            hint=f"set {PASSWORD_ENV}") from exc
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyFileError(f"cannot load private key {path}: wrong passphrase or not a PEM "
                            "private key", hint=f"check {PASSWORD_ENV} and the file") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve,
@@ -111,9 +111,11 @@ def load_trusted(path: Path) -> list[TrustedKey]:
 
 
 def _load_public(path: Path) -> TrustedKey:
+    data = read_bounded(path, limit=KEY_LIMIT, error=KeyFileError,
+                        hint="pass the .pub file 'reprolock keygen' wrote")
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except ValueError as exc:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyFileError(f"{path} is not a PEM public key",
                            hint="pass the .pub file 'reprolock keygen' wrote") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve,

@@ -36,19 +36,27 @@ def package_changes(locked: Mapping[str, str], actual: Mapping[str, str]) -> lis
 
 
 def layer_changes(locked: Sequence[Mapping[str, Any]], actual: Sequence[Mapping[str, Any]],
-                  ) -> list[str]:
-    """Per-layer differences of diff_ids, then what they mean for packages."""
+                  *, start: int = 0, blobs: bool = False) -> list[str]:
+    """Per-layer differences of diff_ids (with ``blobs``, of blob digests too: a blob is
+    the locked one, or the locked tar itself uncompressed), then what they mean for
+    packages. Layers are numbered from ``start`` + 1: their place in the image."""
     lines = []
     for index in range(max(len(locked), len(actual))):
         want = locked[index] if index < len(locked) else None
         have = actual[index] if index < len(actual) else None
+        number = start + index + 1
         if want is None and have is not None:
-            lines.append(f"layer {index + 1} ({have.get('holds', '?')}) is not in the lock")
+            lines.append(f"layer {number} ({have.get('holds', '?')}) is not in the lock")
         elif have is None and want is not None:
-            lines.append(f"layer {index + 1} ({want.get('holds', '?')}) is missing")
+            lines.append(f"layer {number} ({want.get('holds', '?')}) is missing")
         elif want is not None and have is not None and want["diffId"] != have["diffId"]:
-            lines.append(f"layer {index + 1} ({want.get('holds', '?')}) differs: "
+            lines.append(f"layer {number} ({want.get('holds', '?')}) differs: "
                          f"{_short(want['diffId'])} → {_short(have['diffId'])}")
+        elif want is not None and have is not None and blobs and have.get("digest") not in (
+                want.get("digest"), want["diffId"]):
+            lines.append(f"layer {number} ({want.get('holds', '?')}) is another blob of "
+                         f"the locked tar (compressed again?): {_short(str(want.get('digest')))}"
+                         f" → {_short(str(have.get('digest')))}")
     lines += package_changes(packages_in([str(x.get("holds", "")) for x in locked]),
                              packages_in([str(x.get("holds", "")) for x in actual]))
     return lines

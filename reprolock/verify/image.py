@@ -1,22 +1,28 @@
 """``reprolock verify --image REF``: a built image against the lock and the code.
 
-Its base layers must be the lock's base, its dependency layers and configuration the
-environment image the lock records, its code layer the current code tree (unless
-``--allow-code-drift``), and with ``--key`` the build's signed provenance must name it.
+Every blob is read and hashed against its descriptor, every layer's tar against the
+config's diff_id. Its base layers must be the lock's base, its dependency layers (by
+blob digest and diff_id) and configuration the environment image the lock records, its
+code layer the files of the current code tree (unless ``--allow-code-drift``) and
+nothing else, and with ``--key`` the build's signed provenance must name it. Labels
+are claims: none of these checks believes one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
+import tarfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from reprolock._internal.cache import default_cache_dir
 from reprolock._internal.files import sha256_file
 from reprolock.config import Config
-from reprolock.image.interface import ResolvedImage
+from reprolock.image.blobs import check_layer
+from reprolock.image.interface import ImageSource, ResolvedImage
 from reprolock.image.reference import open_source
 from reprolock.lock.model import Lock
 from reprolock.signing.interface import VerificationFailed
@@ -25,10 +31,16 @@ from reprolock.verify.diff import BASE_LAYER, layer_changes
 from reprolock.verify.lockchecks import _signature, _trusted, lock_checks
 from reprolock.verify.report import Check, Report, attempt
 
+if TYPE_CHECKING:
+    from reprolock.inspection.codeset import CodeFile
+
 CODE_LABELS = ("dev.reprolock.code.tree", "dev.reprolock.lock.digest",
                "dev.reprolock.environment.config",
                "org.opencontainers.image.revision")
 REBUILD = "rebuild the image: 'reprolock build --output …'"
+#: What the files reprolock embeds under /.reprolock may weigh together (the lock is
+#: the big one: about 5 MB for 2,000 packages).
+EMBEDDED_LIMIT = 128 << 20
 
 
 def source_reference(text: str) -> str:
@@ -52,21 +64,44 @@ def verify_image(config: Config, reference: str, *, key: Path | None,
                             "with", fix="run 'reprolock lock' (without --no-build)"))
         return Report(tuple(checks))
     progress(f"reading {reference}")
-    image = _resolve(config, lock, reference)
-    checks += [_base(lock, image), _dependencies(lock, image), _config(lock, image),
-               _code(config, image, allow_code_drift)]
+    source = open_source(source_reference(reference), root=config.root)  # bad ref: exit 2
+    try:
+        image = source.resolve(Platform.parse(lock.target["platform"]))
+        blobs, code = _read_layers(config, lock, source, image, progress)
+    finally:
+        source.close()
+    checks += [blobs, _base(lock, image), _dependencies(lock, image), _config(lock, image),
+               _code(config, lock, image, code, allow_code_drift)]
     if key is not None:
         checks.append(attempt("provenance", lambda: _provenance(config, image, key,
                                                                 attestation)))
     return Report(tuple(checks))
 
 
-def _resolve(config: Config, lock: Lock, reference: str) -> ResolvedImage:
-    source = open_source(source_reference(reference), root=config.root)  # bad ref: exit 2
-    try:
-        return source.resolve(Platform.parse(lock.target["platform"]))
-    finally:
-        source.close()
+def _read_layers(config: Config, lock: Lock, source: ImageSource, image: ResolvedImage,
+                 progress: Callable[[str], None]) -> tuple[Check, CodeLayer | None]:
+    """Hash every layer against its blob digest and diff_id (one pass each), reading the
+    files of the code layer on the way."""
+    assert lock.image is not None
+    total = sum(x.size for x in image.layers)
+    progress(f"hashing {len(image.layers)} layers ({total / 1e6:.1f} MB) against their "
+             "digests and diff_ids")
+    code_index = len(lock.image.layers) if len(image.layers) > len(lock.image.layers) else None
+    code: CodeLayer | None = None
+    problems: list[str] = []
+    for index, (desc, diff_id) in enumerate(zip(image.layers, image.diff_ids, strict=True)):
+        reader = None
+        if index == code_index:
+            code = CodeLayer(config.image.workdir)
+            reader = code.read
+        problems += [f"layer {index + 1}: {p}" for p in
+                     check_layer(source, desc, diff_id, read_tar=reader)]
+    if problems:
+        return Check("layers", False, "the image's layers are not what its manifest and "
+                     "config say (edited or replaced blobs)", tuple(problems),
+                     fix=REBUILD), code
+    return Check("layers", True, f"{len(image.layers)} layers ({total / 1e6:.1f} MB) hashed: "
+                 "each blob is its digest, each tar its diff_id"), code
 
 
 def _layers(image: ResolvedImage) -> list[dict[str, Any]]:
@@ -75,7 +110,8 @@ def _layers(image: ResolvedImage) -> list[dict[str, Any]]:
     # a base may keep no history: reprolock's own entries are the last ones
     holds = (["?"] * len(image.diff_ids) + holds)[-len(image.diff_ids):] if image.diff_ids \
         else []
-    return [{"diffId": d, "holds": h} for d, h in zip(image.diff_ids, holds, strict=True)]
+    return [{"diffId": d, "digest": x.digest, "holds": h}
+            for d, x, h in zip(image.diff_ids, image.layers, holds, strict=True)]
 
 
 def _split(lock: Lock) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
@@ -92,7 +128,8 @@ def _base(lock: Lock, image: ResolvedImage) -> Check:
     differences = []
     if named and named != lock.base.digest:
         differences.append(f"base digest {lock.base.digest} → {named}")
-    differences += [line for line in layer_changes(base, actual) if line.startswith("layer")]
+    differences += [line for line in layer_changes(base, actual, blobs=True)
+                    if line.startswith("layer")]
     if differences:
         return Check("base", False, "the image's base is not the lock's base",
                      tuple(differences), fix=REBUILD)
@@ -102,7 +139,7 @@ def _base(lock: Lock, image: ResolvedImage) -> Check:
 def _dependencies(lock: Lock, image: ResolvedImage) -> Check:
     base, deps = _split(lock)
     actual = _layers(image)[len(base): len(base) + len(deps)]
-    differences = layer_changes(deps, actual)
+    differences = layer_changes(deps, actual, start=len(base), blobs=True)
     if differences:
         return Check("dependencies", False, "the image's dependency layers are not the lock's",
                      tuple(differences), fix=REBUILD)
@@ -117,7 +154,7 @@ def environment_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The environment image's config, derived from the full image's: the same less the
     code layer, its history entry and the labels that name the code."""
     env = json.loads(json.dumps(config))
-    labels = env.get("config", {}).get("Labels") or {}
+    labels = (env.get("config") or {}).get("Labels") or {}
     for name in CODE_LABELS:
         labels.pop(name, None)
     env["rootfs"]["diff_ids"] = env["rootfs"]["diff_ids"][:-1]
@@ -151,35 +188,143 @@ def config_fields(config: Mapping[str, Any]) -> list[str]:
             ("Entrypoint", "Cmd", "WorkingDir", "Env") if run.get(name) is not None]
 
 
-def _code(config: Config, image: ResolvedImage, allow: bool) -> Check:
+def _code(config: Config, lock: Lock, image: ResolvedImage, layer: CodeLayer | None,
+          allow: bool) -> Check:
     from reprolock.inspection.codeset import collect_code
 
-    tree = collect_code(config).tree_digest
-    built = _labels(image).get("dev.reprolock.code.tree")
-    if built is None:
-        return Check("code", False, "the image has no code layer (an environment image?)",
+    assert lock.image is not None
+    if layer is None or len(image.layers) != len(lock.image.layers) + 1:
+        return Check("code", False, f"the image has {len(image.layers)} layers, not the "
+                     f"{len(lock.image.layers)} of the locked environment and a code layer",
                      fix="verify the full image that 'reprolock build' writes")
-    if built == tree:
-        return Check("code", True, f"the code layer is the current code tree ({tree[:19]}…)")
+    tree = collect_code(config).tree_digest
+    built = layer.tree_digest
+    from reprolock.runtime.basefiles import cached_base_record
+
+    base = cached_base_record(config.root, lock, default_cache_dir())
+    wrong = layer.problems(lock=config.lock_path.read_bytes(), prefix=lock.image.prefix,
+                           records=lock.image.records, env=image.env, base=base)
+    if wrong:
+        return Check("code", False, "the code layer is not what 'reprolock build' writes",
+                     tuple(wrong), fix=REBUILD)
+    label = _labels(image).get("dev.reprolock.code.tree")
+    lie = (f"; its label dev.reprolock.code.tree claims {label}" if label != built else "")
+    if built == tree and not lie:
+        return Check("code", True, f"the code layer's {len(layer.files)} files are the "
+                     f"current code tree ({tree[:19]}…)")
     if allow:
-        return Check("code", True, f"the code layer is another tree ({built[:19]}…, now "
-                     f"{tree[:19]}…), allowed by --allow-code-drift")
+        return Check("code", True, f"the code drifted: the code layer holds another tree "
+                     f"({built[:19]}…, now {tree[:19]}…){lie}, allowed by "
+                     "--allow-code-drift")
     return Check("code", False, "the code layer is not the current code tree",
-                 (f"code tree {built} → {tree}",),
+                 (f"code tree {built} → {tree}", *([lie[2:]] if lie else [])),
                  fix="rebuild the image from this checkout, or pass --allow-code-drift")
+
+
+class CodeLayer:
+    """What a code layer holds, read from its tar stream: the code files (under the work
+    directory), the files reprolock embeds (under /.reprolock/) and anything else (which
+    a code layer must not hold: a .pth file in site-packages is not code)."""
+
+    def __init__(self, workdir: str) -> None:
+        self.workdir = workdir
+        self._root = workdir.strip("/")
+        self.files: list[CodeFile] = []
+        self.embedded: dict[str, bytes] = {}
+        self.strays: list[str] = []
+        self._paths: set[str] = set()
+
+    @property
+    def tree_digest(self) -> str:
+        from reprolock.inspection.codeset import tree_digest
+
+        return tree_digest(self.files)
+
+    def read(self, stream: IO[bytes]) -> None:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                self._add(tar, member)
+        self.files.sort(key=lambda f: f.path)
+
+    def _add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        from reprolock.inspection.codeset import CodeFile
+
+        name = member.name.removeprefix("./").strip("/")
+        rel = self._relative(name)
+        if name != posixpath.normpath(name) or posixpath.basename(name).startswith(".wh."):
+            self.strays.append(f"{member.name!r} (not a plain path)")
+        elif member.isdir() and (rel is not None or name == ".reprolock"
+                                 or f"{self._root}/".startswith(f"{name}/")):
+            return
+        elif rel is not None and rel in self._paths:
+            self.strays.append(f"/{name} (twice)")
+        elif rel is not None and member.issym():
+            target = member.linkname
+            self._paths.add(rel)
+            self.files.append(CodeFile(rel, hashlib.sha256(target.encode()).hexdigest(),
+                                       len(target), False, target))
+        elif rel is not None and member.isfile():
+            self._paths.add(rel)
+            self.files.append(CodeFile(rel, _sha256_member(tar, member), member.size,
+                                       bool(member.mode & 0o111)))
+        elif name.startswith(".reprolock/") and member.isfile() and member.size + sum(
+                map(len, self.embedded.values())) <= EMBEDDED_LIMIT:
+            handle = tar.extractfile(member)
+            self.embedded[name] = handle.read() if handle else b""
+        else:
+            self.strays.append(f"/{name} ({_kind(member)})")
+
+    def _relative(self, name: str) -> str | None:
+        if not self._root:
+            return None if name == ".reprolock" or name.startswith(".reprolock/") else name
+        return name[len(self._root) + 1:] if name.startswith(self._root + "/") else None
+
+    def problems(self, *, lock: bytes, prefix: str, records: Mapping[str, str],
+                 env: Mapping[str, str], base: Mapping[str, Any] | None = None) -> list[str]:
+        """What differs from the code layer 'reprolock build' writes for these files."""
+        from reprolock.inspection.codeset import CodeSet
+        from reprolock.runtime.embed import image_files
+
+        lines = [f"the code layer also writes {stray}" for stray in self.strays]
+        code = CodeSet(tuple(self.files), self.tree_digest, None)
+        expected = {f.path: f.data for f in image_files(
+            lock_bytes=lock, code=code, workdir=self.workdir, prefix=prefix, records=records,
+            env=env, base=base)}
+        for path, data in expected.items():
+            have = self.embedded.get(path)
+            if have is None:
+                lines.append(f"/{path} is missing")
+            elif have != data:
+                lines.append(f"/{path} is not the one 'reprolock build' writes for this lock, "
+                             "this reprolock and the layer's code")
+        lines += [f"the code layer also writes /{path}"
+                  for path in sorted(set(self.embedded) - set(expected))]
+        return lines
+
+
+def _sha256_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> str:
+    sha = hashlib.sha256()
+    handle = tar.extractfile(member)
+    while handle and (chunk := handle.read(1 << 20)):
+        sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    for test, kind in ((member.isdir, "a directory"), (member.issym, "a symbolic link"),
+                       (member.islnk, "a hard link"), (member.isfile, "a file")):
+        if test():
+            return kind
+    return "a device or fifo"
 
 
 def _provenance(config: Config, image: ResolvedImage, key: Path,
                 attestation: Path | None) -> str:
-    from reprolock.signing.dsse import check_subjects, verify_envelope
+    from reprolock.signing.dsse import check_subjects, read_envelope, verify_envelope
     from reprolock.signing.keys import load_trusted
 
     path = attestation or config.root / ".reprolock" / "build.dsse.json"
-    try:
-        envelope = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise VerificationFailed(f"cannot read the build attestation {path}: {exc}",
-                                 hint="build with --sign-key, or pass --attestation FILE") from exc
+    envelope = read_envelope(path, hint="build with --sign-key, or pass --attestation FILE")
     verified = verify_envelope(envelope, load_trusted(key))
     if image.manifest_digest is None:
         raise VerificationFailed("the image source keeps no manifest digest (a Docker Engine "

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,23 +190,28 @@ def _same_compressor(lock: Lock) -> bool:
 # -- provenance ---------------------------------------------------------------------------
 
 def _provenance(config: Config, lock: Lock, path: Path, trusted: list[TrustedKey]) -> str:
-    from reprolock.signing.dsse import check_subjects, verify_envelope
+    from reprolock.signing.dsse import check_subjects, read_envelope, verify_envelope
 
-    try:
-        envelope = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise VerificationFailed(f"cannot read the attestation {path}: {exc}") from exc
-    if not isinstance(envelope, dict):
-        raise VerificationFailed(f"{path} is not a DSSE envelope (not a JSON object)")
+    envelope = read_envelope(path, hint="pass the .reprolock/build.dsse.json that "
+                             "'reprolock build --sign-key' wrote")
     verified = verify_envelope(envelope, trusted)
     statement = verified.statement()
-    check_subjects(statement, {config.lockfile: "sha256:" + sha256_file(config.lock_path)})
-    params = statement.get("predicate", {}).get("buildDefinition", {}).get(
-        "externalParameters", {})
-    if params.get("inputsDigest") != lock.inputs_digest:
-        raise VerificationFailed("the attestation was made for other inputs "
-                                 f"({params.get('inputsDigest')}, not {lock.inputs_digest})")
-    image: dict[str, Any] = next(
-        (s for s in statement.get("subject", []) if s.get("name") == "image"), {})
-    return (f"signed by {verified.key.path.name}; image sha256:"
-            f"{image.get('digest', {}).get('sha256', '?')} built from this lock")
+    found = check_subjects(statement,
+                           {config.lockfile: "sha256:" + sha256_file(config.lock_path)})
+    recorded = _field(statement, "predicate", "buildDefinition", "externalParameters",
+                      "inputsDigest")
+    if recorded != lock.inputs_digest:
+        shown = repr(recorded) if len(repr(recorded)) <= 80 else repr(recorded)[:77] + "..."
+        raise VerificationFailed(f"the attestation was made for other inputs ({shown}, not "
+                                 f"{lock.inputs_digest})")
+    return (f"signed by {verified.key.path.name}; image sha256:{found.get('image', '?')} "
+            "built from this lock")
+
+
+def _field(doc: Any, *keys: str) -> Any:
+    """``doc[k1][k2]…``, or None where a level is missing or not an object."""
+    for key in keys:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(key)
+    return doc

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from reprolock._internal.files import sha256_file
+from reprolock._internal.jsonio import parse_json, read_json
 from reprolock.config import Config
 from reprolock.errors import ReprolockError
 from reprolock.schemas import validate
@@ -20,27 +20,30 @@ class RunRecordError(ReprolockError):
     """A run record is missing, not JSON, or not a valid record (exit 2)."""
 
 
+RECORD_HINT = ("the record is corrupt or was edited; use the signed copy (RECORD.dsse.json) "
+               "or run again")
+
+
 def read_record(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError as exc:
+    if not path.exists():
         raise RunRecordError(f"no run record at {path}",
                              hint="pass a file that 'reprolock run' wrote "
-                             "(.reprolock/runs/*.json)") from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise RunRecordError(f"{path} is not a readable JSON run record: {exc}",
-                             hint="the record is corrupt; use the signed copy "
-                             "(RECORD.dsse.json) or run again") from exc
-    version = doc.get("recordVersion") if isinstance(doc, dict) else None
+                             "(.reprolock/runs/*.json)")
+    # strictly: with duplicate keys, json.loads keeps the last, so a record could say
+    # "exitCode": 3 to one reader and 0 to another
+    doc = read_json(path, error=RunRecordError, hint=RECORD_HINT)
+    version = doc.get("recordVersion")
     if isinstance(version, int) and version > 1:
         raise RunRecordError(f"{path.name} has recordVersion {version}; this reprolock reads "
                              "recordVersion 1", hint="upgrade reprolock")
-    validate(doc, "run-record", source=path.name, error=RunRecordError,
-             hint="the record is corrupt or was edited; use the signed copy or run again")
+    validate(doc, "run-record", source=path.name, error=RunRecordError, hint=RECORD_HINT)
     return dict(doc)
 
 
-def verify_record(config: Config, path: Path, *, key: Path | None) -> Report:
+def verify_record(config: Config, path: Path, *, key: Path | None,
+                  allow_code_drift: bool = False) -> Report:
+    """The record, its signature, and that it is a run of this project's lock and code:
+    a genuine record of another project must not vouch for this one."""
     record = read_record(path)
     checks = [Check("record", True, f"{path.name} is a valid run record "
                     f"(image {record['image']['id'][:19]}…, exit {record['exitCode']})")]
@@ -51,26 +54,71 @@ def verify_record(config: Config, path: Path, *, key: Path | None) -> Report:
     if trusted is not None:
         checks.append(attempt("signature", lambda: _signature(path, record, trusted)))
         checks.append(attempt("lock-signature", lambda: _lock_signature(config, trusted)))
+    checks.append(_lock(config, record))
+    checks.append(_code(config, record, allow_code_drift))
     checks.append(_runtime(record))
     checks.append(_exit(record))
     checks.append(_outputs(config, record))
     return Report(tuple(checks))
 
 
+def _lock(config: Config, record: Mapping[str, Any]) -> Check:
+    """The run used the lock checked here: its signature and freshness say nothing about a
+    run of another lock."""
+    recorded = record["lock"]["digest"]
+    try:
+        current = "sha256:" + sha256_file(config.lock_path)
+    except OSError as exc:
+        return Check("run-lock", False, f"cannot read {config.lockfile} to compare with the "
+                     f"lock the run used ({exc.strerror or exc})",
+                     fix="verify the record in the checkout of the project that ran")
+    if current == recorded:
+        return Check("run-lock", True, f"the run used this {config.lockfile} ({current[:19]}…)")
+    return Check("run-lock", False, f"the run used another lock than this {config.lockfile}",
+                 (f"lock digest {recorded} (the run) → {current} (here)",),
+                 fix="verify the record in the checkout (and lock) of the run; the record "
+                 f"names the lock {record['lock']['path']}")
+
+
+def _code(config: Config, record: Mapping[str, Any], allow: bool) -> Check:
+    """The run's code is this checkout's; like 'verify --image', --allow-code-drift accepts
+    another tree and says so."""
+    from reprolock.inspection.codeset import collect_code
+
+    recorded = record["codeTree"]
+    tree = collect_code(config).tree_digest
+    if tree == recorded:
+        return Check("run-code", True, f"the run used this code tree ({tree[:19]}…)")
+    commit = record.get("gitCommit")
+    if allow:
+        return Check("run-code", True, f"the run used another code tree ({recorded[:19]}…, now "
+                     f"{tree[:19]}…), allowed by --allow-code-drift")
+    return Check("run-code", False, "the run used another code tree than this checkout",
+                 (f"code tree {recorded} (the run) → {tree} (here)",),
+                 fix=(f"check out the commit the run used ({commit}) " if commit else
+                      "restore the code the run used ") + "or pass --allow-code-drift")
+
+
 def _signature(path: Path, record: Mapping[str, Any], trusted: list[Any]) -> str:
     from reprolock.run import RUN_PREDICATE, envelope_path
-    from reprolock.signing.dsse import verify_envelope
+    from reprolock.signing.dsse import STATEMENT_V1, verify_envelope
 
     where = envelope_path(path)
-    try:
-        envelope = json.loads(where.read_bytes())
-    except FileNotFoundError as exc:
+    if not where.exists():
         raise VerificationFailed(f"{path.name} is not signed (no {where.name})",
-                                 hint="run with --sign-key to sign run records") from exc
-    except (OSError, ValueError) as exc:
-        raise VerificationFailed(f"{where.name} is not a DSSE envelope: {exc}") from exc
+                                 hint="run with --sign-key to sign run records")
+    # a malformed envelope is a broken input (exit 2), not a signature that failed
+    envelope = read_json(where, error=RunRecordError,
+                         hint="the envelope is corrupt; use the one 'reprolock run "
+                         "--sign-key' wrote, or run again")
     verified = verify_envelope(envelope, trusted)
-    statement = verified.statement()
+    # the signed payload strictly too: a duplicate "predicate" would let the signature
+    # cover one record while the comparison below reads another
+    statement = parse_json(verified.payload, source=f"the payload of {where.name}",
+                           error=RunRecordError, hint="the envelope is corrupt; run again")
+    if statement.get("_type") != STATEMENT_V1:
+        raise VerificationFailed(f"the payload of {where.name} is not an in-toto Statement v1 "
+                                 f"(_type {statement.get('_type')!r})")
     if statement.get("predicateType") != RUN_PREDICATE:
         raise VerificationFailed(f"{where.name} is not a reprolock run statement "
                                  f"(predicateType {statement.get('predicateType')!r})")

@@ -1,8 +1,12 @@
 """``reprolock verify --runtime``: run the image's own checker with the image's own
 interpreter, where reprolock happens to be installed too.
 
-The checker compares the interpreter that runs it (its prefix, its site-packages) with
-the lock, so it must run under the locked environment's Python, never reprolock's:
+The checker compares the interpreter that runs it with the lock, so it must run under the
+image's Python, never reprolock's: the base interpreter the venv's ``bin/python`` links to
+(the lock's ``base.python.path``), isolated (``-I -S``). Not ``PREFIX/bin/python``
+itself: a repointed link could run anything that prints a clean report, while the checker
+run by the base interpreter sees the link. Not without ``-I -S``: a ``sitecustomize.py``,
+``.pth`` or ``PYTHONPATH`` in the image would run inside the checker and could patch it.
 
     >>> from reprolock.verify.runtime import run_checker               # doctest: +SKIP
     >>> run_checker("/.reprolock", fast=True, as_json=False)          # doctest: +SKIP
@@ -13,11 +17,11 @@ the lock, so it must run under the locked environment's Python, never reprolock'
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
+from reprolock._internal.jsonio import read_json
 from reprolock.errors import ReprolockError
 from reprolock.runtime.check import DEFAULT_DIR
 
@@ -25,38 +29,44 @@ DEFAULT_PREFIX = "/opt/venv"
 
 
 def checker_argv(directory: Path, *, fast: bool, as_json: bool) -> list[str]:
-    """``[PREFIX/bin/python, DIR/check.py, --dir DIR, …]``, the prefix read from
-    ``DIR/runtime.json`` (else the lock's ``image.prefix``, else /opt/venv)."""
+    """``[BASE_PYTHON, -I, -S, DIR/check.py, --dir DIR, …]``, the interpreter the lock's
+    ``base.python.path`` (else ``PREFIX/bin/python``, the prefix read from
+    ``DIR/runtime.json``, else the lock's ``image.prefix``, else /opt/venv)."""
     checker = directory / "check.py"
     if not checker.is_file():
         raise ReprolockError(f"no runtime checker at {checker}: this is not a container of an "
                              "image 'reprolock build' made with code",
                              hint=f"run it inside such a container, or pass --dir with the "
                              f"directory that holds check.py (default {DEFAULT_DIR})")
-    python = f"{_prefix(directory).rstrip('/')}/bin/python"
+    python = _lookup(directory, (("lock.json", ("base", "python", "path")),)) or \
+        f"{_prefix(directory).rstrip('/')}/bin/python"
     if not os.access(python, os.X_OK):
         raise ReprolockError(f"the locked environment's interpreter {python} is missing or "
                              "not executable, so the runtime check cannot run",
                              hint="run it in a container of the image the lock describes "
                              f"('python {checker}' there)")
-    return [python, str(checker), "--dir", str(directory), *(["--fast"] if fast else []),
-            *(["--json"] if as_json else [])]
+    return [python, "-I", "-S", "-B", str(checker), "--dir", str(directory),
+            *(["--fast"] if fast else []), *(["--json"] if as_json else [])]
 
 
 def _prefix(directory: Path) -> str:
-    for name, keys in (("runtime.json", ("prefix",)), ("lock.json", ("image", "prefix"))):
-        try:
-            value: object = json.loads((directory / name).read_bytes())
-        except FileNotFoundError:
+    return _lookup(directory, (("runtime.json", ("prefix",)),
+                               ("lock.json", ("image", "prefix")))) or DEFAULT_PREFIX
+
+
+def _lookup(directory: Path, places: tuple[tuple[str, tuple[str, ...]], ...]) -> str | None:
+    """The first string found at ``keys`` in one of the files; a file that is missing is
+    skipped, one that is malformed is an error (the image's expectations are damaged)."""
+    for name, keys in places:
+        if not (directory / name).exists():
             continue
-        except (OSError, ValueError) as exc:
-            raise ReprolockError(f"cannot read {directory / name}: {exc}",
-                                 hint="the image's /.reprolock/ is damaged: rebuild it") from exc
+        value: object = read_json(directory / name, hint="the image's /.reprolock/ is "
+                                  "damaged: rebuild it")
         for key in keys:
             value = value.get(key) if isinstance(value, dict) else None
         if isinstance(value, str) and value:
             return value
-    return DEFAULT_PREFIX
+    return None
 
 
 def run_checker(directory: Path, *, fast: bool, as_json: bool) -> int:

@@ -57,8 +57,13 @@ class FakeImage:
         return done.returncode, json.loads(done.stdout)
 
 
+# the fake image's "base" is the host interpreter the venv runs
+BASE_PYTHON = os.path.realpath(sys.executable)
+
+
 def lock_doc(packages: Sequence[tuple[str, str]]) -> dict:
     return {"lockVersion": 1, "generator": {"name": "reprolock", "version": "0.1.0"},
+            "base": {"python": {"path": BASE_PYTHON, "version": platform.python_version()}},
             "target": {"platform": "linux/amd64", "os": "linux", "architecture": "amd64",
                        "python": {"implementation": platform.python_implementation().lower(),
                                   "version": platform.python_version(), "abi": "cp311"},
@@ -98,20 +103,76 @@ def install(wheel: Path, root: Path) -> None:
         run_install(source, destination, {"INSTALLER": b"reprolock\n"})
 
 
+def _venv_like_the_build(venv: Path) -> None:
+    """What reprolock/build/install.py venv_entries makes: bin/python links to the base
+    interpreter, python3 and python3.X to python, pyvenv.cfg with four keys, nothing else
+    (no activate scripts, no include/, no lib64)."""
+    for name in os.listdir(venv / "bin"):
+        (venv / "bin" / name).unlink()
+    (venv / "bin" / "python").symlink_to(BASE_PYTHON)
+    for name in ("python3", f"python{MINOR}"):
+        (venv / "bin" / name).symlink_to("python")
+    for extra in ("include", "lib64"):
+        path = venv / extra
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+    (venv / "pyvenv.cfg").write_text(
+        f"home = {os.path.dirname(BASE_PYTHON)}\ninclude-system-site-packages = false\n"
+        f"version = {platform.python_version()}\nexecutable = {BASE_PYTHON}\n")
+
+
+def host_base_record() -> dict:
+    """The "base image" record of the host interpreter: its startup hooks and bytecode,
+    found the way the checker looks (isolated: the stdlib on sys.path, the site
+    directories, the user site), so that a check with root "/" finds them vouched for."""
+    from reprolock.runtime.basefiles import relevant
+
+    script = ("import json, site, sys; print(json.dumps([p for p in sys.path if p] + "
+              "site.getsitepackages([sys.base_prefix]) + [site.getusersitepackages()]))")
+    dirs = json.loads(subprocess.run([BASE_PYTHON, "-I", "-S", "-c", script], check=True,
+                                     capture_output=True, text=True).stdout)
+    files: dict[str, dict] = {}
+    for top in dirs:
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in [*filenames, *(d for d in dirnames
+                                       if os.path.islink(os.path.join(dirpath, d)))]:
+                _record(os.path.join(dirpath, name), files, relevant)
+    return {"version": 1, "files": files}
+
+
+def _record(path: str, files: dict[str, dict], relevant: object) -> None:
+    import hashlib
+
+    if not relevant(path) or path in files:  # type: ignore[operator]
+        return
+    if os.path.islink(path):
+        files[path] = {"link": os.readlink(path)}
+        _record(os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path))),
+                files, lambda _p: True)
+    elif os.path.isfile(path):
+        data = Path(path).read_bytes()
+        files[path] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+_HOST_BASE: list[dict] = []
+
+
 def make_image_root(root: Path, wheels: Sequence[Path],
                     packages: Sequence[tuple[str, str]]) -> FakeImage:
     venv = root / PREFIX.lstrip("/")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    for name in os.listdir(venv / "bin"):  # activate scripts: a built image has none
-        if not name.startswith("python"):
-            (venv / "bin" / name).unlink()
+    _venv_like_the_build(venv)
+    if not _HOST_BASE:
+        _HOST_BASE.append(host_base_record())
     for wheel in wheels:
         install(wheel, root)
     image = FakeImage(root, tuple(wheels))
     lock_bytes = (json.dumps(lock_doc(packages), indent=2, sort_keys=True) + "\n").encode()
     embedded = image_files(lock_bytes=lock_bytes, code=code_set(root), workdir="/app",
                            prefix=PREFIX, records=record_digests(image.site),
-                           env={"PYTHONHASHSEED": "0"})
+                           env={"PYTHONHASHSEED": "0"}, base=_HOST_BASE[0])
     for item in embedded:
         target = root / item.path
         target.parent.mkdir(parents=True, exist_ok=True)

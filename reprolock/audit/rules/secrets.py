@@ -40,6 +40,13 @@ _TOKENS = (
 _COMPILED = tuple((kind, markers, re.compile(pattern)) for kind, markers, pattern in _TOKENS)
 # documented placeholders (AWS's own examples) are not secrets
 _PLACEHOLDER = re.compile(r"EXAMPLE|XXXXXXXX|xxxxxxxx|0{16}")
+# "scheme://user:password@": an index URL in pip.conf, a requirement file, a script
+_URL_PASSWORD = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:\"'`<>]*:([^\s/@\"'`<>]+)@")
+# what stands for a password without being one: an environment or template reference
+# (${VAR}, $VAR, %(var)s, {var}, <var>), or a masked or named placeholder
+_NOT_A_PASSWORD = re.compile(
+    r"(?:\$\{?\w+\}?|%\(?\w*\)?s|\{[^{}]*\}|<[^<>]*>)+|\*+|x+|X+|\.\.\.|"
+    r"(?i:pass(?:word)?|secret|token|api[_-]?key|changeme)")
 
 
 def check(ctx: AuditContext) -> Iterator[Finding]:
@@ -54,6 +61,7 @@ def check(ctx: AuditContext) -> Iterator[Finding]:
         yield from _private_keys(source.path, text)
         yield from _credential_file(source.path, text)
         yield from _tokens(source.path, text)
+        yield from _url_passwords(source.path, text)
 
 
 def _env_file(source: SourceFile) -> Iterator[Finding]:
@@ -125,6 +133,19 @@ def _tokens(path: str, text: str) -> Iterator[Finding]:
             yield Finding("RL504", Severity.ERROR, path, _line(text, match.start()),
                           f"{kind} would be baked into the image (value not shown)",
                           column=match.start() - text.rfind("\n", 0, match.start()))
+
+
+def _url_passwords(path: str, text: str) -> Iterator[Finding]:
+    if "://" not in text or "@" not in text:
+        return
+    for match in _URL_PASSWORD.finditer(text):
+        if _NOT_A_PASSWORD.fullmatch(match.group(1)):
+            continue
+        yield Finding("RL504", Severity.ERROR, path, _line(text, match.start()),
+                      "a URL with a password would be baked into the image (value not "
+                      "shown); take the password from the environment, e.g. "
+                      "https://user:${INDEX_TOKEN}@host/simple",
+                      column=match.start() - text.rfind("\n", 0, match.start()))
 
 
 def _line(text: str, offset: int) -> int:
