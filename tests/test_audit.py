@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -406,7 +407,9 @@ def test_pre_commit_hook_runs_the_audit(tmp_path: Path) -> None:
     root = _project(tmp_path, {"train.py": "import random\nrandom.random()\n"})
     (root / ".pre-commit-config.yaml").write_text(yaml.safe_dump(
         {"repos": [{"repo": "local", "hooks": [local]}]}))
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache")}
+    # a 'system' hook runs 'reprolock' from PATH, as a user's activated venv provides it
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     for args in (["init", "-q"], ["add", "."]):
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
     failing = subprocess.run([pre_commit, "run", "--all-files"], cwd=root, env=env,
