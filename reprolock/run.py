@@ -355,6 +355,31 @@ def config_check(lock: Lock, config: Mapping[str, Any]) -> dict[str, Any]:
                          *config_fields(config)]}
 
 
+def code_layer_check(config: Config, lock: Lock, lock_bytes: bytes, code: CodeSet,
+                     image_conf: Mapping[str, Any], cache_dir: Path) -> dict[str, Any]:
+    """The image's last layer against the code layer 'reprolock build' writes for this
+    lock and checkout. The config check proves the environment; this proves the rest: a
+    code layer may otherwise replace any file of the image (the base's interpreter, which
+    runs the checker, included). The engine checked each layer's content against its
+    diff_id when the image was loaded, so comparing diff_ids is comparing content."""
+    from reprolock.build.builder import Builder
+
+    assert lock.image is not None
+    diff_ids = list((image_conf.get("rootfs") or {}).get("diff_ids") or [])
+    expected = Builder(config, lock, cache_dir=cache_dir, lock_bytes=lock_bytes).code_layer(
+        code, _env_pairs(image_conf))
+    if len(diff_ids) == len(lock.image.layers) + 1 and diff_ids[-1] == expected.diff_id:
+        return {"name": "config", "ok": True, "detail": "the image is the locked "
+                f"environment ({lock.image.config_digest[:19]}…) plus this checkout's code "
+                f"layer ({expected.diff_id[:19]}…)", "problems": []}
+    have = diff_ids[-1] if len(diff_ids) == len(lock.image.layers) + 1 else (
+        f"{len(diff_ids)} layers, not {len(lock.image.layers) + 1}")
+    return {"name": "code-layer", "ok": False, "detail": "the image's code layer is not the "
+            "one 'reprolock build' writes for this lock and checkout (it may hold other "
+            "code, or files outside the code)",
+            "problems": [f"code layer {have} → {expected.diff_id}"]}
+
+
 def _device_requests(gpus: str | None) -> list[Any] | None:
     if gpus is None:
         return None
@@ -390,6 +415,10 @@ class Runner:
         self.progress("reading the image configuration")
         image_conf = image_config(image)
         configured = config_check(lock, image_conf)
+        if configured["ok"]:
+            self.progress("comparing the image's code layer with this checkout's")
+            configured = code_layer_check(config, lock, lock_bytes, code, image_conf,
+                                          cache_dir)
         # the base's variables as the image carries them only when its configuration is
         # the locked one (then they are the locked base's); otherwise the config check
         # above fails already and only what the config and lock declare is expected

@@ -622,3 +622,69 @@ def test_a_hook_in_the_container_cannot_patch_runs_checker(built: dict, tmp_path
     assert code == 1 and not report["ok"] and report["isolated"]
     (only,) = problems(report, "startup")
     assert only.startswith("/etc/python3.11/sitecustomize.py (a startup hook) changed")
+
+
+def test_run_refuses_a_code_layer_that_replaces_the_interpreter(built: dict,
+                                                                tmp_path: Path) -> None:
+    """A forged image: the environment layers and config exactly the locked ones, the
+    code layer the real one plus the base's interpreter replaced by a script that prints
+    a clean report. The config check passes (it covers the environment only) and the
+    runtime check runs that interpreter: only the code layer's diff_id, compared with the
+    one 'reprolock build' writes for this checkout, tells."""
+    import gzip
+    import hashlib
+    import json
+    import tarfile
+    import uuid
+
+    import docker
+
+    from reprolock.lock.io import read_lock
+    from tests.support.cli import run_cli
+    from tests.support.services import skopeo_copy
+
+    out = tmp_path / "out"
+    proc = run_cli("build", "-C", built["root"], "-q", "-o", f"oci:{out}:v1")
+    assert proc.returncode == 0, proc.stderr
+    python = read_lock(built["root"] / "reprolock.lock.json").base.python_path.lstrip("/")
+
+    def blob(digest: str) -> Path:
+        return out / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+    def put(data: bytes) -> tuple[str, int]:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blob(digest).write_bytes(data)
+        return digest, len(data)
+
+    index = json.loads((out / "index.json").read_text())
+    manifest = json.loads(blob(index["manifests"][0]["digest"]).read_bytes())
+    config = json.loads(blob(manifest["config"]["digest"]).read_bytes())
+    combined = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(
+            blob(manifest["layers"][-1]["digest"]).read_bytes()))) as old, \
+            tarfile.open(fileobj=combined, mode="w") as new:
+        for member in old.getmembers():
+            new.addfile(member, old.extractfile(member) if member.isfile() else None)
+        fake = f"#!/bin/sh\necho '{FAKE_REPORT}'\n".encode()
+        info = tarfile.TarInfo(python)
+        info.size, info.mode = len(fake), 0o755
+        new.addfile(info, io.BytesIO(fake))
+    tar = combined.getvalue()
+    digest, size = put(gzip.compress(tar))
+    manifest["layers"][-1] = {**manifest["layers"][-1], "digest": digest, "size": size}
+    config["rootfs"]["diff_ids"][-1] = "sha256:" + hashlib.sha256(tar).hexdigest()
+    manifest["config"]["digest"], manifest["config"]["size"] = put(json.dumps(config).encode())
+    index["manifests"][0]["digest"], index["manifests"][0]["size"] = put(
+        json.dumps(manifest).encode())
+    (out / "index.json").write_text(json.dumps(index))
+    name = f"reprolock-test/forged-{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "forged.tar"
+    skopeo_copy(f"oci:{out}:v1", f"docker-archive:{archive}:{name}:v1")
+    client = docker.from_env()
+    client.images.load(archive.read_bytes())
+    try:
+        stderr = run_refused(built, f"{name}:v1", tmp_path)
+        assert "✗ runtime code-layer" in stderr, stderr
+    finally:
+        for found in client.images.list(name=name):
+            client.images.remove(found.id, force=True)

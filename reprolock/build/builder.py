@@ -170,7 +170,8 @@ class Builder:
         full = None
         if code is not None:
             # the code layer carries the installed RECORD digests: it comes after the rest
-            code_layers = self._build_layers([self._code_plan(code, base)])
+            env_vars = dict(line.split("=", 1) for line in self._env(base))
+            code_layers = self._build_layers([self._code_plan(code, env_vars)])
             full = self._image(base, base_layers, [*dep_layers, *code_layers], code=code,
                                env_config=env.config_digest)
         return BuildResult(env, full, self.mtime, self.compressor, self.options.prefix,
@@ -282,9 +283,19 @@ class Builder:
     def _plan_wheel(self, pkg: Package) -> InstalledDist:
         return plan_wheel(self._wheels[pkg.name], self.venv, filename=pkg.artifact.filename)
 
-    def _code_plan(self, code: CodeSet, base: ResolvedImage) -> _Plan:
+    def code_layer(self, code: CodeSet, env: Mapping[str, str]) -> LayerBlob:
+        """The code layer that :meth:`build` puts on the locked environment for ``code``,
+        whose declared variables are ``env``: from the cache, else written (code only,
+        seconds at most). 'reprolock run' compares an image's last diff_id with it, since
+        the environment config check alone leaves the code layer's content open."""
+        assert self.lock.image is not None
+        self.records = dict(self.lock.image.records)
+        with _no_gc():
+            [layer] = self._build_layers([self._code_plan(code, env)])
+        return layer.blob
+
+    def _code_plan(self, code: CodeSet, env: Mapping[str, str]) -> _Plan:
         self._code = code
-        env = dict(line.split("=", 1) for line in self._env(base))
         self._embedded = [Entry(f.path, "file", data=f.data, executable=f.executable)
                           for f in image_files(lock_bytes=self.lock_bytes or b"", code=code,
                                                workdir=self.config.image.workdir,
