@@ -41,7 +41,12 @@ try:
 except ImageSourceError as exc:
     print("refused:", exc.diagnostics())
 finally:
-    print("maxrss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    # VmHWM, not ru_maxrss: Linux carries the forking parent's peak over exec into
+    # ru_maxrss, so a big pytest process made the probe look big
+    hwm = [line for line in Path("/proc/self/status").read_text().splitlines()
+           if line.startswith("VmHWM:")]
+    print("maxrss_kb", hwm[0].split()[1] if hwm else resource.getrusage(
+        resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
