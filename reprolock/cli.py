@@ -102,14 +102,21 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite reprolock.toml.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Inspect a project and write a starter reprolock.toml."""
+    """Inspect a project and write a starter reprolock.toml (and, where there is no
+    requirement file, a requirements.in proposed from the code's imports)."""
     import dataclasses
     import shlex
 
     from reprolock._internal.files import atomic_write_text
     from reprolock.config import CONFIG_NAME
     from reprolock.errors import ConfigError
-    from reprolock.inspection.project import guess_project, render_config
+    from reprolock.inspection.project import (
+        PROPOSAL_NAME,
+        entry_note,
+        guess_project,
+        ignore_reprolock_dir,
+        render_config,
+    )
 
     if resolver not in ("uv", "pip-tools"):
         raise ConfigError(f"--resolver {resolver!r} is not known", hint="use uv or pip-tools")
@@ -125,25 +132,63 @@ def init(
             raise ConfigError(f"--requirements names {missing[0]!r}, which does not exist in "
                               f"{directory}", hint="pass a path relative to the project")
         guess = dataclasses.replace(guess, requirements=tuple(requirements))
+    proposal = None
     if not guess.requirements and not guess.pyproject_dependencies:
-        raise ConfigError(
-            f"found no requirement inputs in {directory} (requirements.in, requirements.txt, "
-            "or [project.dependencies] in pyproject.toml)",
-            hint="create requirements.in listing what the training code imports, or pass "
-            "--requirements FILE")
+        proposal = _propose(directory)
+        guess = dataclasses.replace(guess, requirements=(PROPOSAL_NAME,))
     chosen_base = base or guess.dockerfile_base
     if not chosen_base:
         raise ConfigError(
             f"no base image given and no Dockerfile FROM found in {directory}",
             hint="pass --base, e.g. --base python:3.11-slim@sha256:... or oci-layout:DIR:TAG")
     entry = tuple(shlex.split(entrypoint)) if entrypoint else guess.entrypoint
+    guess = dataclasses.replace(guess, entrypoint=entry)
     text = render_config(base=chosen_base, resolver=resolver, guess=guess, entrypoint=entry)
+    if proposal is not None:  # only once nothing can fail any more: no stray proposal
+        atomic_write_text(directory / PROPOSAL_NAME, proposal)
     atomic_write_text(target, text)
+    ignored = ignore_reprolock_dir(directory)
+    note = entry_note(guess)
     if as_json:
         _emit_json({"path": str(target), "base": chosen_base, "resolver": resolver,
-                    "requirements": list(guess.requirements), "entrypoint": list(entry)})
-    else:
-        print(f"wrote {target}")
+                    "requirements": list(guess.requirements), "entrypoint": list(entry),
+                    "proposed": str(directory / PROPOSAL_NAME) if proposal else None,
+                    "gitignore": ignored, "notes": [note] if note else []})
+        return
+    print(f"wrote {target}")
+    if proposal is not None:
+        print(f"wrote {directory / PROPOSAL_NAME}: proposed from the code's imports, "
+              "unpinned; review it before 'reprolock lock'")
+    if ignored:
+        print(f"added .reprolock/ to {directory / '.gitignore'} (built images and run "
+              "records stay out of git)")
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _propose(directory: Path) -> str:
+    """A requirements.in proposal for a project without requirement inputs; an error
+    when the code imports nothing to propose."""
+    from reprolock.errors import ConfigError
+    from reprolock.inspection.project import (
+        PROPOSAL_NAME,
+        propose_requirements,
+        render_proposal,
+    )
+
+    where = directory / PROPOSAL_NAME
+    if where.exists() or where.is_symlink():  # a directory or a dangling link: not ours
+        raise ConfigError(f"{where} is not a requirement file, and init does not replace it",
+                          hint="pass --requirements FILE")
+    proposal = propose_requirements(directory)
+    if not (proposal.required or proposal.optional):
+        raise ConfigError(
+            f"found no requirement inputs in {directory} (requirements.in, requirements.txt, "
+            "or [project.dependencies] in pyproject.toml), and no third-party imports in "
+            "its code to propose some from",
+            hint="create requirements.in listing what the training code imports, or pass "
+            "--requirements FILE")
+    return render_proposal(proposal)
 
 
 @app.command()
@@ -192,7 +237,7 @@ def lock(
         from reprolock.signing.blob import sign_file
 
         sign_file(outcome.path, signer)
-    report = _lock_report(config, outcome, scan)
+    report = _lock_report(config, outcome, scan, signed=signer is not None)
     if as_json:
         _emit_json(report)
         return
@@ -204,6 +249,23 @@ def lock(
     print(f"{outcome.path.name} {state}: {len(outcome.lock.packages)} packages for "
           f"{outcome.lock.target['platform']}, CPython {outcome.lock.target['python']['version']}, "
           f"base {outcome.lock.base.digest[:19]}…")
+    print(f"commit {_and(report['commit'])}")
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _committed(config: Any, outcome: Any, *, signed: bool) -> list[str]:
+    """The files a lock is made of, which go into version control together: the lock,
+    the SBOM it records (verify checks it against the lock's sha256) and the signature
+    made now."""
+    names = [config.lockfile]
+    if outcome.lock.sbom is not None:
+        names.append(outcome.lock.sbom.path)
+    if signed:
+        names.append(f"{config.lockfile}.sig")
+    return names
 
 
 def _passphrase(*, confirm: bool = False) -> bytes:
@@ -309,7 +371,8 @@ def _scan_code(config: Any) -> dict[str, Any]:
     return {"code": code, "imports": scan_imports(config.root, code)}
 
 
-def _lock_report(config: Any, outcome: Any, scan: dict[str, Any]) -> dict[str, Any]:
+def _lock_report(config: Any, outcome: Any, scan: dict[str, Any], *,
+                 signed: bool) -> dict[str, Any]:
     from reprolock.inspection.imports import unprovided
 
     warnings = list(outcome.warnings)
@@ -325,7 +388,9 @@ def _lock_report(config: Any, outcome: Any, scan: dict[str, Any]) -> dict[str, A
     if untracked:
         warnings.append(f"{len(untracked)} untracked files will not be in the image (first: "
                         f"{untracked[0]}); git add them or ignore them")
+    warnings.extend(scan["code"].warnings)
     return {"lock": str(outcome.path), "changed": outcome.changed,
+            "commit": _committed(config, outcome, signed=signed),
             "changes": list(outcome.changes), "warnings": warnings,
             "packages": len(outcome.lock.packages), "inputsDigest": outcome.lock.inputs_digest,
             "base": outcome.lock.base.to_json()}
@@ -414,8 +479,9 @@ def verify(
         "--rebuild/--no-rebuild", help="Rebuild the environment image from the lock and "
         "compare its digests with the lock's.")] = True,
     image: Annotated[str | None, typer.Option(
-        "--image", help="Check a built image against the lock and code: oci:DIR[:TAG], "
-        "oci-archive:FILE, docker-daemon:REF or registry:HOST/REPO:TAG.")] = None,
+        "--image", help="Check a built image against the lock and code: NAME:TAG or an "
+        "image ID (in the Docker Engine, as for 'run'), oci:DIR[:TAG], oci-archive:FILE or "
+        "registry:HOST/REPO:TAG.")] = None,
     allow_code_drift: Annotated[bool, typer.Option(
         "--allow-code-drift", help="With --image or --run: accept a code layer (a run) "
         "from another code tree.")] = False,
@@ -492,8 +558,9 @@ def run(
     ctx: typer.Context,
     project: ProjectOpt = Path(),
     image: Annotated[str | None, typer.Option(
-        "--image", help="Image in the Docker Engine (name:tag or ID). Default: the one "
-        "'reprolock build --output docker' made from this lock and code.")] = None,
+        "--image", help="Image in the Docker Engine (NAME:TAG or ID, as for 'verify "
+        "--image'). Default: the one 'reprolock build --output docker' made from this lock "
+        "and code.")] = None,
     outputs: Annotated[Path | None, typer.Option(
         "--outputs", help="Host directory mounted at /outputs (REPROLOCK_OUTPUTS); default: "
         "[run] outputs, else outputs/.", file_okay=False)] = None,
@@ -577,7 +644,7 @@ def inspect(
                  "bytes": code.total_size,
                  "git": None if code.git is None else {"commit": code.git.commit,
                                                        "dirty": code.git.dirty},
-                 "untracked": list(code.untracked)},
+                 "untracked": list(code.untracked), "warnings": list(code.warnings)},
         "imports": mapping,
         "ownModules": list(imports.own_modules),
         "syntaxErrors": [{"path": p, "line": n, "message": m} for p, n, m in imports.syntax_errors],
@@ -595,6 +662,8 @@ def inspect(
     if code.untracked:
         print(f"untracked (not in the image; git add or ignore them): "
               f"{', '.join(code.untracked[:10])}{' …' if len(code.untracked) > 10 else ''}")
+    for warning in code.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for entry in data["code"].get("fileList", []):
         print(f"  {entry['sha256'][:12]} {'x' if entry['executable'] else '-'} {entry['path']}")
     print("imports:")

@@ -13,6 +13,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import posixpath
 import re
 import sysconfig
 import tempfile
@@ -27,10 +28,15 @@ from reprolock._internal.files import atomic_write_bytes, sha256_bytes, sha256_f
 from reprolock._internal.urls import expand_env, is_remote, redact
 from reprolock.build.store import cache_fix, disk_space, sweep_stale
 from reprolock.config import Config
-from reprolock.errors import ArtifactError, IndexError_, LockFileError, ReprolockError
+from reprolock.errors import (
+    ArtifactError,
+    IndexError_,
+    LockFileError,
+    ReprolockError,
+)
 from reprolock.image.interface import check_platform
 from reprolock.image.probe import probe
-from reprolock.image.reference import open_source
+from reprolock.image.reference import open_source, parse_reference
 from reprolock.lock.inputs import collect_inputs, inputs_digest, pyproject_dependencies
 from reprolock.lock.io import read_lock, render, write_lock
 from reprolock.lock.model import (
@@ -43,13 +49,16 @@ from reprolock.lock.model import (
     checked,
 )
 from reprolock.resolver._common import preferred_text
-from reprolock.resolver.interface import IndexSettings, Pin, Resolution, Resolver, ResolveRequest
+from reprolock.resolver.honesty import Honesty, with_pinned_hashes
+from reprolock.resolver.interface import IndexSettings, Pin, Resolver, ResolveRequest
+from reprolock.resolver.requested import read_requested
 from reprolock.sbom.interface import SbomError
 from reprolock.target import Platform, Target, best_wheel, wheel_platforms
 
 if TYPE_CHECKING:
     from reprolock.build.builder import BuildOptions, BuildResult, Image
-    from reprolock.index.simple import DistFile
+    from reprolock.image.interface import ResolvedImage
+    from reprolock.index.simple import DistFile, IndexClient
     from reprolock.inspection.codeset import CodeSet
     from reprolock.output.interface import Output, Written
     from reprolock.output.referrers import Referrer
@@ -94,6 +103,7 @@ class Locker:
                 root=config.root, inputs=self._resolver_inputs(Path(tmp)), target=target,
                 index=settings, upgrade=upgrade, upgrade_packages=upgrade_packages,
                 preferred=_preferred(previous))
+            requested = read_requested((p, self._shown(p)) for p in request.inputs)
             self.progress(f"resolving with {self.resolver.name} for {target.describe()}")
             # sysconfig's first use is not thread-safe (it handed uv's finder None for EXE
             # in a fresh venv); fill it here before any thread can race for it
@@ -105,7 +115,15 @@ class Locker:
                 if while_resolving is not None:
                     while_resolving()
                 resolution = future.result()
-        packages = self._packages(resolution, target, settings)
+        from reprolock.index.simple import IndexClient
+
+        client = IndexClient(settings, cache_dir=self.cache_dir)
+        pins = with_pinned_hashes(resolution.pins, requested)
+        kept = _kept(previous, upgrade, upgrade_packages)
+        honesty = Honesty(self.resolver, request, client, requested, kept)
+        honesty.refuse_prereleases(pins)
+        packages = self._packages(pins, target, client)
+        warnings += honesty.skipped_releases(pins)
         lock = Lock(
             inputs_digest=inputs_digest(inputs), inputs=inputs, target=_target_json(target),
             base=base, resolver={"name": resolution.resolver,
@@ -146,6 +164,12 @@ class Locker:
         sweep_stale(config.lock_path.parent, prefix=f".{config.lock_path.name}.")
         sweep_stale(config.root, prefix=".reprolock.sbom.")
         return text
+
+    def _shown(self, path: Path) -> str:
+        """An input's name in messages: as the config names it."""
+        if path not in {self.config.root / r for r in self.config.requirements}:
+            return "pyproject.toml"  # the file written from project.dependencies
+        return Path(os.path.relpath(path, self.config.root)).as_posix()
 
     def _resolver_inputs(self, tmp: Path) -> tuple[Path, ...]:
         inputs = [self.config.root / r for r in self.config.requirements]
@@ -194,10 +218,7 @@ class Locker:
         finally:
             source.close()
         if not source.pinned:
-            warnings.append(
-                f"base {self.config.base!r} names no digest; it resolved to {image.identity}, "
-                "which the lock records, but the tag can move: write "
-                f"base = \"...@{image.identity}\" to pin it")
+            warnings.append(unpinned_base_warning(self.config.base, image))
         target = Target(platform, facts.python_version, facts.libc_family, facts.libc_version)
         base = BaseImage(
             reference=self.config.base, digest=image.identity, index_digest=image.index_digest,
@@ -225,22 +246,19 @@ class Locker:
         found += [{"kind": "find-links", "url": redact(u)} for u in index.find_links]
         return found
 
-    def _packages(self, resolution: Resolution, target: Target,
-                  settings: IndexSettings) -> list[Package]:
-        from reprolock.index.simple import IndexClient
+    def _packages(self, pins: tuple[Pin, ...], target: Target,
+                  client: IndexClient) -> list[Package]:
         from reprolock.index.wheels import wheel_modules
 
-        client = IndexClient(settings, cache_dir=self.cache_dir)
-        self.progress(f"finding artifacts of {len(resolution.pins)} packages")
-        files = client.files_for((p.name, p.version, p.hashes) for p in resolution.pins)
-        chosen = {p.name: self._choose(p, files[(p.name, p.version)], target)
-                  for p in resolution.pins}
+        self.progress(f"finding artifacts of {len(pins)} packages")
+        files = client.files_for((p.name, p.version, p.hashes) for p in pins)
+        chosen = {p.name: self._choose(p, files[(p.name, p.version)], target) for p in pins}
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             modules = dict(zip(chosen, pool.map(
                 lambda d: wheel_modules(d, cache_dir=self.cache_dir,
                                         session=lambda: client.session),
                 chosen.values()), strict=True))
-        return [self._package(p, chosen[p.name], modules[p.name]) for p in resolution.pins]
+        return [self._package(p, chosen[p.name], modules[p.name]) for p in pins]
 
     def _choose(self, pin: Pin, files: list[DistFile], target: Target) -> DistFile:
         if not pin.hashes:
@@ -268,13 +286,25 @@ class Locker:
                 hint="the index serves a file name that is not a wheel's; do not use it")
         if dist.path is not None:
             artifact = Artifact(dist.filename, dist.sha256, dist.size,
-                                path=os.path.relpath(dist.path, self.config.root))
+                                path=self._as_written(dist.path))
         else:
             artifact = Artifact(dist.filename, dist.sha256, dist.size, url=redact(dist.url or ""))
         via = tuple(sorted({"-r pyproject.toml" if v.startswith("-r ") and
                             v.endswith(PYPROJECT_REQUIREMENTS) else v for v in pin.via}))
         direct = any(v.startswith("-r ") for v in via)
         return Package(pin.name, pin.version, pin.hashes, artifact, direct, via, modules)
+
+
+    def _as_written(self, wheel: Path) -> str:
+        """A find-links wheel's path as the config's entry names it: an absolute
+        directory stays absolute (a clone at another depth still finds it), a relative
+        one stays relative to the project."""
+        for link in self.config.index.find_links:
+            if not is_remote(expand_env(link)) and Path(str(self.config.root / link)) == \
+                    wheel.parent:
+                folder = posixpath.normpath(Path(link).as_posix())
+                return wheel.name if folder == "." else posixpath.join(folder, wheel.name)
+        return Path(os.path.relpath(wheel, self.config.root)).as_posix()
 
 
 def _staged_name(usual: str, sha256: str) -> str:
@@ -324,6 +354,44 @@ def _target_json(target: Target) -> dict[str, object]:
             "python": {"implementation": target.implementation,
                        "version": target.python_version, "abi": target.abi},
             "libc": {"family": target.libc_family, "version": target.libc_version}}
+
+
+def _kept(previous: Lock | None, upgrade: bool, upgrade_packages: tuple[str, ...],
+          ) -> dict[str, str]:
+    """The previous lock's versions that the resolver was asked to keep."""
+    from packaging.utils import canonicalize_name
+
+    if previous is None or upgrade:
+        return {}
+    moved = {canonicalize_name(n) for n in upgrade_packages}
+    return {p.name: p.version for p in previous.packages if p.name not in moved}
+
+
+def unpinned_base_warning(reference: str, image: ResolvedImage) -> str:
+    head = (f"base {reference!r} names no digest; it resolved to {image.identity}, which "
+            "the lock records, but what it names can move")
+    pinned = pinned_reference(reference, image)
+    if pinned is None:
+        return (f"{head}. A docker-archive cannot name a digest: to pin the base, copy it "
+                "to an OCI archive (skopeo copy docker-archive:FILE oci-archive:NEW) and "
+                "write base = \"oci-archive:NEW@sha256:...\" with the digest it reports")
+    return f"{head}: write base = \"{pinned}\" to pin it"
+
+
+def pinned_reference(reference: str, image: ResolvedImage) -> str | None:
+    """``reference`` naming ``image`` by digest, in the form its scheme parses (None for a
+    docker-archive, which has none)."""
+    ref = parse_reference(reference)
+    if ref.scheme in ("oci-layout", "oci-archive"):
+        # the digest picks an entry of index.json (a tag may not stand beside it): the
+        # image index when the entry is one, else the manifest
+        return f"{ref.scheme}:{ref.location}@{image.index_digest or image.identity}"
+    if ref.scheme == "docker-archive":
+        return None
+    if ref.scheme == "docker-daemon":
+        # the image ID, its config digest: the Engine finds it by that whatever its tags
+        return f"docker-daemon:{image.config_digest}"
+    return f"{reference}@{image.identity}"  # NAME:TAG@sha256:... pins a registry image
 
 
 def describe_package_changes(old: Lock, new: Lock) -> list[str]:
@@ -392,6 +460,7 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
     if code.untracked:
         warnings.append(f"{len(code.untracked)} untracked files are not in the image "
                         f"(first: {code.untracked[0]}); git add them or ignore them")
+    warnings.extend(code.warnings)
     with disk_space(cache, fix=cache_fix(cache)):
         builder = Builder(config, lock, cache_dir=cache, options=options, progress=progress,
                           lock_bytes=config.lock_path.read_bytes())

@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import stat
 import sys
 import tarfile
@@ -138,6 +139,21 @@ def check_gpus(value: str | None, *, source: str = "--gpus") -> str | None:
                          hint="use 'all' or a number of GPUs such as 1 (leave it out for none)")
 
 
+def engine_name(reference: str) -> str:
+    """The name ``--image REF`` gives the image in the Docker Engine, by the rule
+    ``verify --image`` follows too (``parse_image_option``): a bare NAME:TAG or ID, or
+    ``docker:``/``docker-daemon:``. An image elsewhere must be loaded into the engine."""
+    from reprolock.image.reference import IMAGE_FORMS, parse_image_option
+
+    ref = parse_image_option(reference)
+    if ref.scheme != "docker-daemon":
+        raise ReprolockError(
+            f"--image {reference!r} is not in the Docker Engine, and 'run' runs images there",
+            hint="build it into the engine ('reprolock build --output docker:NAME:TAG') and "
+            f"pass --image NAME:TAG; 'verify --image' reads every form ({IMAGE_FORMS})")
+    return ref.location
+
+
 def find_image(client: Any, *, lock_digest: str, code_tree: str, reference: str | None,
                env_config: str | None = None, revision: str | None = None) -> Any:
     """The image to run: ``reference``, else the one labelled with this lock and code (and,
@@ -146,7 +162,7 @@ def find_image(client: Any, *, lock_digest: str, code_tree: str, reference: str 
     import docker.errors
 
     if reference is not None:
-        name = reference.removeprefix("docker-daemon:").removeprefix("docker:")
+        name = engine_name(reference)
         with engine_errors(f"look up the image {name!r}"):
             try:
                 return client.images.get(name)
@@ -331,10 +347,16 @@ def image_config(image: Any) -> dict[str, Any]:
                     "docker-daemon:REF' reads it the same way")
 
 
-def config_check(lock: Lock, config: Mapping[str, Any]) -> dict[str, Any]:
+def config_check(lock: Lock, config: Mapping[str, Any],
+                 project: Config | None = None) -> dict[str, Any]:
     """The image's configuration less the code against the lock's ``image.configDigest``,
-    as ``verify --image`` compares them; a result in the runtime checker's form."""
-    from reprolock.verify.image import config_fields, environment_config_digest
+    as ``verify --image`` compares them (naming the fields that differ when the
+    ``project`` config is given); a result in the runtime checker's form."""
+    from reprolock.verify.image import (
+        config_differences,
+        config_fields,
+        environment_config_digest,
+    )
 
     if lock.image is None:
         return {"name": "config", "ok": False, "detail": "the lock records no environment "
@@ -352,7 +374,8 @@ def config_check(lock: Lock, config: Mapping[str, Any]) -> dict[str, Any]:
     return {"name": "config", "ok": False, "detail": "the image configuration (env, "
             "entrypoint, workdir or layers) differs from the locked environment's",
             "problems": [f"environment config {lock.image.config_digest} → {digest}",
-                         *config_fields(config)]}
+                         *(config_fields(config) if project is None
+                           else config_differences(project, lock, config))]}
 
 
 def code_layer_check(config: Config, lock: Lock, lock_bytes: bytes, code: CodeSet,
@@ -405,16 +428,20 @@ class Runner:
         lock = read_lock(config.lock_path, cache_dir=cache_dir)
         lock_digest = "sha256:" + sha256_bytes(lock_bytes)
         code = collect_code(config)
+        for warning in code.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         image = find_image(self.client, lock_digest=lock_digest, code_tree=code.tree_digest,
                            reference=options.image,
                            env_config=None if lock.image is None else lock.image.config_digest,
                            revision=code.git.commit if code.git else None)
         self.progress(f"image {image.id} ({', '.join(image.tags) or 'untagged'})")
+        if not options.command:
+            refuse_without_command(config, image)
         outputs = (options.outputs or config.root / config.run_outputs).resolve()
         outputs.mkdir(parents=True, exist_ok=True)
         self.progress("reading the image configuration")
         image_conf = image_config(image)
-        configured = config_check(lock, image_conf)
+        configured = config_check(lock, image_conf, config)
         if configured["ok"]:
             self.progress("comparing the image's code layer with this checkout's")
             configured = code_layer_check(config, lock, lock_bytes, code, image_conf,
@@ -552,6 +579,26 @@ class Runner:
             "accelerators": dict(check.get("accelerators") or {}),
             "outputs": {"dir": _relative(outputs, config.root), "files": written},
         }
+
+
+def refuse_without_command(config: Config, image: Any) -> None:
+    """No ``-- CMD``, and the image has no command of the project's: no Entrypoint, and
+    either no Cmd or only the one the base brings (reprolock keeps a base's Cmd when
+    ``[image]`` sets neither), such as ``python3``, which starts with no input and exits 0.
+    A run record of that would say a training ran: refuse (exit 2) and say what to pass."""
+    conf = image.attrs.get("Config") or {}
+    if conf.get("Entrypoint"):
+        return
+    if conf.get("Cmd") and (config.image.entrypoint or config.image.cmd):
+        return
+    base = f" (only the base's default {shlex.join(map(str, conf['Cmd']))!r})" \
+        if conf.get("Cmd") else ""
+    raise ReprolockError(
+        f"nothing to run: the image {str(image.id)[:19]}… has no command of this project"
+        f"{base}, and none was given after '--'",
+        hint=f"set [image] entrypoint in {config.source_name} (e.g. entrypoint = "
+        "[\"python\", \"train.py\"]), then 'reprolock lock' and 'reprolock build --output "
+        "docker'; or pass the command: reprolock run -- python train.py")
 
 
 def _default_command(image: Any) -> list[str]:

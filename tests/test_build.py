@@ -18,7 +18,7 @@ from tests.support.services import require
 
 # The environment image of the golden project below. It must change only on purpose:
 # if a change to reprolock moves it, explain why in the commit and update it here.
-GOLDEN_ENV_CONFIG = "sha256:418250a575ad7dcba1e2687d739fa3b069475ea0f37d4f67bd35e9f535b2121f"
+GOLDEN_ENV_CONFIG = "sha256:69d31911e3d4ec91895b89ab938acb597a3cbaed93d8193e87090d40629e14ed"
 
 
 def test_build_twice_same_digest(build_project_template: Path, tmp_path: Path) -> None:

@@ -150,6 +150,19 @@ def test_layout_by_digest_relative_to_root(tiny_base: Path) -> None:
     assert image.manifest_digest == expected.manifest_digest
 
 
+def test_layout_by_digest_with_two_tags_of_one_image(layout_copy: Path) -> None:
+    """Two tags naming one image: by digest that is one image, not an ambiguity (the
+    'pin your base' advice for an oci-layout: base is its digest)."""
+    expected = truth(layout_copy, "tiny")
+    index = json.loads((layout_copy / "index.json").read_text())
+    entry = next(m for m in index["manifests"]
+                 if m.get("annotations", {}).get(REF_NAME) == "tiny")
+    index["manifests"].append({**entry, "annotations": {REF_NAME: "latest"}})
+    (layout_copy / "index.json").write_text(json.dumps(index))
+    _, image = resolve(f"oci-layout:{layout_copy}@{expected.manifest_digest}", Path("/"))
+    assert image.manifest_digest == expected.manifest_digest
+
+
 def test_layout_tags_are_different_images(tiny_base: Path) -> None:
     _, tiny = resolve(f"oci-layout:{tiny_base}:tiny", Path("/"))
     _, arm = resolve(f"oci-layout:{tiny_base}:arm", Path("/"), ARM64)

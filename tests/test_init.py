@@ -83,7 +83,8 @@ def test_json_output(proj: Path) -> None:
     data = json.loads(done.stdout)
     assert data == {"path": str(proj / "reprolock.toml"), "base": "img:1", "resolver": "uv",
                     "requirements": ["requirements.in"],
-                    "entrypoint": ["python", "run.py", "--fast"]}
+                    "entrypoint": ["python", "run.py", "--fast"], "proposed": None,
+                    "gitignore": True, "notes": []}
 
 
 def test_default_directory_is_the_current_one(proj: Path) -> None:

@@ -1,9 +1,9 @@
 """The files an audit reads: the code set that goes into the image, read safely.
 
-The selection is ``collect_code``'s (same candidates, same excludes and includes), but
+The selection is ``collect_code``'s, by the same function (``select_code``: the same
+candidates, excludes, includes and never-code directories), but the files are read here
 without its hashing: ``collect_code`` hashes every file and raises on the first one it
-cannot read, while the audit must report such a file and go on (a test keeps the two
-selections equal).
+cannot read, while the audit must report such a file and go on.
 """
 
 from __future__ import annotations
@@ -41,19 +41,9 @@ class SourceFile:
 
 def code_paths(config: Config) -> list[str]:
     """The paths ``collect_code(config)`` would choose, sorted, without reading them."""
-    import pathspec
+    from reprolock.inspection.codeset import select_code
 
-    from reprolock.inspection.codeset import ALWAYS_EXCLUDED, _git_files, _walk, not_code
-
-    candidates = _git_files(config.root)
-    if candidates is None:
-        candidates = _walk(config.root)
-    ignore = pathspec.GitIgnoreSpec.from_lines(
-        [*ALWAYS_EXCLUDED, *not_code(config), *config.code_exclude])
-    include = (pathspec.GitIgnoreSpec.from_lines(config.code_include)
-               if config.code_include else None)
-    return sorted(p for p in candidates if not ignore.match_file(p)
-                  and (include is None or include.match_file(p)))
+    return list(select_code(config).paths)
 
 
 def read_sources(root: Path, paths: Iterable[str],

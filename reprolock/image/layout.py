@@ -12,10 +12,13 @@ from typing import IO, Any, Protocol
 from reprolock._internal.jsonio import parse_json
 from reprolock.errors import ImageSourceError
 from reprolock.image.interface import (
+    DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
     DOCKER_LAYER_TAR,
     INDEX_TYPES,
+    MANIFEST_TYPES,
     MAX_DOCUMENT,
+    OCI_CONFIG,
     OCI_LAYER_ZSTD,
     REF_NAME,
     Descriptor,
@@ -124,6 +127,8 @@ def _bounded(handle: IO[bytes], where: str) -> bytes:
 
 
 _BLOB_NAME = re.compile(r"^blobs/sha256/([0-9a-f]{64})$")
+#: An untagged layout of more entries than this is not looked into for its one image.
+_MAX_UNTAGGED = 64
 
 
 def blob_path(digest: str) -> str:
@@ -171,20 +176,57 @@ class OciLayoutSource(ImageSource):
 
     def _pick(self, entries: list[Descriptor]) -> Descriptor:
         if self.digest:
-            chosen = [d for d in entries if d.digest == self.digest]
+            # several tags may name one image: by digest it is that one image
+            chosen = [d for d in entries if d.digest == self.digest][:1]
         elif self.tag:
             chosen = [d for d in entries if d.annotations.get(REF_NAME) == self.tag]
         else:
-            chosen = entries
+            chosen = self._images(entries)
         if len(chosen) == 1:
             return chosen[0]
         names = sorted({d.annotations.get(REF_NAME, d.digest) for d in entries})
         what = self.digest or self.tag
-        problem = f"has no image {what!r}" if what else f"holds {len(entries)} images"
+        problem = (f"has no image {what!r}" if what else
+                   f"holds {len(chosen)} images" if chosen else "holds no image")
+        form = self._form()
         raise ImageSourceError(
             f"{self.files.where} {problem} (it has: {', '.join(names) or 'none'})",
-            hint="name one as oci-layout:DIR:TAG or oci-layout:DIR@sha256:...",
+            hint=f"name one as {form}:TAG or {form}@sha256:...",
         )
+
+    def _form(self) -> str:
+        """How the user wrote this source (``oci:DIR``, ``oci-layout:DIR``,
+        ``oci-archive:FILE``), less any tag or digest: what the hint tells them to add to."""
+        scheme, sep, rest = self.reference.partition(":")
+        if not sep or scheme not in ("oci", "oci-layout", "oci-archive"):
+            scheme = "oci-archive" if isinstance(self.files, TarFiles) else "oci-layout"
+            rest = self.files.where
+        if self.digest:
+            rest = rest.removesuffix(f"@{self.digest}")
+        elif self.tag:
+            rest = rest.removesuffix(f":{self.tag}")
+        return f"{scheme}:{rest}"
+
+    def _images(self, entries: list[Descriptor]) -> list[Descriptor]:
+        """The entries that are images. An OCI 1.1 artifact that refers to one (the SBOM
+        and provenance 'reprolock build' attaches) is not: a layout of one image and its
+        referrers names one image. Each is read and checked against its digest."""
+        if len(entries) <= 1 or len(entries) > _MAX_UNTAGGED:
+            return entries
+        return [d for d in entries if not self._is_artifact(d)]
+
+    def _is_artifact(self, desc: Descriptor) -> bool:
+        if desc.media_type not in (*MANIFEST_TYPES, *INDEX_TYPES):
+            return True
+        doc = load_json(read_verified(self.files, desc.digest, what="manifest"),
+                        what=f"{self.files.where}: manifest {desc.digest}")
+        if doc.get("artifactType") or "subject" in doc:
+            return True
+        if desc.media_type in INDEX_TYPES:
+            return False
+        config = doc.get("config")
+        return not isinstance(config, dict) or config.get("mediaType") not in (OCI_CONFIG,
+                                                                                DOCKER_CONFIG)
 
     def _image(self, desc: Descriptor, index_digest: str | None) -> ResolvedImage:
         where = f"{self.files.where}: manifest {desc.digest}"

@@ -104,9 +104,60 @@ def _unknown(text: str, scheme: str, lookalikes: dict[str, str]) -> ImageSourceE
                             hint=f"write one of: {_FORMS}")
 
 
+# --image of 'run' and 'verify': the forms 'build --output' writes, and one rule for a
+# bare reference. Both commands are about images 'reprolock build' made, and its
+# '--output docker[:NAME:TAG]' puts them in the local Docker Engine: a bare NAME:TAG (or
+# an image ID) names an image there. A registry is always named as one (registry:).
+# A base in reprolock.toml is another matter: a bare NAME:TAG there is a registry image.
+_IMAGE_ALIASES = {"oci": "oci-layout", "docker": "docker-daemon"}
+IMAGE_FORMS = ("NAME:TAG or an image ID (in the local Docker Engine, as docker:REF or "
+               "docker-daemon:REF), oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG], "
+               "docker-archive:FILE[:NAME:TAG], registry:HOST/NAME[:TAG|@DIGEST]")
+
+
+def parse_image_option(text: str) -> BaseRef:
+    """Which image ``--image TEXT`` names, for ``run`` and ``verify`` alike: a bare
+    reference is an image in the local Docker Engine, a registry needs ``registry:``."""
+    if "://" in text:
+        scheme = text.partition("://")[0]
+        instead = "registry:" if scheme in ("docker", "http", "https") else None
+        raise ImageSourceError(
+            f"--image {text!r} is written like a URL",
+            hint=(f"write {instead}HOST/NAME:TAG (no //)" if instead
+                  else f"write one of: {IMAGE_FORMS}"))
+    scheme, sep, rest = text.partition(":")
+    scheme = _IMAGE_ALIASES.get(scheme, scheme) if sep else scheme
+    if not sep or scheme not in SCHEMES:
+        if not text.strip():
+            raise ImageSourceError("--image names no image", hint=f"write one of: {IMAGE_FORMS}")
+        return BaseRef("docker-daemon", text, None, _digest_of(text))
+    if not rest:
+        raise ImageSourceError(f"--image {text!r} names no image after {scheme}:",
+                               hint=f"write one of: {IMAGE_FORMS}")
+    try:
+        return _scheme_ref(text, scheme, rest)
+    except ImageSourceError as exc:  # the same checks as for a base; say what was typed
+        raise ImageSourceError(exc.message.replace("base reference", "--image", 1),
+                               hint=exc.hint) from None
+
+
+def _digest_of(name: str) -> str | None:
+    match = _DIGEST_SUFFIX.search(name)
+    return match.group(1) if match else None
+
+
+def open_image(text: str, *, root: Path) -> ImageSource:
+    """Open the image ``--image TEXT`` names (``parse_image_option``); relative paths are
+    taken from ``root``. The source keeps ``text`` as the user wrote it, for messages."""
+    return _open(parse_image_option(text), text, root)
+
+
 def open_source(text: str, *, root: Path) -> ImageSource:
     """Open the source a base reference names; relative paths are taken from ``root``."""
-    ref = parse_reference(text)
+    return _open(parse_reference(text), text, root)
+
+
+def _open(ref: BaseRef, text: str, root: Path) -> ImageSource:
     if ref.scheme == "oci-layout":
         from reprolock.image.layout import DirFiles, OciLayoutSource
 

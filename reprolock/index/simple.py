@@ -44,6 +44,12 @@ class DistFile:
     path: Path | None  # a local find-links file
     sha256: str | None
     size: int | None
+    yanked: bool = False  # PEP 592: a resolver takes it only when pinned to it exactly
+    requires_python: str | None = None
+
+
+#: (normalized project name, version); no version: every release of the project
+Wanted = tuple[str, Version | None]
 
 
 def release_of(filename: str) -> tuple[str, Version] | None:
@@ -55,6 +61,13 @@ def release_of(filename: str) -> tuple[str, Version] | None:
         return name, version
     except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
         return None
+
+
+def _is_wanted(filename: str, wanted: Wanted) -> bool:
+    release = release_of(filename)
+    if release is None or release[0] != wanted[0]:
+        return False
+    return wanted[1] is None or release[1] == wanted[1]
 
 
 class IndexClient:
@@ -97,6 +110,15 @@ class IndexClient:
             found += self._find_links(link, wanted)
         return found
 
+    def project_files(self, name: str) -> list[DistFile]:
+        """Every file of every release of ``name`` (never cached: a release may have been
+        added since). A find-links file is listed, not hashed."""
+        wanted: Wanted = (canonicalize_name(name), None)
+        found = [f for index in self.indexes() for f in self._project_page(index, wanted)]
+        for link in self.settings.find_links:
+            found += self._find_links(link, wanted)
+        return found
+
     def files_for(self, pins: Iterable[tuple[str, str, tuple[str, ...]]],
                   ) -> dict[tuple[str, str], list[DistFile]]:
         todo = list(pins)
@@ -125,7 +147,7 @@ class IndexClient:
         key = hashlib.sha256(json.dumps([indexes, wanted[0], str(wanted[1])]).encode())
         return self.cache_dir / "index" / f"{key.hexdigest()}.json"
 
-    def _project_page(self, index: str, wanted: tuple[str, Version]) -> list[DistFile]:
+    def _project_page(self, index: str, wanted: Wanted) -> list[DistFile]:
         url = f"{index.rstrip('/')}/{wanted[0]}/"
         response = self._get(url, accept=_ACCEPT)
         if response.status_code == 404:
@@ -134,7 +156,7 @@ class IndexClient:
             return self._authenticated(_parse_json(response.url, response.text, wanted))
         return self._authenticated(_parse_html(response.url, response.text, wanted))
 
-    def _find_links(self, link: str, wanted: tuple[str, Version]) -> list[DistFile]:
+    def _find_links(self, link: str, wanted: Wanted) -> list[DistFile]:
         if link.startswith(("http://", "https://")):
             response = self._get(link, accept="text/html")
             if response.status_code == 404:
@@ -146,8 +168,8 @@ class IndexClient:
                 self._dir_cache[path] = _scan_dir(path)
             listing = self._dir_cache[path]
         # only the files of the wanted release are hashed: a wheel dir can be gigabytes
-        return [DistFile(p.name, None, p, sha256_file(p), p.stat().st_size)
-                for p in listing if release_of(p.name) == wanted]
+        return [DistFile(p.name, None, p, None if wanted[1] is None else sha256_file(p),
+                         p.stat().st_size) for p in listing if _is_wanted(p.name, wanted)]
 
     def _authenticated(self, files: list[DistFile]) -> list[DistFile]:
         """A file on the origin of an index with credentials gets them, as uv and pip give
@@ -179,20 +201,22 @@ class IndexClient:
         return response
 
 
-def _version_hint(version: Version) -> str:
+def _version_hint(version: Version | None) -> str:
     """A substring every spelling of ``version`` in a file name contains ("2.0.0" → "2")."""
+    if version is None:
+        return ""
     text = str(version).lower()
     while text.endswith(".0"):
         text = text[:-2]
     return text
 
 
-def _maybe(filename: str, wanted: tuple[str, Version]) -> bool:
+def _maybe(filename: str, wanted: Wanted) -> bool:
     """A cheap test before the costly parse: a page lists every version's files."""
     return _version_hint(wanted[1]) in filename.lower()
 
 
-def _parse_json(page_url: str, text: str, wanted: tuple[str, Version]) -> list[DistFile]:
+def _parse_json(page_url: str, text: str, wanted: Wanted) -> list[DistFile]:
     try:
         doc = json.loads(text)
         files = doc["files"]
@@ -202,39 +226,45 @@ def _parse_json(page_url: str, text: str, wanted: tuple[str, Version]) -> list[D
     result = []
     for item in files:
         filename = item.get("filename", "")
-        if hint not in filename.lower() or release_of(filename) != wanted:
+        if hint not in filename.lower() or not _is_wanted(filename, wanted):
             continue
         url = urljoin(page_url, item["url"])
         size = item.get("size")
+        python = item.get("requires-python")
         result.append(DistFile(item["filename"], url, None, (item.get("hashes") or {}).get(
-            "sha256"), int(size) if isinstance(size, int) else None))
+            "sha256"), int(size) if isinstance(size, int) else None,
+            yanked=bool(item.get("yanked")),
+            requires_python=python if isinstance(python, str) else None))
     return result
 
 
 class _Links(html.parser.HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.hrefs: list[str] = []
+        self.links: list[dict[str, str | None]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "a":
-            href = dict(attrs).get("href")
-            if href:
-                self.hrefs.append(href)
+            found = dict(attrs)
+            if found.get("href"):
+                self.links.append(found)
 
 
-def _parse_html(page_url: str, text: str, wanted: tuple[str, Version]) -> list[DistFile]:
+def _parse_html(page_url: str, text: str, wanted: Wanted) -> list[DistFile]:
     parser = _Links()
     parser.feed(text)
     result = []
-    for href in parser.hrefs:
+    for link in parser.links:
+        href = link["href"] or ""
         name = urldefrag(href)[0].rsplit("/", 1)[-1]
-        if not _maybe(name, wanted) or release_of(name) != wanted:
+        if not _maybe(name, wanted) or not _is_wanted(name, wanted):
             continue
         url, fragment = urldefrag(urljoin(page_url, href))
         filename = url.rsplit("/", 1)[-1]
         algo, _, value = fragment.partition("=")
-        result.append(DistFile(filename, url, None, value if algo == "sha256" else None, None))
+        result.append(DistFile(filename, url, None, value if algo == "sha256" else None, None,
+                               yanked="data-yanked" in link,
+                               requires_python=link.get("data-requires-python")))
     return result
 
 

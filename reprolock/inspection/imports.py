@@ -38,8 +38,30 @@ class Unprovided:
     first: ImportSite
 
 
+# Import names whose distribution on PyPI is called otherwise: the common ones of ML code.
+# Only a proposal for 'reprolock init' to write; the lock maps modules from the wheels.
+DISTRIBUTION_NAMES = {
+    "Bio": "biopython", "Crypto": "pycryptodome", "OpenSSL": "pyopenssl",
+    "PIL": "pillow", "attr": "attrs", "bs4": "beautifulsoup4", "cv2": "opencv-python",
+    "dateutil": "python-dateutil", "dotenv": "python-dotenv", "faiss": "faiss-cpu",
+    "fitz": "pymupdf", "git": "gitpython", "hydra": "hydra-core", "jwt": "pyjwt",
+    "mpl_toolkits": "matplotlib", "pkg_resources": "setuptools", "skimage": "scikit-image",
+    "sklearn": "scikit-learn", "umap": "umap-learn", "yaml": "pyyaml", "zmq": "pyzmq",
+}
+
+
+def distribution_for(module: str) -> str:
+    """The PyPI distribution that most likely provides the top-level ``module``."""
+    return DISTRIBUTION_NAMES.get(module, module)
+
+
 def scan_imports(root: Path, code: CodeSet) -> ImportReport:
-    py_files = [f.path for f in code.files if f.path.endswith(".py") and f.link_target is None]
+    return scan_files(root, [f.path for f in code.files if f.link_target is None])
+
+
+def scan_files(root: Path, paths: Iterable[str]) -> ImportReport:
+    """The imports of the ``.py`` files among ``paths`` (relative to ``root``)."""
+    py_files = [p for p in paths if p.endswith(".py")]
     own = own_modules(py_files)
     sites: list[ImportSite] = []
     errors: list[tuple[str, int, str]] = []

@@ -6,8 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reprolock.config import Config
-from reprolock.lock.inputs import collect_inputs, describe_changes, inputs_digest
+from reprolock.lock.inputs import collect_inputs, config_hash, describe_changes, inputs_digest
 from reprolock.lock.io import read_lock
+
+LEGACY = ("the lock was written by an earlier reprolock, which counted the [code] table "
+          "as a lock input (it is not one: the lock does not describe the code); the config "
+          "is otherwise unchanged")
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,9 @@ def check_lock(config: Config, *, cache_dir: Path | None) -> CheckOutcome:
     if inputs_digest(inputs) == lock.inputs_digest:
         return CheckOutcome(True, path, ())
     changes = describe_changes(lock.inputs, inputs) or ["the inputs digest differs"]
+    if lock.inputs.config.sha256 == config_hash(config, legacy=True):
+        changes = [LEGACY if c == f"config {config.source_name} changed" else c
+                   for c in changes]
     return CheckOutcome(False, path, tuple(changes))
 
 

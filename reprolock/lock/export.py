@@ -1,7 +1,8 @@
 """The lock in other tools' formats: hash-pinned requirements and PEP 751 pylock.toml.
 
-Both name only the wheel chosen for the target. Local paths (find-links wheels) are
-written relative to where the exported file goes, so it works from there.
+Both name only the wheel chosen for the target. Relative local paths (find-links wheels)
+are written relative to where the exported file goes, so it works from there; absolute
+ones stay as the config wrote them.
 
 Every value written is checked first, even though reading the lock checked it: a line
 break in a version or an index URL would become a line of its own in a requirements
@@ -31,6 +32,9 @@ def export(lock: Lock, fmt: str, *, project: Path, dest_dir: Path) -> str:
 
 
 def _rebase(path: str, project: Path, dest_dir: Path) -> str:
+    """A relative path of the lock, relative to the export; an absolute one as it is."""
+    if path.startswith("/"):
+        return path
     return Path(os.path.relpath(project / path, dest_dir)).as_posix()
 
 

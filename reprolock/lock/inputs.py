@@ -14,6 +14,10 @@ from reprolock.lock.model import InputFile, Inputs, checked
 
 _INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
 PYPROJECT_INPUT = "pyproject.toml#project.dependencies"
+# [code] says what goes into the code layer, which the lock does not describe (README,
+# "The lock"): editing it must not stale the lock. config.data already leaves out
+# [audit], [run] and require-signature (config.NOT_LOCK_INPUTS).
+NOT_HASHED = ("code",)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -25,7 +29,6 @@ def canonical_json(value: Any) -> bytes:
 
 
 def collect_inputs(config: Config) -> Inputs:
-    config_hash = hashlib.sha256(canonical_json(dict(config.data))).hexdigest()
     files: dict[str, InputFile] = {}
     for name in config.requirements:
         _add_file(config, config.root / name, files, seen=set())
@@ -34,12 +37,20 @@ def collect_inputs(config: Config) -> Inputs:
         files[PYPROJECT_INPUT] = InputFile(
             PYPROJECT_INPUT, hashlib.sha256(canonical_json(deps)).hexdigest())
     return Inputs(
-        config=InputFile(config.source_name, config_hash),
+        config=InputFile(config.source_name, config_hash(config)),
         files=tuple(files[k] for k in sorted(files)),
         base=config.base,
         platform=config.platform,
         resolver=config.resolver,
     )
+
+
+def config_hash(config: Config, *, legacy: bool = False) -> str:
+    """sha256 of the config's lock inputs; ``legacy``: as earlier versions hashed it, with
+    [code] (so that a lock it wrote is said to be stale for that reason, not a mystery)."""
+    locked = {key: value for key, value in config.data.items()
+              if legacy or key not in NOT_HASHED}
+    return hashlib.sha256(canonical_json(locked)).hexdigest()
 
 
 def inputs_digest(inputs: Inputs) -> str:

@@ -29,8 +29,10 @@ _KINDS: dict[str, tuple[re.Pattern[str], str]] = {
     "name": (re.compile("[a-z0-9]+(?:-[a-z0-9]+)*"), "a normalized distribution name"),
     "version": (re.compile("[A-Za-z0-9][A-Za-z0-9.!+_-]*"), "a PEP 440 version"),
     "wheel": (re.compile(_WHEEL), "a wheel file name (one path component ending in .whl)"),
-    "wheel path": (re.compile(f"(?:\\.\\./)*(?:(?!\\.\\.?/)[^/\\\\{_CTRL}]+/)*{_WHEEL}"),
-                   "a relative path to a wheel, with '..' only at its start"),
+    # absolute, or relative with '..' only at its start: what the find-links entry says
+    "wheel path": (re.compile(f"(?:/|(?:\\.\\./)*)(?:(?!\\.\\.?/)[^/\\\\{_CTRL}]+/)*{_WHEEL}"),
+                   "a path to a wheel, absolute or relative, with '..' only at the start "
+                   "of a relative one"),
     "file name": (re.compile("[A-Za-z0-9_][A-Za-z0-9_.+-]*"), "a file name (one path component)"),
     "absolute path": (re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9_.+-]+)+"),
                       "an absolute path without '.', '..' or spaces"),
@@ -93,7 +95,7 @@ class Artifact:
     sha256: str
     size: int | None
     url: str | None = None  # remote, credentials removed
-    path: str | None = None  # a find-links file, relative to the project root
+    path: str | None = None  # a find-links file: absolute, or relative to the project root
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"filename": self.filename, "sha256": self.sha256,

@@ -27,8 +27,19 @@ def relative_inputs(request: ResolveRequest) -> list[str]:
     return [os.path.relpath(p, request.root) for p in request.inputs]
 
 
+_HASH_MISMATCH = "DO NOT MATCH THE HASHES"
+
+
 def explain_failure(exc: ToolError, request: ResolveRequest, tool: str) -> ResolverError:
-    stderr = _without_traceback(redact_text(exc.stderr, request.index.secrets()))
+    raw = redact_text(exc.stderr, request.index.secrets())
+    if _HASH_MISMATCH in raw:  # pip checks a pinned --hash against the file it reads
+        return ResolverError(
+            "a --hash pinned in the requirement inputs does not match the file on the "
+            "index:\n" + _indent(raw[raw.index(_HASH_MISMATCH):].split("\n", 1)[-1]),
+            hint="if the hash is of another version, pin that version beside it; if the "
+            "index is right, correct the --hash; if your hash is right, the index serves "
+            "another file than the one you pinned: do not use it")
+    stderr = _without_traceback(raw)
     lowered = stderr.lower()
     if "no solution" in lowered or "conflict" in lowered or "resolutionimpossible" in lowered \
             or "could not find a version" in lowered or "unsatisfiable" in lowered:
@@ -36,6 +47,10 @@ def explain_failure(exc: ToolError, request: ResolveRequest, tool: str) -> Resol
         hint = ("relax or correct the conflicting requirements named above; note that only "
                 "wheels are considered (reprolock never builds an sdist), so a package that "
                 "ships no wheel for the target cannot be locked")
+        if "pre-release" in lowered:
+            hint += ("; a pre-release is used only when a requirement names one: to accept "
+                     "it, add NAME>=VERSION with the pre-release's version to your "
+                     "requirements")
         private = [redact(u) for u in request.index.secrets() if userinfo(u)]
         if private:  # pip hides a refused login (HTTP 401) as "no versions" when quiet
             hint += (f"; or {', '.join(private)} refused the credentials: check the "

@@ -67,6 +67,9 @@ class UvResolver(Resolver):
             argv = [uv_binary(), "pip", "compile", *relative_inputs(request),
                     "--generate-hashes", "--no-header", "--annotation-style", "split",
                     "--no-config", "--quiet", "--only-binary", ":all:",
+                    # a pre-release only where a requirement names one: uv's default takes
+                    # one when no final release can be used (an sdist-only dependency)
+                    "--prerelease", "explicit",
                     "--python-version", request.target.python_version,
                     # With --python-version and wheels only, uv needs no interpreter; naming
                     # one spares its search of PATH (0.6 s through pyenv shims here).

@@ -23,7 +23,7 @@ from reprolock._internal.files import sha256_file
 from reprolock.config import Config
 from reprolock.image.blobs import check_layer
 from reprolock.image.interface import ImageSource, ResolvedImage
-from reprolock.image.reference import open_source
+from reprolock.image.reference import open_image
 from reprolock.lock.model import Lock
 from reprolock.signing.interface import VerificationFailed
 from reprolock.target import Platform
@@ -43,15 +43,6 @@ REBUILD = "rebuild the image: 'reprolock build --output …'"
 EMBEDDED_LIMIT = 128 << 20
 
 
-def source_reference(text: str) -> str:
-    """The ``--image`` forms (``oci:``, ``docker:`` as ``build --output`` writes them) in
-    the image-source vocabulary."""
-    for short, full in (("oci:", "oci-layout:"), ("docker:", "docker-daemon:")):
-        if text.startswith(short):
-            return full + text[len(short):]
-    return text
-
-
 def verify_image(config: Config, reference: str, *, key: Path | None,
                  attestation: Path | None, allow_code_drift: bool,
                  progress: Callable[[str], None]) -> Report:
@@ -64,13 +55,14 @@ def verify_image(config: Config, reference: str, *, key: Path | None,
                             "with", fix="run 'reprolock lock' (without --no-build)"))
         return Report(tuple(checks))
     progress(f"reading {reference}")
-    source = open_source(source_reference(reference), root=config.root)  # bad ref: exit 2
+    source = open_image(reference, root=config.root)  # a bad reference: exit 2
     try:
         image = source.resolve(Platform.parse(lock.target["platform"]))
         blobs, code = _read_layers(config, lock, source, image, progress)
     finally:
         source.close()
-    checks += [blobs, _base(lock, image), _dependencies(lock, image), _config(lock, image),
+    checks += [blobs, _base(lock, image), _dependencies(lock, image),
+               _config(config, lock, image),
                _code(config, lock, image, code, allow_code_drift)]
     if key is not None:
         checks.append(attempt("provenance", lambda: _provenance(config, image, key,
@@ -165,12 +157,15 @@ def environment_config(config: Mapping[str, Any]) -> dict[str, Any]:
 def environment_config_digest(config: Mapping[str, Any]) -> str:
     """The digest the lock records (``image.configDigest``) for an image whose full
     configuration is ``config``."""
-    derived = environment_config(config)
-    data = json.dumps(derived, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _digest(environment_config(config))
+
+
+def _digest(config: Mapping[str, Any]) -> str:
+    data = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
 
 
-def _config(lock: Lock, image: ResolvedImage) -> Check:
+def _config(config: Config, lock: Lock, image: ResolvedImage) -> Check:
     assert lock.image is not None
     digest = environment_config_digest(image.config)
     if digest == lock.image.config_digest:
@@ -178,7 +173,133 @@ def _config(lock: Lock, image: ResolvedImage) -> Check:
                      f"({digest[:19]}…) plus the code")
     return Check("config", False, "the image configuration differs from the locked "
                  "environment's", (f"environment config {lock.image.config_digest} → {digest}",
-                                   *config_fields(image.config)), fix=REBUILD)
+                                   *config_differences(config, lock, image.config)),
+                 fix=REBUILD)
+
+
+def config_differences(config: Config, lock: Lock, image_config: Mapping[str, Any]
+                       ) -> list[str]:
+    """The fields in which the image's configuration (less the code) differs from the
+    locked environment's, one line each (``Env: PYTHONHASHSEED=0 → PYTHONHASHSEED=1``).
+    The lock keeps only the digest of that configuration: it is made again from the
+    lock, this config and the locked base, and compared field by field only when it has
+    exactly that digest. Otherwise (a stale config, an unreadable base) the image's
+    run-time fields are listed, all of them."""
+    expected = expected_environment_config(config, lock)
+    if expected is None:
+        return config_fields(image_config)
+    try:
+        actual = environment_config(image_config)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return config_fields(image_config)
+    return field_changes(expected, actual) or config_fields(image_config)
+
+
+def expected_environment_config(config: Config, lock: Lock) -> dict[str, Any] | None:
+    """The configuration of the environment image 'reprolock build' makes from this lock
+    and config (as ``Builder._config`` writes it), or None unless its digest is the one
+    the lock records."""
+    from reprolock.build.builder import LABEL_PREFIX, image_env, iso_time
+    from reprolock.errors import ReprolockError
+    from reprolock.image.reference import open_source
+
+    assert lock.image is not None
+    try:
+        source = open_source(lock.base.reference, root=config.root)
+        try:
+            base = source.resolve(Platform.parse(lock.target["platform"]))
+        finally:
+            source.close()
+    except ReprolockError:
+        return None
+    if base.identity != lock.base.digest:
+        return None
+    inherited = dict(base.config.get("config") or {})
+    labels = {**dict(inherited.get("Labels") or {}),
+              "org.opencontainers.image.base.digest": lock.base.digest,
+              "org.opencontainers.image.base.name": lock.base.reference,
+              f"{LABEL_PREFIX}.inputs.digest": lock.inputs_digest}
+    env = image_env(base.env, lock.image.prefix, config.image.env)
+    run: dict[str, Any] = {
+        **{k: v for k, v in inherited.items() if k in ("User", "StopSignal", "ExposedPorts",
+                                                      "Volumes", "Shell")},
+        "Env": [f"{k}={v}" for k, v in env.items()],
+        "WorkingDir": config.image.workdir, "Labels": labels}
+    image = config.image
+    if image.entrypoint or image.cmd:
+        run.update({"Entrypoint": list(image.entrypoint)} if image.entrypoint else {})
+        run.update({"Cmd": list(image.cmd)} if image.cmd else {})
+    elif inherited.get("Cmd"):
+        run["Cmd"] = inherited["Cmd"]
+    created = iso_time(lock.image.source_date_epoch)
+    ours = [x for x in lock.image.layers if x.get("holds") != BASE_LAYER]
+    expected: dict[str, Any] = {
+        "architecture": base.architecture or lock.base.architecture,
+        "os": base.os or "linux", "created": created, "config": run,
+        "rootfs": {"type": "layers", "diff_ids": list(lock.image.diff_ids)},
+        "history": [*base.config.get("history", []),
+                    *({"created": created, "created_by": f"reprolock: {x.get('holds')}",
+                       "comment": "reprolock"} for x in ours)]}
+    if base.variant:
+        expected["variant"] = base.variant
+    return expected if _digest(expected) == lock.image.config_digest else None
+
+
+def field_changes(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
+    """``FIELD: locked → image`` for each field that differs; variables and labels one
+    by one, unchanged fields not at all."""
+    lines: list[str] = []
+    run_expected = dict(expected.get("config") or {})
+    run_actual = dict(actual.get("config") or {})
+    for name in sorted(set(run_expected) | set(run_actual)):
+        want, have = run_expected.get(name), run_actual.get(name)
+        if want == have:
+            continue
+        if name == "Env" and _pairs(want) is not None and _pairs(have) is not None:
+            lines += _mapping_changes("Env", _pairs(want) or {}, _pairs(have) or {}, "=")
+        elif name == "Labels" and isinstance(want or {}, dict) and isinstance(have or {}, dict):
+            lines += _mapping_changes("Labels", want or {}, have or {}, ": ")
+        else:
+            lines.append(f"{name}: {_show(want)} → {_show(have)}")
+    for name in sorted((set(expected) | set(actual)) - {"config"}):
+        want, have = expected.get(name), actual.get(name)
+        if want == have:
+            continue
+        if name == "history" and isinstance(want, list) and isinstance(have, list):
+            at = next((i for i, (a, b) in enumerate(zip(want, have, strict=False)) if a != b),
+                      min(len(want), len(have)))
+            lines.append(f"history[{at}]: {_show(want[at] if at < len(want) else None)} → "
+                         f"{_show(have[at] if at < len(have) else None)}")
+        elif name == "rootfs":
+            lines.append("rootfs: the layers differ (see the base and dependencies checks)")
+        else:
+            lines.append(f"{name}: {_show(want)} → {_show(have)}")
+    return lines
+
+
+def _pairs(env: object) -> dict[str, str] | None:
+    if env is None:
+        return {}
+    if not isinstance(env, list) or not all(isinstance(x, str) for x in env):
+        return None
+    return dict(item.partition("=")[::2] for item in env)
+
+
+def _mapping_changes(field: str, want: Mapping[str, Any], have: Mapping[str, Any],
+                     sep: str) -> list[str]:
+    lines = []
+    for key in sorted(set(want) | set(have)):
+        if key not in have:
+            lines.append(f"{field}: {key}{sep}{want[key]} removed")
+        elif key not in want:
+            lines.append(f"{field}: {key}{sep}{have[key]} added")
+        elif want[key] != have[key]:
+            lines.append(f"{field}: {key}{sep}{want[key]} → {key}{sep}{have[key]}")
+    return lines
+
+
+def _show(value: object) -> str:
+    return "(unset)" if value is None else json.dumps(value, ensure_ascii=False)[:200]
 
 
 def config_fields(config: Mapping[str, Any]) -> list[str]:
