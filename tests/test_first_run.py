@@ -205,8 +205,14 @@ def test_default_build_output_verifies_with_its_sbom_attached(project: Path,
     assert len(json.loads((layout / "index.json").read_text())["manifests"]) == 2
     code, report, _ = verify_json(project, cache, "--image", f"oci:{layout}")
     assert code == 0, report
-    code, report, _ = verify_json(project, cache, "--image", "oci:.reprolock/image")
-    assert code == 0, report  # relative to the project, as the default output is
+    # a relative --image path is taken from the current directory, as 'build --output'
+    # takes it (the .ci/example commands: -C fixtures/example, oci:fixtures/example/...)
+    proc = cli("verify", "-C", project, "--json", "--image", "oci:.reprolock/image",
+               cache=cache, cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = cli("verify", "-C", project.name, "--json", "--image",
+               f"oci:{project.name}/.reprolock/image", cache=cache, cwd=project.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_two_images_in_a_layout_name_the_form_that_was_typed(project: Path,
@@ -230,7 +236,8 @@ def test_a_layout_of_artifacts_only_holds_no_image(project: Path, cache: Path) -
                           if "org.opencontainers.image.ref.name" not in m.get(
                               "annotations", {})] * 2
     (layout / "index.json").write_text(json.dumps(index))
-    proc = cli("verify", "-C", project, "--image", "oci:.reprolock/image", cache=cache)
+    proc = cli("verify", "-C", project, "--image", "oci:.reprolock/image", cache=cache,
+               cwd=project)
     assert proc.returncode == 2 and "holds no image" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -405,3 +412,4 @@ def test_lock_names_the_sbom_among_the_files_to_commit(project: Path, cache: Pat
                                                     "reprolock.sbom.spdx.json"]
     bare = cli("lock", "-C", project, "-q", "--no-sbom", cache=cache)
     assert bare.returncode == 0 and "commit reprolock.lock.json\n" in bare.stdout
+

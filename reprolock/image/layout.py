@@ -34,6 +34,9 @@ from reprolock.image.interface import (
 )
 from reprolock.target import Platform
 
+_PATH_HINT = ("check the path: a base in reprolock.toml is relative to the project root, "
+              "an --image path to the current directory")
+
 
 class _Files(Protocol):
     where: str
@@ -51,7 +54,7 @@ class DirFiles:
         self.where = str(root)
         if not root.is_dir():
             raise ImageSourceError(f"OCI layout directory {root} does not exist",
-                                   hint="check the path in base (relative to the project root)")
+                                   hint=_PATH_HINT)
 
     def read(self, name: str) -> bytes:
         with self.open(name) as handle:
@@ -356,7 +359,7 @@ def open_archive(reference: str, path: Path, *, tag: str | None, docker: bool,
     """An archive that holds an OCI layout is read as one, whatever its scheme says."""
     if not path.is_file():
         raise ImageSourceError(f"image archive {path} does not exist",
-                               hint="check the path in base (relative to the project root)")
+                               hint=_PATH_HINT)
     files = TarFiles(path)
     if files.exists("index.json") and (not docker or not tag):
         return OciLayoutSource(reference, files, tag=tag, digest=digest)

@@ -55,7 +55,9 @@ def verify_image(config: Config, reference: str, *, key: Path | None,
                             "with", fix="run 'reprolock lock' (without --no-build)"))
         return Report(tuple(checks))
     progress(f"reading {reference}")
-    source = open_image(reference, root=config.root)  # a bad reference: exit 2
+    # a command-line path is the user's, from where they stand, as 'build --output' takes
+    # it (a base in reprolock.toml is the project's, from its root)
+    source = open_image(reference, root=Path.cwd())  # a bad reference: exit 2
     try:
         image = source.resolve(Platform.parse(lock.target["platform"]))
         blobs, code = _read_layers(config, lock, source, image, progress)
