@@ -293,6 +293,18 @@ def test_the_record_verifies_in_its_own_project(ran: dict) -> None:
     assert "✓ run-lock:" in proc.stdout and "✓ run-code:" in proc.stdout
 
 
+def test_an_unsigned_check_of_a_record_says_it_proves_only_claims(ran: dict) -> None:
+    """Without --key a hand-written record passes every check of its content: the report
+    must say that nothing proves a run made it (a ✓ alone read as proof)."""
+    proc = run_cli("verify", "-C", ran["root"], "--run", ran["record"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "! signature: not checked (no --key)" in proc.stdout
+    as_json = run_cli("verify", "-C", ran["root"], "--run", ran["record"], "--json")
+    signature = next(c for c in json.loads(as_json.stdout)["checks"]
+                     if c["name"] == "signature")
+    assert signature["unproven"] is True
+
+
 def test_a_record_of_another_lock_fails(ran: dict, tmp_path: Path) -> None:
     """A signed record checked in a project whose (signed) lock differs: exit 1, both named."""
     other = other_project(ran, tmp_path)

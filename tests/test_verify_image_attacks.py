@@ -471,3 +471,139 @@ def test_image_in_the_docker_engine_is_hashed(case: tuple[Path, Path], cache: Pa
         import docker
 
         docker.from_env().images.remove(name, force=True)
+
+
+# -- tar readers that disagree: Python's tarfile here, Go's archive/tar in Docker ---------
+
+def _code_tar(out: Path) -> bytes:
+    import gzip
+
+    manifest, _ = load(out)
+    return gzip.decompress(blob(out, manifest["layers"][-1]["digest"]).read_bytes())
+
+
+def _replace_code_tar(out: Path, tar: bytes) -> None:
+    """The code layer replaced by ``tar``, with blob, diff_id, config and manifest made
+    consistent: a forgery every digest agrees with."""
+    import gzip
+
+    manifest, config = load(out)
+    digest, size = put(out, gzip.compress(tar, mtime=0))
+    manifest["layers"][-1] = {**manifest["layers"][-1], "digest": digest, "size": size}
+    config["rootfs"]["diff_ids"][-1] = "sha256:" + hashlib.sha256(tar).hexdigest()
+    save(out, manifest, config)
+
+
+def _ustar_header(name: str, size_field: bytes, *, devmajor: bytes = b"0000000\0") -> bytes:
+    head = bytearray(512)
+    head[0:len(name)] = name.encode()
+    head[100:108], head[108:116], head[116:124] = b"0000644\0", b"0000000\0", b"0000000\0"
+    head[124:136], head[136:148] = size_field, b"00000000000\0"
+    head[156] = ord("0")
+    head[257:265] = b"ustar\x0000"
+    head[329:337] = devmajor
+    head[148:156] = b"        "
+    head[148:156] = b"%06o\0 " % sum(head)
+    return bytes(head)
+
+
+def _entries_end(tar: bytes) -> int:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(tar)) as reader:
+        last = reader.getmembers()[-1]
+    return last.offset_data + (last.size + 511) // 512 * 512
+
+
+EVIL_ENTRY = _ustar_header("etc/planted", b"%011o\0" % 2) + b"x\n" + b"\0" * 510
+
+
+@pytest.mark.parametrize("drift", [False, True])
+def test_a_nul_size_header_hiding_a_second_archive_is_refused(case: tuple[Path, Path],
+                                                              cache: Path, drift: bool) -> None:
+    """A first header whose size field starts with NUL: Python reads size 0 and then the
+    real code layer; Go skips that as the entry's data and unpacks what follows."""
+    project, out = case
+    real = _code_tar(out)[:_entries_end(_code_tar(out))]
+    hidden = len(real) + 512
+    tar = (_ustar_header("app/zz-cover", b"\0" + b"%010o" % hidden + b"\0") + real
+           + b"\0" * 512 + EVIL_ENTRY + b"\0" * 1024)
+    _replace_code_tar(out, tar)
+    code, report, _ = verify(project, cache, "--image", f"oci:{out}:v1",
+                             *(["--allow-code-drift"] if drift else []))
+    assert code == 1, report
+    assert "Docker's tar reader" in text(failed(report)["code"])
+
+
+@pytest.mark.parametrize("drift", [False, True])
+def test_an_unreadable_header_ending_pythons_archive_is_refused(case: tuple[Path, Path],
+                                                                cache: Path, drift: bool) -> None:
+    """A header whose devmajor Python finds invalid ends Python's stream quietly; Go reads
+    the field as base-256 and unpacks the entry."""
+    project, out = case
+    real = _code_tar(out)[:_entries_end(_code_tar(out))]
+    planted = _ustar_header("etc/planted", b"%011o\0" % 2, devmajor=b"\xa0" + b"\0" * 7)
+    _replace_code_tar(out, real + planted + b"x\n" + b"\0" * 510 + b"\0" * 1024)
+    code, report, _ = verify(project, cache, "--image", f"oci:{out}:v1",
+                             *(["--allow-code-drift"] if drift else []))
+    assert code == 1, report
+    assert "Docker's tar reader" in text(failed(report)["code"])
+
+
+def test_a_code_layer_of_the_same_files_in_other_bytes_fails(case: tuple[Path, Path],
+                                                             cache: Path) -> None:
+    """Same files, other tar bytes (another mtime): whatever a tar reader makes of it, it
+    is not the layer build writes for this checkout, which is what is compared."""
+    import io
+    import tarfile
+
+    project, out = case
+    rewritten = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(_code_tar(out))) as source, \
+            tarfile.open(fileobj=rewritten, mode="w", format=tarfile.PAX_FORMAT) as new:
+        for member in source.getmembers():
+            member.mtime = 1234567890
+            new.addfile(member, source.extractfile(member) if member.isfile() else None)
+    _replace_code_tar(out, rewritten.getvalue())
+    code, report, _ = verify(project, cache, "--image", f"oci:{out}:v1")
+    assert code == 1, report
+    assert "bytes are not those" in text(failed(report)["code"])
+    code, report, _ = verify(project, cache, "--image", f"oci:{out}:v1", "--allow-code-drift")
+    assert code == 0, report  # the files are the checkout's: drift allowed, nothing planted
+
+
+@pytest.mark.parametrize("trick", ["slash-name", "unreadable-header"])
+def test_a_docker_archive_that_docker_load_reads_otherwise_is_refused(
+        case: tuple[Path, Path], cache: Path, trick: str) -> None:
+    """After the checked archive: a second manifest named /manifest.json (one file to
+    docker load, the last one winning), or one behind a header Python's tarfile stops
+    at. What is verified must be what is loaded: exit 2, nothing verified."""
+    import io
+    import tarfile
+
+    from tests.support.services import skopeo_copy
+
+    project, out = case
+    archive = out.parent / "image.tar"
+    skopeo_copy(f"oci:{out}:v1", f"docker-archive:{archive}:attack:v1")
+    data = archive.read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.getmembers()
+        end = tar.offset  # where the end-of-archive blocks start
+    evil = b'[{"Config": "elsewhere.json", "Layers": []}]'
+    if trick == "slash-name":
+        extra = io.BytesIO()
+        with tarfile.open(fileobj=extra, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            info = tarfile.TarInfo("/manifest.json")
+            info.size = len(evil)
+            tar.addfile(info, io.BytesIO(evil))
+        tail = extra.getvalue()
+    else:
+        tail = (_ustar_header("manifest.json", b"%011o\0" % len(evil),
+                              devmajor=b"\xa0" + b"\0" * 7)
+                + evil + b"\0" * (-len(evil) % 512) + b"\0" * 1024)
+    archive.write_bytes(data[:end] + tail)
+    proc = cli("verify", "-C", project, "--image", f"docker-archive:{archive}", cache=cache)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "docker load" in proc.stderr and "Traceback" not in proc.stderr

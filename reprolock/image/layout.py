@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 import tarfile
 from pathlib import Path
@@ -70,6 +71,38 @@ class DirFiles:
         return (self.root / name).is_file()
 
 
+def _members_by_name(path: Path, members: list[tarfile.TarInfo]) -> dict[str, tarfile.TarInfo]:
+    """Members by the name 'docker load' gives them (``/manifest.json`` and
+    ``./manifest.json`` are one file to it, the last one winning): a name that another
+    member already has, or that leaves the archive, is refused, not shadowed."""
+    found: dict[str, tarfile.TarInfo] = {}
+    for member in members:
+        name = posixpath.normpath(member.name.lstrip("/")) if member.name.strip("/") else "."
+        if name == ".." or name.startswith("../"):
+            raise ImageSourceError(f"{path}: member {member.name!r} leaves the archive",
+                                   hint="this is not an archive reprolock or docker writes")
+        if name in found and not (member.isdir() and found[name].isdir()):
+            raise ImageSourceError(
+                f"{path}: {member.name!r} and {found[name].name!r} are one file to "
+                "'docker load' (the last one wins), so what is checked here could differ "
+                "from what is loaded", hint="this is not an archive reprolock or docker writes")
+        found[name] = member
+    return found
+
+
+def _ends_clean(path: Path, end: int) -> None:
+    """Python's tarfile stops quietly at a header it cannot read, where Go's reader (in
+    docker load) reads on: from the end tarfile saw, only NULs may follow."""
+    with open(path, "rb") as handle:
+        handle.seek(end)
+        while chunk := handle.read(1 << 20):
+            if chunk.strip(b"\0"):
+                raise ImageSourceError(
+                    f"{path}: the archive goes on past what Python's tarfile reads as its end "
+                    "(an unreadable header, or entries after the end marker), which docker "
+                    "load would read", hint="this is not an archive reprolock or docker writes")
+
+
 class TarFiles:
     """Random access to members of an uncompressed tar (what image archives are)."""
 
@@ -81,17 +114,21 @@ class TarFiles:
         except (OSError, tarfile.TarError) as exc:
             raise _unreadable(path, exc) from exc
         try:
-            self._members = {m.name.removeprefix("./"): m for m in self._tar.getmembers()}
+            self._members = _members_by_name(path, self._tar.getmembers())
+            _ends_clean(path, self._tar.offset)
         except (OSError, tarfile.TarError) as exc:
             self._tar.close()
             raise _unreadable(path, exc) from exc
+        except ImageSourceError:
+            self._tar.close()
+            raise
 
     def read(self, name: str) -> bytes:
         with self.open(name) as handle:
             return _bounded(handle, f"{self.where}: {name}")
 
     def open(self, name: str) -> IO[bytes]:
-        member = self._members.get(name.removeprefix("./"))
+        member = self._members.get(posixpath.normpath(name.lstrip("/")))
         handle = None
         if member is not None and (member.isfile() or member.issym() or member.islnk()):
             try:  # docker save links a layer shared by two images to its first copy
@@ -107,7 +144,7 @@ class TarFiles:
             return handle.seek(0, 2)
 
     def exists(self, name: str) -> bool:
-        return name.removeprefix("./") in self._members
+        return posixpath.normpath(name.lstrip("/")) in self._members
 
     def close(self) -> None:
         self._tar.close()

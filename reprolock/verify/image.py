@@ -11,6 +11,7 @@ are claims: none of these checks believes one.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import posixpath
 import tarfile
@@ -311,6 +312,61 @@ def config_fields(config: Mapping[str, Any]) -> list[str]:
             ("Entrypoint", "Cmd", "WorkingDir", "Env") if run.get(name) is not None]
 
 
+def _exact_code_layer(config: Config, lock: Lock, image: ResolvedImage) -> Check | None:
+    """The code layer's bytes against the one 'reprolock build' writes for this checkout
+    (by diff_id; the blob was hashed against it): no tar reader can then be fooled, since
+    what is compared is what any reader reads. None when they are the same."""
+    from reprolock.build.builder import Builder
+    from reprolock.inspection.codeset import collect_code
+
+    expected = Builder(config, lock, cache_dir=default_cache_dir(),
+                       lock_bytes=config.lock_path.read_bytes()).code_layer(
+        collect_code(config), image.env).diff_id
+    if image.diff_ids[-1] == expected:
+        return None
+    return Check("code", False, "the code layer's bytes are not those 'reprolock build' writes "
+                 "for this checkout", (f"code layer {image.diff_ids[-1]} → {expected}",),
+                 fix="rebuild the image from this checkout, or pass --allow-code-drift")
+
+
+class _Tail(io.RawIOBase):
+    """Passes a stream through, keeping its last bytes and whether any byte past a given
+    offset is not NUL (the offset is known only once tarfile has stopped)."""
+
+    KEEP = 64 << 10  # more than tarfile's read-ahead (20 blocks)
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._last = b""
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        self._last = (self._last + data)[-self.KEEP:]
+        return n
+
+    def ends_clean(self, end: int) -> bool:
+        """The block at ``end`` (where tarfile saw the end) and everything after it, read
+        or still to come, are NULs."""
+        start = self.count - len(self._last)
+        if end < start:
+            return False  # tarfile read far past its end: not an archive reprolock wrote
+        seen = self._last[end - start:]
+        if len(seen) < 512 or seen.strip(b"\0"):
+            return False
+        while chunk := self._raw.read(1 << 20):
+            self.count += len(chunk)
+            if chunk.strip(b"\0"):
+                return False
+        return True
+
+
 def _code(config: Config, lock: Lock, image: ResolvedImage, layer: CodeLayer | None,
           allow: bool) -> Check:
     from reprolock.inspection.codeset import collect_code
@@ -330,6 +386,10 @@ def _code(config: Config, lock: Lock, image: ResolvedImage, layer: CodeLayer | N
     if wrong:
         return Check("code", False, "the code layer is not what 'reprolock build' writes",
                      tuple(wrong), fix=REBUILD)
+    if built == tree and not allow:  # as read, the checkout's code: the bytes must be too
+        exact = _exact_code_layer(config, lock, image)
+        if exact is not None:
+            return exact
     label = _labels(image).get("dev.reprolock.code.tree")
     lie = (f"; its label dev.reprolock.code.tree claims {label}" if label != built else "")
     if built == tree and not lie:
@@ -364,10 +424,19 @@ class CodeLayer:
         return tree_digest(self.files)
 
     def read(self, stream: IO[bytes]) -> None:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
+        tail = _Tail(stream)
+        with tarfile.open(fileobj=tail, mode="r|") as tar:
             for member in tar:
                 self._add(tar, member)
+            end = tar.offset
         self.files.sort(key=lambda f: f.path)
+        # Python's tarfile ends a stream quietly at a header it cannot read (and reads a
+        # size field that starts with NUL as 0), where Docker's Go reader goes on and
+        # unpacks more: the archive must end on a real end marker, and only NULs follow
+        if not tail.ends_clean(end):
+            self.strays.append("data past what Python's tarfile reads as the end of the "
+                               "archive (an unreadable header, or entries after the end "
+                               "marker), which Docker's tar reader would unpack")
 
     def _add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         from reprolock.inspection.codeset import CodeFile

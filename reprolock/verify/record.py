@@ -54,6 +54,12 @@ def verify_record(config: Config, path: Path, *, key: Path | None,
     if trusted is not None:
         checks.append(attempt("signature", lambda: _signature(path, record, trusted)))
         checks.append(attempt("lock-signature", lambda: _lock_signature(config, trusted)))
+    else:
+        # a record is a file anyone can write: unsigned, what follows checks its claims
+        # against this project, not that a run made them
+        checks.append(Check("signature", True, "not checked (no --key): the record's "
+                            "claims are only its writer's word; pass --key PUB to prove "
+                            "which key signed them", unproven=True))
     checks.append(_lock(config, record))
     checks.append(_code(config, record, allow_code_drift))
     checks.append(_runtime(record))

@@ -16,10 +16,13 @@ class Check:
     detail: str
     differences: tuple[str, ...] = ()  # one line per difference: "package X 1.2.3 → 1.2.4"
     fix: str | None = None
+    # passes, but proves less than it may seem to (e.g. an unsigned record): shown as "!"
+    unproven: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "ok": self.ok, "detail": self.detail,
-                "differences": list(self.differences), "fix": self.fix}
+                "differences": list(self.differences), "fix": self.fix,
+                "unproven": self.unproven}
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,8 @@ class Report:
     def render(self) -> str:
         lines = []
         for check in self.checks:
-            lines.append(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
+            mark = "✗" if not check.ok else "!" if check.unproven else "✓"
+            lines.append(f"{mark} {check.name}: {check.detail}")
             lines += [f"    {d}" for d in check.differences]
         fixes = self.fixes()
         if fixes:
