@@ -294,7 +294,6 @@ class Locker:
         direct = any(v.startswith("-r ") for v in via)
         return Package(pin.name, pin.version, pin.hashes, artifact, direct, via, modules)
 
-
     def _as_written(self, wheel: Path) -> str:
         """A find-links wheel's path as the config's entry names it: an absolute
         directory stays absolute (a clone at another depth still finds it), a relative

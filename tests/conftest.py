@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from tests.support.buildproject import make_build_project
 from tests.support.images import make_base
 from tests.support.index import LocalIndex
-from tests.support.services import start_registry
+from tests.support.services import require, start_registry
 from tests.support.wheels import build_sdist, build_wheel
 
 STRIPPED_ENV_PREFIXES = ("PIP_", "UV_", "DOCKER_")
@@ -109,3 +111,19 @@ def make_project(tmp_path: Path, tiny_base: Path, local_index: LocalIndex) -> Ca
 def build_project_template(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> Path:
     """A locked project whose wheels and (uncompressed, zlib-independent) base are inside it."""
     return make_build_project(tmp_path_factory, wheelhouse)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB file system: a disk that fills up (full-disk tests of build and outputs)."""
+    require(os.geteuid() == 0 and shutil.which("mount") is not None,
+            "mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)
+    require(proc.returncode == 0, f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

@@ -7,14 +7,11 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.buildproject import TRAIN, build_json, cli, copy_project
-from tests.support.services import require
 
 # The environment image of the golden project below. It must change only on purpose:
 # if a change to reprolock moves it, explain why in the commit and update it here.
@@ -338,22 +335,6 @@ def test_code_symlink_inside_the_project_is_kept(build_project_template: Path,
     (project / "data" / "current.csv").symlink_to("labels.csv")
     result = build_json(project, tmp_path / "c")
     assert result["environment"]["matchesLock"] is True
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB file system: a disk that fills up during the build."""
-    require(os.geteuid() == 0 and shutil.which("mount") is not None,
-            "mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    require(proc.returncode == 0, f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_full_disk_is_a_clear_error_and_leaves_nothing(build_project_template: Path,

@@ -174,22 +174,6 @@ def test_a_temporary_file_of_a_live_writer_is_left_alone(tmp_path: Path) -> None
     assert not live.exists()
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB file system: a disk that fills up (as tests/test_build.py mounts it)."""
-    require(os.geteuid() == 0 and shutil.which("mount") is not None,
-            "mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
-    require(proc.returncode == 0, f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
-
-
 def test_full_disk_under_the_output_leaves_nothing_and_names_the_path(
         build_project_template: Path, tmp_path: Path, tiny_disk: Path) -> None:
     project = copy_project(build_project_template, tmp_path / "p")

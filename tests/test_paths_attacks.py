@@ -513,3 +513,41 @@ def test_every_string_in_the_lock_schema_is_constrained() -> None:
 
     walk(schema, "#")
     assert loose == []
+
+
+def test_build_refuses_a_base_layer_whose_tar_is_not_its_diff_id(
+        build_project_template: Path, tmp_path: Path) -> None:
+    """A lock whose base (named by the lock's digest, so the build takes it) carries a
+    bogus diff_id, as a lock from before the probe checked diff_ids could: the image
+    would be one 'docker load' refuses. The build checks every base layer's diff_id."""
+    from reprolock.oci.layer import LayerBlob
+    from reprolock.oci.layout import write_image
+
+    project = copy_project(build_project_template, tmp_path / "p")
+    layout = project / "base"
+    index = json.loads((layout / "index.json").read_text())
+    entry = next(m for m in index["manifests"]
+                 if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "tiny")
+    blob = lambda digest: layout / "blobs" / "sha256" / digest.removeprefix("sha256:")  # noqa: E731
+    manifest = json.loads(blob(entry["digest"]).read_bytes())
+    config = json.loads(blob(manifest["config"]["digest"]).read_bytes())
+    layers = [LayerBlob(x["digest"], "sha256:" + "1" * 64, x["size"], x["mediaType"])
+              for x in manifest["layers"]]
+    digest = write_image(layout, config=config, layers=layers, tag="bogus")
+    index = json.loads((layout / "index.json").read_text())
+    bogus = next(m for m in index["manifests"]
+                 if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "bogus")
+    index["manifests"] = [{**m, "digest": bogus["digest"], "size": bogus["size"]}
+                          if m.get("annotations", {}).get("org.opencontainers.image.ref.name")
+                          == "tiny" else m for m in index["manifests"] if m is not bogus]
+    (layout / "index.json").write_text(json.dumps(index))  # 'tiny' now names the forgery
+    lock = json.loads((project / "reprolock.lock.json").read_text())
+    lock["base"]["digest"] = lock["base"]["manifestDigest"] = digest
+    (project / "reprolock.lock.json").write_text(json.dumps(lock, indent=2, sort_keys=True)
+                                                 + "\n")
+    for extra in (["--env-only"], []):  # the environment image alone, as 'lock' builds it
+        proc = cli("build", "-C", project, "-o", f"oci:{project}/out", *extra,
+                   cache=tmp_path / "c")
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "diff_id" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not (project / "out").exists()

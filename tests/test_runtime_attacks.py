@@ -688,3 +688,45 @@ def test_run_refuses_a_code_layer_that_replaces_the_interpreter(built: dict,
     finally:
         for found in client.images.list(name=name):
             client.images.remove(found.id, force=True)
+
+
+def test_base_record_reads_a_zstd_base(tiny_base: Path, tmp_path: Path) -> None:
+    """A base pushed with zstd layers: the record reads it as the build does (it refused
+    zstd bases, which made every build and run of them fail), and checks its diff_ids."""
+    import gzip
+    import shutil
+    from types import SimpleNamespace
+
+    import zstandard
+
+    from reprolock.errors import ImageSourceError
+    from reprolock.oci.layer import LayerBlob
+    from reprolock.oci.layout import write_image
+    from reprolock.runtime.basefiles import base_record
+
+    layout = Path(shutil.copytree(tiny_base, tmp_path / "layout"))
+    index = json.loads((layout / "index.json").read_text())
+    entry = next(m for m in index["manifests"]
+                 if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "tiny")
+    blob = lambda digest: layout / "blobs" / "sha256" / digest.removeprefix("sha256:")  # noqa: E731
+    manifest = json.loads(blob(entry["digest"]).read_bytes())
+    config = json.loads(blob(manifest["config"]["digest"]).read_bytes())
+    tar = gzip.decompress(blob(manifest["layers"][0]["digest"]).read_bytes())
+    packed = zstandard.ZstdCompressor().compress(tar)
+    (layout / "blobs" / "sha256" / _sha(packed)).write_bytes(packed)
+
+    def lock_of(diff_id: str, tag: str) -> SimpleNamespace:
+        layer = LayerBlob("sha256:" + _sha(packed), diff_id, len(packed),
+                          "application/vnd.oci.image.layer.v1.tar+zstd")
+        digest = write_image(layout, config=config, layers=[layer], tag=tag)
+        return SimpleNamespace(base=SimpleNamespace(reference=f"oci-layout:{layout}:{tag}",
+                                                    digest=digest),
+                               target={"platform": "linux/amd64"})
+
+    record = base_record(tmp_path, lock_of("sha256:" + _sha(tar), "zstd"))
+    gzipped = SimpleNamespace(base=SimpleNamespace(reference=f"oci-layout:{layout}:tiny",
+                                                   digest=entry["digest"]),
+                              target={"platform": "linux/amd64"})
+    assert record == base_record(tmp_path, gzipped)  # the same files, however packed
+    with pytest.raises(ImageSourceError, match="diff_id"):
+        base_record(tmp_path, lock_of("sha256:" + "1" * 64, "bogus"))

@@ -32,7 +32,6 @@ from reprolock.build.install import InstalledDist, VenvLayout, plan_wheel, venv_
 from reprolock.build.store import BlobStore, LayerCache, cache_key
 from reprolock.config import Config
 from reprolock.errors import ArtifactError, ImageSourceError, ReprolockError
-from reprolock.image.blobs import check_layer
 from reprolock.image.interface import (
     OCI_CONFIG,
     OCI_MANIFEST,
@@ -148,6 +147,7 @@ class Builder:
                             else "sha256:" + hashlib.sha256(lock_bytes).hexdigest())
         self.records: dict[str, str] = {}
         self._dists: dict[str, InstalledDist] = {}  # package name -> its planned install
+        self._base_files: dict[str, Any] | None = None
         self.venv = VenvLayout(
             prefix=self.options.prefix,
             python_minor=".".join(lock.target["python"]["version"].split(".")[:2]),
@@ -181,6 +181,10 @@ class Builder:
     def _base(self) -> tuple[ResolvedImage, list[Layer]]:
         platform = Platform.parse(self.lock.target["platform"])
         self.progress(f"base {self.lock.base.reference}")
+        # every base layer's blob digest and diff_id checked, in the one pass that also
+        # records the base's startup files (once per base digest: kept in the cache); the
+        # blobs copied below are named by those digests, so they are those bytes
+        self._base_record()
         source = open_source(self.lock.base.reference, root=self.config.root)
         try:
             image = source.resolve(platform)
@@ -198,13 +202,6 @@ class Builder:
 
     def _base_layer(self, source: ImageSource, desc: Descriptor, diff_id: str) -> Layer:
         if not self.blobs.valid(desc.digest):
-            # once per cache fill: the tar inside must be the config's diff_id, or the
-            # image is one 'docker load' refuses (the probe checked only at lock time)
-            problems = check_layer(source, desc, diff_id)
-            if problems:
-                raise ImageSourceError(
-                    f"base image {self.lock.base.reference}: " + "; ".join(problems),
-                    hint="the base image is corrupt or was tampered with; fetch it again")
             with source.open_blob(desc.digest) as stream:
                 if not self.blobs.copy_in(stream, desc.digest):
                     raise ImageSourceError(
@@ -312,7 +309,9 @@ class Builder:
 
     def _base_record(self) -> dict[str, Any]:
         """The base's startup hooks and bytecode, for the runtime check to vouch for."""
-        return cached_base_record(self.config.root, self.lock, self.cache_dir)
+        if self._base_files is None:
+            self._base_files = cached_base_record(self.config.root, self.lock, self.cache_dir)
+        return self._base_files
 
     # -- layers ------------------------------------------------------------------------
     def _build_layers(self, plans: Sequence[_Plan]) -> list[Layer]:

@@ -16,6 +16,7 @@ so that an image cannot vouch for itself:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import posixpath
 import re
@@ -28,6 +29,7 @@ from typing import IO, Any
 from reprolock._internal.files import atomic_write_bytes
 from reprolock._internal.jsonio import read_json
 from reprolock.errors import ImageSourceError, ReprolockError
+from reprolock.image.blobs import DigestReader, check_layer
 
 RECORD_VERSION = 1
 HOOKS = ("sitecustomize", "usercustomize")  # what site.py imports from anywhere on sys.path
@@ -42,24 +44,6 @@ def relevant(path: str) -> bool:
     name = parts[-1]
     return (name.endswith((".pyc", ".pth")) or bool(_ZIP.match(name))
             or any(part.split(".", 1)[0] in HOOKS for part in parts))
-
-
-class _Hashing:
-    """A read-only stream that hashes what passes through it (the layer's blob digest)."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-        self.digest = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.digest.update(data)
-        return data
-
-    def drain(self) -> str:
-        while self.read(1 << 20):
-            pass
-        return "sha256:" + self.digest.hexdigest()
 
 
 def _entry(member: tarfile.TarInfo, tar: tarfile.TarFile) -> dict[str, Any] | None:
@@ -123,8 +107,8 @@ def scan_layers(streams: Iterable[tuple[IO[bytes], str]]) -> dict[str, Any]:
     checked against its digest (the caller's stream is read to its end)."""
     files: dict[str, dict[str, Any]] = {}
     for raw, digest in streams:
-        stream = _Hashing(raw)
-        scan_layer(stream, files)  # type: ignore[arg-type]
+        stream = DigestReader(raw, what=f"layer {digest}")
+        scan_layer(io.BufferedReader(stream), files)
         got = stream.drain()
         if got != digest:
             raise ImageSourceError(f"a base image layer is {got}, its manifest says {digest}",
@@ -146,17 +130,18 @@ def base_record(root: Path, lock: Any) -> dict[str, Any]:
                 f"base image {lock.base.reference} is now {image.identity}, but the lock "
                 f"records {lock.base.digest}", hint="restore the locked base image, or run "
                 "'reprolock lock' to lock the new one")
-        for layer in image.layers:
-            if layer.media_type.endswith("zstd"):
-                raise ImageSourceError("base image layers compressed with zstd are not "
-                                       "supported yet", hint="use a base with gzip layers")
-
-        def streams() -> Iterable[tuple[IO[bytes], str]]:
-            for layer in image.layers:
-                with source.open_blob(layer.digest) as blob:
-                    yield blob, layer.digest
-
-        return scan_layers(streams())
+        files: dict[str, dict[str, Any]] = {}
+        # one pass per layer, as everywhere a layer is read: blob digest, diff_id, and
+        # (gzip, zstd or plain) tar to scan
+        for layer, diff_id in zip(image.layers, image.diff_ids, strict=True):
+            problems = check_layer(source, layer, diff_id,
+                                   read_tar=lambda tar: scan_layer(tar, files))
+            if problems:
+                raise ImageSourceError(f"base image {lock.base.reference}: "
+                                       + "; ".join(problems),
+                                       hint="the base image is corrupt or was altered: fetch "
+                                       "it again")
+        return {"version": RECORD_VERSION, "files": dict(sorted(files.items()))}
     finally:
         source.close()
 
