@@ -160,12 +160,19 @@ class Builder:
             return self._build(code)
 
     def _build(self, code: CodeSet | None) -> BuildResult:
-        base, base_layers = self._base()
-        wheels = self._fetch_artifacts()
-        plans = self._plan(wheels)
-        self._install_plans(plans)
-        dep_layers = self._build_layers(plans)
-        self._dists.clear()
+        # The base's record checks every base layer's blob digest and diff_id while it
+        # notes the base's startup files (kept in the cache by the base's digest). A cold
+        # read of a large base takes seconds, mostly in zlib and hashing, which release
+        # the GIL: it runs beside the wheels, and no image is made before it has passed.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            checked_base = pool.submit(self._base_record)
+            base, base_layers = self._base()
+            wheels = self._fetch_artifacts()
+            plans = self._plan(wheels)
+            self._install_plans(plans)
+            dep_layers = self._build_layers(plans)
+            self._dists.clear()
+            checked_base.result()
         env = self._image(base, base_layers, dep_layers, code=None)
         full = None
         if code is not None:
@@ -181,10 +188,8 @@ class Builder:
     def _base(self) -> tuple[ResolvedImage, list[Layer]]:
         platform = Platform.parse(self.lock.target["platform"])
         self.progress(f"base {self.lock.base.reference}")
-        # every base layer's blob digest and diff_id checked, in the one pass that also
-        # records the base's startup files (once per base digest: kept in the cache); the
-        # blobs copied below are named by those digests, so they are those bytes
-        self._base_record()
+        # the blobs copied here are named by the digests that _build's base record
+        # checks together with their diff_ids
         source = open_source(self.lock.base.reference, root=self.config.root)
         try:
             image = source.resolve(platform)
