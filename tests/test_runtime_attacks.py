@@ -550,14 +550,20 @@ def test_run_names_a_replaced_debian_sitecustomize(built: dict, tmp_path: Path) 
     assert "/etc/python3.11/sitecustomize.py (a startup hook) changed" in stderr
 
 
-def test_run_names_system_site_packages_and_a_dist_packages_pth(built: dict,
-                                                                tmp_path: Path) -> None:
+@pytest.mark.parametrize("site_dir", ["/usr/lib/python3/dist-packages",
+                                      "/usr/local/lib/python3.11/dist-packages",
+                                      "/usr/lib/python3.11/site-packages"])
+def test_run_names_system_site_packages_and_a_dist_packages_pth(built: dict, tmp_path: Path,
+                                                                site_dir: str) -> None:
+    """Every directory Debian's site.py adds for a venv with system site packages (the
+    last only inside a venv, which the isolated checker is not)."""
     image = tamper(built, "sed -i 's/include-system-site-packages = false/"
                    "include-system-site-packages = true/' /opt/venv/pyvenv.cfg && "
-                   "echo 'import os' > /usr/lib/python3/dist-packages/zz.pth", "syssite")
+                   f"mkdir -p {site_dir} && echo 'import os' > {site_dir}/zz.pth",
+                   "syssite-" + site_dir.replace("/", "-").strip("-"))  # one tag each
     stderr = run_refused(built, image, tmp_path)
     assert "/opt/venv/pyvenv.cfg: include-system-site-packages is 'true'" in stderr
-    assert "/usr/lib/python3/dist-packages/zz.pth is a .pth file" in stderr
+    assert f"{site_dir}/zz.pth is a .pth file" in stderr
 
 
 def test_run_names_bytecode_in_the_code(built: dict, tmp_path: Path) -> None:

@@ -613,6 +613,12 @@ def _interpreter_dirs(exp: Expected, listed: set[str], root: str) -> list[tuple[
     prefixes = [sys.base_prefix, sys.base_exec_prefix]
     with contextlib.suppress(AttributeError, TypeError):  # a patched site module
         found.extend((p, True) for p in site.getsitepackages(prefixes))
+    # Debian's site.py adds lib/pythonX.Y/site-packages only inside a venv, which this
+    # process (-S: site never set sys.prefix) does not look like: name it for any python
+    version = "python{}.{}".format(*sys.version_info[:2])
+    found.extend((posixpath.join(prefix, lib, version, "site-packages"), True)
+                 for prefix in prefixes
+                 for lib in sorted({"lib", getattr(sys, "platlibdir", "lib")}))
     with contextlib.suppress(AttributeError, TypeError, KeyError):  # no home directory
         found.append((site.getusersitepackages(), True))
     found.extend((p, False) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
