@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class Config:
     lockfile: str = DEFAULT_LOCKFILE
     requirements: tuple[str, ...] = ()
     pyproject_dependencies: bool = False
+    build_from_source: tuple[str, ...] = ()  # normalized names: built from their sdist
     index: IndexConfig = IndexConfig()
     code_include: tuple[str, ...] = ()
     code_exclude: tuple[str, ...] = ()
@@ -156,6 +158,10 @@ def _from_table(root: Path, source: Path, table: Mapping[str, Any]) -> Config:
         lockfile=table.get("lockfile", DEFAULT_LOCKFILE),
         requirements=tuple(deps.get("requirements", ())),
         pyproject_dependencies=bool(deps.get("pyproject", False)),
+        # PEP 503 normalization, as packaging's canonicalize_name (not imported: the
+        # pre-commit check reads the config and must start light)
+        build_from_source=tuple(sorted({re.sub(r"[-_.]+", "-", n).lower()
+                                        for n in deps.get("build-from-source", ())})),
         index=IndexConfig(
             url=index.get("url"),
             extra_urls=tuple(index.get("extra-urls", ())),

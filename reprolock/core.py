@@ -17,7 +17,7 @@ import posixpath
 import re
 import sysconfig
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +42,7 @@ from reprolock.lock.io import read_lock, render, write_lock
 from reprolock.lock.model import (
     Artifact,
     BaseImage,
+    BuildRequirement,
     ImageRecord,
     Lock,
     Package,
@@ -50,13 +51,21 @@ from reprolock.lock.model import (
 )
 from reprolock.resolver._common import preferred_text
 from reprolock.resolver.honesty import Honesty, with_pinned_hashes
-from reprolock.resolver.interface import IndexSettings, Pin, Resolver, ResolveRequest
+from reprolock.resolver.interface import (
+    IndexSettings,
+    Pin,
+    Resolver,
+    ResolveRequest,
+    index_credentials,
+    index_settings,
+)
 from reprolock.resolver.requested import read_requested
 from reprolock.sbom.interface import SbomError
 from reprolock.target import Platform, Target, best_wheel, wheel_platforms
 
 if TYPE_CHECKING:
     from reprolock.build.builder import BuildOptions, BuildResult, Image
+    from reprolock.build.sources import BuiltWheel
     from reprolock.image.interface import ResolvedImage
     from reprolock.index.simple import DistFile, IndexClient
     from reprolock.inspection.codeset import CodeSet
@@ -102,7 +111,7 @@ class Locker:
             request = ResolveRequest(
                 root=config.root, inputs=self._resolver_inputs(Path(tmp)), target=target,
                 index=settings, upgrade=upgrade, upgrade_packages=upgrade_packages,
-                preferred=_preferred(previous))
+                preferred=_preferred(previous), from_source=config.build_from_source)
             requested = read_requested((p, self._shown(p)) for p in request.inputs)
             self.progress(f"resolving with {self.resolver.name} for {target.describe()}")
             # sysconfig's first use is not thread-safe (it handed uv's finder None for EXE
@@ -122,7 +131,8 @@ class Locker:
         kept = _kept(previous, upgrade, upgrade_packages)
         honesty = Honesty(self.resolver, request, client, requested, kept)
         honesty.refuse_prereleases(pins)
-        packages = self._packages(pins, target, client)
+        packages = self._packages(pins, target, client, request,
+                                  _kept_builds(previous, kept, config.build_from_source))
         warnings += honesty.skipped_releases(pins)
         lock = Lock(
             inputs_digest=inputs_digest(inputs), inputs=inputs, target=_target_json(target),
@@ -229,13 +239,7 @@ class Locker:
         return base, target
 
     def _index_settings(self) -> IndexSettings:
-        index = self.config.index
-        links = tuple(expand_env(link) if is_remote(expand_env(link))
-                      else str(self.config.root / link) for link in index.find_links)
-        return IndexSettings(
-            url=expand_env(index.url) if index.url else None,
-            extra_urls=tuple(expand_env(u) for u in index.extra_urls),
-            find_links=links, no_index=index.no_index)
+        return index_settings(self.config)
 
     def _indexes(self) -> list[dict[str, str]]:
         index = self.config.index
@@ -246,26 +250,83 @@ class Locker:
         found += [{"kind": "find-links", "url": redact(u)} for u in index.find_links]
         return found
 
-    def _packages(self, pins: tuple[Pin, ...], target: Target,
-                  client: IndexClient) -> list[Package]:
+    def _packages(self, pins: tuple[Pin, ...], target: Target, client: IndexClient,
+                  request: ResolveRequest,
+                  kept_builds: dict[tuple[str, str], tuple[BuildRequirement, ...]],
+                  ) -> list[Package]:
+        from reprolock.index.simple import DistFile
         from reprolock.index.wheels import wheel_modules
 
         self.progress(f"finding artifacts of {len(pins)} packages")
         files = client.files_for((p.name, p.version, p.hashes) for p in pins)
-        chosen = {p.name: self._choose(p, files[(p.name, p.version)], target) for p in pins}
+        sources = set(self.config.build_from_source)
+        chosen = {p.name: self._choose(p, files[(p.name, p.version)], target, sdist=p.name
+                                       in sources) for p in pins}
+        built = self._built(pins, chosen, request, kept_builds)
+        for name, wheel in built.items():
+            chosen[name] = DistFile(wheel.artifact.filename, None, wheel.path,
+                                    wheel.artifact.sha256, wheel.artifact.size)
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             modules = dict(zip(chosen, pool.map(
                 lambda d: wheel_modules(d, cache_dir=self.cache_dir,
                                         session=lambda: client.session),
                 chosen.values()), strict=True))
-        return [self._package(p, chosen[p.name], modules[p.name]) for p in pins]
+        packages = [self._package(p, chosen[p.name], modules[p.name]) for p in pins]
+        return [dataclasses.replace(p, artifact=built[p.name].artifact,
+                                    source=built[p.name].source) if p.name in built else p
+                for p in packages]
 
-    def _choose(self, pin: Pin, files: list[DistFile], target: Target) -> DistFile:
+    def _built(self, pins: tuple[Pin, ...], chosen: dict[str, DistFile],
+               request: ResolveRequest,
+               kept: dict[tuple[str, str], tuple[BuildRequirement, ...]],
+               ) -> dict[str, BuiltWheel]:
+        """The wheels of the packages that the config builds from their sdist."""
+        from reprolock.build.artifacts import ArtifactStore
+        from reprolock.build.sdist import SdistBuilder
+        from reprolock.build.sources import SourceLocker
+
+        wanted = [p for p in pins if p.name in self.config.build_from_source]
+        if not wanted:
+            return {}
+        store = ArtifactStore(self.cache_dir, project=self.config.root,
+                              credentials=index_credentials(self.config))
+        locker = SourceLocker(store, SdistBuilder(request.index), cache_dir=self.cache_dir,
+                              resolve_requires=lambda reqs: self._build_requires(request, reqs))
+        built = {}
+        for pin in wanted:
+            self.progress(f"building {pin.name} {pin.version} from its sdist")
+            sdist = self._artifact(pin, chosen[pin.name], kind="sdist")
+            built[pin.name] = locker.lock(pin.name, sdist,
+                                          kept.get((pin.name, sdist.sha256)))
+        return built
+
+    def _build_requires(self, request: ResolveRequest, requires: Sequence[str],
+                        ) -> tuple[BuildRequirement, ...]:
+        """Pin an sdist's build requirements (wheels only, with hashes) for the target."""
+        with tempfile.TemporaryDirectory(prefix="reprolock-build-requires-") as tmp:
+            wanted = Path(tmp) / "build-requires.in"
+            wanted.write_text("".join(f"{r}\n" for r in requires), encoding="utf-8")
+            resolution = self.resolver.resolve(dataclasses.replace(
+                request, inputs=(wanted,), preferred="", upgrade=True, upgrade_packages=(),
+                from_source=()))
+        return tuple(BuildRequirement(p.name, p.version, p.hashes) for p in resolution.pins)
+
+    def _choose(self, pin: Pin, files: list[DistFile], target: Target, *,
+                sdist: bool = False) -> DistFile:
         if not pin.hashes:
             raise ArtifactError(f"the resolver gave no hashes for {pin.name}=={pin.version}",
                                 hint="this is a resolver problem; try the other resolver")
         hashes = {h.removeprefix("sha256:") for h in pin.hashes}
         known = [f for f in files if f.sha256 in hashes]
+        if sdist:
+            found = sorted((f for f in known if f.filename.endswith((".tar.gz", ".zip"))),
+                           key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename))
+            if not found:
+                raise ArtifactError(
+                    f"{pin.name}=={pin.version} has no sdist, and dependencies."
+                    "build-from-source names it", hint=f"remove {pin.name} from "
+                    "dependencies.build-from-source: its wheels are used then")
+            return found[0]
         best = best_wheel(known, target)
         if best is None:
             offered = wheel_platforms([f.filename for f in known]) or ["no wheels (sdist only)"]
@@ -273,26 +334,29 @@ class Locker:
                 f"{pin.name}=={pin.version} has no wheel for the target "
                 f"({target.describe()}); its files offer: {', '.join(offered[:8])}",
                 hint="pin a version that ships a wheel for the target, publish a wheel to a "
-                "find-links directory, or pick a base image that matches the wheels; "
-                "reprolock does not build sdists",
+                "find-links directory, or pick a base image that matches the wheels; a "
+                f"pure-Python sdist is built into a wheel if you add \"{pin.name}\" to "
+                "dependencies.build-from-source",
             )
         return best
 
     def _package(self, pin: Pin, dist: DistFile, modules: tuple[str, ...]) -> Package:
-        assert dist.sha256 is not None
-        # the index's word becomes a cache path at build time: refuse it here, by name
-        checked(dist.filename, "wheel", f"file name for {pin.name}=={pin.version}",
-                error=IndexError_, owner="the index's",
-                hint="the index serves a file name that is not a wheel's; do not use it")
-        if dist.path is not None:
-            artifact = Artifact(dist.filename, dist.sha256, dist.size,
-                                path=self._as_written(dist.path))
-        else:
-            artifact = Artifact(dist.filename, dist.sha256, dist.size, url=redact(dist.url or ""))
+        artifact = self._artifact(pin, dist, kind="wheel")
         via = tuple(sorted({"-r pyproject.toml" if v.startswith("-r ") and
                             v.endswith(PYPROJECT_REQUIREMENTS) else v for v in pin.via}))
         direct = any(v.startswith("-r ") for v in via)
         return Package(pin.name, pin.version, pin.hashes, artifact, direct, via, modules)
+
+    def _artifact(self, pin: Pin, dist: DistFile, *, kind: str) -> Artifact:
+        assert dist.sha256 is not None
+        # the index's word becomes a cache path at build time: refuse it here, by name
+        checked(dist.filename, kind, f"file name for {pin.name}=={pin.version}",
+                error=IndexError_, owner="the index's",
+                hint=f"the index serves a file name that is not a {kind}'s; do not use it")
+        if dist.path is not None:
+            return Artifact(dist.filename, dist.sha256, dist.size,
+                            path=self._as_written(dist.path))
+        return Artifact(dist.filename, dist.sha256, dist.size, url=redact(dist.url or ""))
 
     def _as_written(self, wheel: Path) -> str:
         """A find-links wheel's path as the config's entry names it: an absolute
@@ -339,6 +403,16 @@ def _warm_up(target: Target) -> None:
     import reprolock.resolver.compiled  # noqa: F401
 
     target.tags()
+
+
+def _kept_builds(previous: Lock | None, kept: Mapping[str, str],
+                 names: Sequence[str]) -> dict[tuple[str, str], tuple[BuildRequirement, ...]]:
+    """The build requirements the previous lock pinned, by (package, sdist sha256), for
+    the packages that keep their pins."""
+    if previous is None:
+        return {}
+    return {(p.name, p.source.sdist.sha256): p.source.requires for p in previous.packages
+            if p.source is not None and p.name in names and p.name in kept}
 
 
 def _preferred(previous: Lock | None) -> str:

@@ -50,6 +50,10 @@ class ArtifactError(ReprolockError):
     """No artifact fits the target, or an artifact's hash is wrong."""
 
 
+class NotReproducibleError(ArtifactError):
+    """Building a locked sdist again made another wheel than the lock records."""
+
+
 class ImageSourceError(ReprolockError):
     """A base image reference is malformed, unreachable or does not match its digest."""
 

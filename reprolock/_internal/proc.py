@@ -41,6 +41,7 @@ def run(
     what: str,
     check: bool = True,
     hint: str | None = None,
+    umask: int = -1,
 ) -> Completed:
     """Run a program to completion; raise :class:`ToolError` with its stderr on failure.
 
@@ -59,6 +60,7 @@ def run(
             text=True,
             stdin=subprocess.DEVNULL,
             check=False,
+            umask=umask,  # -1: this process's
         )
     except OSError as exc:
         raise ToolError(f"could not start {what} ({argv[0]}): {exc}", hint=hint) from exc

@@ -5,27 +5,34 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
 from reprolock._internal.urls import expand_env, redact, with_credentials
 from reprolock.build.store import temp_file
-from reprolock.errors import ArtifactError
-from reprolock.lock.model import Package, checked
+from reprolock.errors import ArtifactError, NotReproducibleError
+from reprolock.lock.model import Artifact, Package, checked
+
+if TYPE_CHECKING:
+    from reprolock.build.sdist import SdistBuilder
 
 _CHUNK = 1 << 20
 
 
 class ArtifactStore:
     def __init__(self, cache_dir: Path, *, project: Path, credentials: dict[str, str] | None = None,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None,
+                 sdists: SdistBuilder | None = None) -> None:
         self.root = cache_dir / "artifacts" / "sha256"
         self.project = project
         self.session = session or requests.Session()
         # redacted index URL prefix → the URL with credentials, from the config
         self.credentials = credentials or {}
+        self.sdists = sdists  # builds the wheels of packages locked from their sdist
 
     def path_for(self, sha256: str, filename: str) -> Path:
         """Content-addressed, but keeping the file name: installers parse it. Both come
@@ -33,29 +40,82 @@ class ArtifactStore:
         name such as '../../x.whl' would write, and delete, outside the cache."""
         hint = "the lock or the index names a file that is not a wheel's; do not use it"
         checked(sha256, "sha256", "sha256", error=ArtifactError, hint=hint, owner="an artifact's")
-        checked(filename, "wheel", "filename", error=ArtifactError, hint=hint,
+        kind = "wheel" if filename.endswith(".whl") else "sdist"
+        checked(filename, kind, "filename", error=ArtifactError, hint=hint,
                 owner="an artifact's")
         return self.root / sha256 / filename
 
     def get(self, package: Package, *, progress: Callable[[int], None] | None = None) -> Path:
-        """The verified wheel of ``package``: from the cache, the project or the index."""
-        artifact = package.artifact
+        """The verified wheel of ``package``: from the cache, the project or the index;
+        one built from its sdist is built again when not cached, and must come out the
+        same."""
+        if package.source is not None:
+            return self.built(package, rebuild=False)
+        return self.fetch(package.artifact, package.name, progress=progress)
+
+    def fetch(self, artifact: Artifact, name: str, *,
+              progress: Callable[[int], None] | None = None) -> Path:
+        """The verified file ``artifact`` of package ``name`` (a wheel or an sdist)."""
         cached = self.path_for(artifact.sha256, artifact.filename)
         if cached.is_file():
             if _sha256(cached) == artifact.sha256:
                 return cached
             cached.unlink()  # a corrupt entry is discarded, never used
         if artifact.path is not None:
-            checked(artifact.path, "wheel path", f"{package.name} artifact path",
+            kind = "wheel path" if artifact.filename.endswith(".whl") else "sdist path"
+            checked(artifact.path, kind, f"{name} artifact path",
                     error=ArtifactError, hint="run 'reprolock lock' to rewrite the lock")
             source = self.project / artifact.path
             if not source.is_file():
                 raise ArtifactError(f"{artifact.filename}: the locked file {source} is missing",
                                     hint="restore it or run 'reprolock lock' again")
             self._store(source.open("rb"), artifact.sha256, artifact.filename, progress)
+        elif artifact.url is not None:
+            self._download(artifact.url, artifact.sha256, artifact.filename, progress)
         else:
-            self._download(artifact.url or "", artifact.sha256, artifact.filename, progress)
+            raise ArtifactError(f"{name}: {artifact.filename} is built, not fetched",
+                                hint="this is a reprolock bug; please report it")
         return cached
+
+    def built(self, package: Package, *, rebuild: bool) -> Path:
+        """The wheel built from ``package``'s locked sdist: the cached one unless
+        ``rebuild``, else built again from the sdist with the lock's build requirements;
+        either way its sha256 must be the lock's."""
+        source, artifact = package.source, package.artifact
+        assert source is not None
+        cached = self.path_for(artifact.sha256, artifact.filename)
+        if not rebuild and cached.is_file() and _sha256(cached) == artifact.sha256:
+            return cached
+        if self.sdists is None:
+            raise ArtifactError(f"{package.name}: its wheel is built from its sdist, and "
+                                "this step cannot build", hint="run 'reprolock build'")
+        sdist = self.fetch(source.sdist, package.name)
+        with tempfile.TemporaryDirectory(prefix="reprolock-sdist-") as tmp:
+            wheel = self.sdists.build(sdist, source.requires, Path(tmp), name=package.name,
+                                      epoch=source.source_date_epoch)
+            actual = _sha256(wheel)
+            if actual != artifact.sha256 or wheel.name != artifact.filename:
+                raise NotReproducibleError(
+                    f"{package.name}: building {source.sdist.filename} again made {wheel.name} "
+                    f"with sha256 {actual}; the lock records {artifact.filename} with sha256 "
+                    f"{artifact.sha256}: the build is not reproducible here (it ran with "
+                    f"Python {self.sdists.python()}; the lock's was built with Python "
+                    f"{source.python} and {source.tool['name']} {source.tool['version']})",
+                    hint="build with the Python the lock names; if that is what you did, the "
+                    "sdist's build is not deterministic: pin a version that ships a wheel")
+            self._store(wheel.open("rb"), actual, artifact.filename, None)
+        return cached
+
+    def keep(self, path: Path) -> tuple[str, int]:
+        """Store the file at ``path`` (a wheel just built) under its sha256; that and its
+        size."""
+        sha256 = _sha256(path)
+        self._store(path.open("rb"), sha256, path.name, None)
+        return sha256, path.stat().st_size
+
+    @staticmethod
+    def valid(path: Path, sha256: str) -> bool:
+        return _sha256(path) == sha256
 
     def _download(self, url: str, sha256: str, filename: str,
                   progress: Callable[[int], None] | None) -> None:

@@ -44,6 +44,7 @@ from reprolock.inspection.codeset import CodeSet
 from reprolock.lock.model import Lock, Package
 from reprolock.oci.compress import Compressor
 from reprolock.oci.tarball import DEFAULT_MTIME, Entry, LayerBlob, write_layer
+from reprolock.resolver.interface import index_credentials, index_settings
 from reprolock.runtime.basefiles import cached_base_record
 from reprolock.runtime.embed import image_files
 from reprolock.target import Platform
@@ -220,8 +221,11 @@ class Builder:
 
     # -- dependencies ------------------------------------------------------------------
     def _fetch_artifacts(self) -> dict[str, Path]:
+        from reprolock.build.sdist import SdistBuilder
+
         store = ArtifactStore(self.cache_dir, project=self.config.root,
-                              credentials=_index_credentials(self.config))
+                              credentials=index_credentials(self.config),
+                              sdists=SdistBuilder(index_settings(self.config)))
         packages = sorted(self.lock.packages, key=lambda p: p.name)
         self.progress(f"fetching {len(packages)} wheels (checked against the lock's sha256)")
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
@@ -541,20 +545,6 @@ def _canonical(doc: Mapping[str, Any]) -> bytes:
 
 def iso_time(epoch: int) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _index_credentials(config: Config) -> dict[str, str]:
-    """Map ``scheme://host`` of each index that has credentials to the configured form
-    (which may hold ${VARS}), so downloads from that host authenticate."""
-    from urllib.parse import urlsplit
-
-    found = {}
-    for url in (config.index.url, *config.index.extra_urls):
-        parts = urlsplit(url or "")
-        if "@" in parts.netloc:
-            found[f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[1]}"] = \
-                f"{parts.scheme}://{parts.netloc}"
-    return found
 
 
 __all__ = ["BuildOptions", "BuildResult", "Builder", "Image"]

@@ -19,7 +19,7 @@ from typing import Any
 from reprolock import __version__
 from reprolock._internal.urls import is_remote
 from reprolock.errors import LockFileError
-from reprolock.lock.model import Lock, Package, checked
+from reprolock.lock.model import Artifact, Lock, Package, checked
 
 FORMATS = ("requirements", "pylock")
 _MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -55,6 +55,14 @@ def _check_values(lock: Lock) -> None:
             checked(pkg.artifact.url, "text", f"{where}.artifact.url")
         if pkg.artifact.path is not None:
             checked(pkg.artifact.path, "wheel path", f"{where}.artifact.path")
+        if pkg.source is not None:
+            sdist = pkg.source.sdist
+            checked(sdist.sha256, "sha256", f"{where}.build.sdist.sha256")
+            checked(sdist.filename, "sdist", f"{where}.build.sdist.filename")
+            if sdist.url is not None:
+                checked(sdist.url, "text", f"{where}.build.sdist.url")
+            if sdist.path is not None:
+                checked(sdist.path, "sdist path", f"{where}.build.sdist.path")
 
 
 def to_requirements(lock: Lock, *, project: Path, dest_dir: Path) -> str:
@@ -84,7 +92,9 @@ def to_requirements(lock: Lock, *, project: Path, dest_dir: Path) -> str:
                     "export with --format pylock")
             lines.append(f"--find-links {link}")
     for pkg in sorted(lock.packages, key=lambda p: p.name):
-        lines.append(f"{pkg.name}=={pkg.version} \\\n    --hash=sha256:{pkg.artifact.sha256}")
+        # a wheel reprolock built is on no index: pip gets (and builds) the locked sdist
+        sha256 = pkg.source.sdist.sha256 if pkg.source else pkg.artifact.sha256
+        lines.append(f"{pkg.name}=={pkg.version} \\\n    --hash=sha256:{sha256}")
     return "\n".join(lines) + "\n"
 
 
@@ -111,12 +121,19 @@ def to_pylock(lock: Lock, *, project: Path, dest_dir: Path) -> str:
 
 
 def _pylock_package(pkg: Package, project: Path, dest_dir: Path) -> dict[str, Any]:
-    wheel: dict[str, Any] = {"name": pkg.artifact.filename,
-                             "hashes": {"sha256": pkg.artifact.sha256}}
-    if pkg.artifact.url:
-        wheel["url"] = pkg.artifact.url
-    elif pkg.artifact.path:
-        wheel["path"] = _rebase(pkg.artifact.path, project, dest_dir)
-    if pkg.artifact.size is not None:
-        wheel["size"] = pkg.artifact.size
-    return {"name": pkg.name, "version": pkg.version, "wheels": [wheel]}
+    if pkg.source is not None:  # the wheel reprolock built is on no index: its sdist is
+        return {"name": pkg.name, "version": pkg.version,
+                "sdist": _pylock_file(pkg.source.sdist, project, dest_dir)}
+    return {"name": pkg.name, "version": pkg.version,
+            "wheels": [_pylock_file(pkg.artifact, project, dest_dir)]}
+
+
+def _pylock_file(artifact: Artifact, project: Path, dest_dir: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": artifact.filename, "hashes": {"sha256": artifact.sha256}}
+    if artifact.url:
+        entry["url"] = artifact.url
+    elif artifact.path:
+        entry["path"] = _rebase(artifact.path, project, dest_dir)
+    if artifact.size is not None:
+        entry["size"] = artifact.size
+    return entry

@@ -35,7 +35,10 @@ def read_lock(path: Path, *, cache_dir: Path | None = None) -> Lock:
     _check_version(path, data)
     validate(data, "lock", source=path.name, error=LockFileError, cache_dir=cache_dir,
              hint="do not edit the lock by hand; run 'reprolock lock' to rewrite it")
-    return Lock.from_json(data)
+    try:
+        return Lock.from_json(data)
+    except LockFileError as exc:  # the model names the field; the file is named here
+        raise LockFileError(f"{path.name}: {exc.message}", hint=exc.hint) from None
 
 
 def _parse(path: Path, raw: bytes) -> dict[str, Any]:

@@ -19,6 +19,8 @@ LOCK_VERSION = 1
 
 _CTRL = "\x00-\x1f\x7f-\x9f\u2028\u2029"  # controls and what str.splitlines() splits at
 _WHEEL = r"[A-Za-z0-9_][A-Za-z0-9_.+!-]*\.whl"
+_SDIST = r"[A-Za-z0-9_][A-Za-z0-9_.+!-]*\.(?:tar\.gz|zip)"
+_DIR = f"(?:/|(?:\\.\\./)*)(?:(?!\\.\\.?/)[^/\\\\{_CTRL}]+/)*"  # of a find-links path
 _HINT = "do not edit the lock by hand; run 'reprolock lock' to rewrite it"
 #: kind -> (pattern the whole value must match, what it is, in words)
 _KINDS: dict[str, tuple[re.Pattern[str], str]] = {
@@ -30,8 +32,13 @@ _KINDS: dict[str, tuple[re.Pattern[str], str]] = {
     "version": (re.compile("[A-Za-z0-9][A-Za-z0-9.!+_-]*"), "a PEP 440 version"),
     "wheel": (re.compile(_WHEEL), "a wheel file name (one path component ending in .whl)"),
     # absolute, or relative with '..' only at its start: what the find-links entry says
-    "wheel path": (re.compile(f"(?:/|(?:\\.\\./)*)(?:(?!\\.\\.?/)[^/\\\\{_CTRL}]+/)*{_WHEEL}"),
+    "wheel path": (re.compile(_DIR + _WHEEL),
                    "a path to a wheel, absolute or relative, with '..' only at the start "
+                   "of a relative one"),
+    "sdist": (re.compile(_SDIST), "an sdist file name (one path component ending in .tar.gz "
+              "or .zip)"),
+    "sdist path": (re.compile(_DIR + _SDIST),
+                   "a path to an sdist, absolute or relative, with '..' only at the start "
                    "of a relative one"),
     "file name": (re.compile("[A-Za-z0-9_][A-Za-z0-9_.+-]*"), "a file name (one path component)"),
     "absolute path": (re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9_.+-]+)+"),
@@ -91,11 +98,16 @@ class Inputs:
 
 @dataclass(frozen=True)
 class Artifact:
+    """A file that gets installed (a wheel) or built (an sdist): from an index (``url``),
+    a find-links directory (``path``), or for a wheel built from the package's sdist
+    (``built``) from neither."""
+
     filename: str
     sha256: str
     size: int | None
     url: str | None = None  # remote, credentials removed
     path: str | None = None  # a find-links file: absolute, or relative to the project root
+    built: bool = False  # a wheel reprolock built from the package's locked sdist
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"filename": self.filename, "sha256": self.sha256,
@@ -104,21 +116,82 @@ class Artifact:
             data["url"] = self.url
         if self.path is not None:
             data["path"] = self.path
+        if self.built:
+            data["builtFrom"] = "sdist"
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], where: str = "artifact") -> Artifact:
-        filename = checked(data["filename"], "wheel", f"{where}.filename")
+    def from_json(cls, data: Mapping[str, Any], where: str = "artifact",
+                  kind: str = "wheel") -> Artifact:
+        filename = checked(data["filename"], kind, f"{where}.filename")
         path = data.get("path")
         if path is not None:
-            checked(path, "wheel path", f"{where}.path")
+            checked(path, f"{kind} path", f"{where}.path")
             if path.rsplit("/", 1)[-1] != filename:
                 raise LockFileError(f"the lock's {where}.path {path!r} is not a path to "
                                     f"its filename {filename!r}", hint=_HINT)
         url = data.get("url")
+        built = data.get("builtFrom") == "sdist"
+        if [url is not None, path is not None, built].count(True) != 1:
+            raise LockFileError(f"the lock's {where} must say where its file comes from: one "
+                                "of url, path or builtFrom", hint=_HINT)
         return cls(filename, checked(data["sha256"], "sha256", f"{where}.sha256"),
                    data.get("size"), None if url is None else checked(url, "text", f"{where}.url"),
-                   path)
+                   path, built)
+
+
+@dataclass(frozen=True)
+class BuildRequirement:
+    """A package the sdist's build backend runs with, pinned and hashed as any other."""
+
+    name: str
+    version: str
+    hashes: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "hashes": list(self.hashes)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str) -> BuildRequirement:
+        return cls(checked(data["name"], "name", f"{where}.name"),
+                   checked(data["version"], "version", f"{where}.version"),
+                   tuple(checked(h, "digest", f"{where}.hashes[{i}]")
+                         for i, h in enumerate(data["hashes"])))
+
+
+@dataclass(frozen=True)
+class SourceBuild:
+    """How a package's wheel was built from its sdist, so that anyone can build it again
+    and compare: the sdist, the pinned build requirements, the interpreter and tool that
+    ran the backend, and the timestamp it was given."""
+
+    sdist: Artifact
+    requires: tuple[BuildRequirement, ...]
+    python: str  # the version of the interpreter that ran the build backend
+    tool: Mapping[str, str]  # name, version
+    source_date_epoch: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sdist": self.sdist.to_json(), "requires": [r.to_json() for r in self.requires],
+                "python": self.python, "tool": dict(self.tool),
+                "sourceDateEpoch": self.source_date_epoch}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str) -> SourceBuild:
+        sdist = Artifact.from_json(data["sdist"], f"{where}.sdist", kind="sdist")
+        if sdist.built:
+            raise LockFileError(f"the lock's {where}.sdist is not a file of the index or of "
+                                "a find-links directory", hint=_HINT)
+        epoch = data["sourceDateEpoch"]
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 315532800:
+            raise LockFileError(f"the lock's {where}.sourceDateEpoch is not a time from 1980 "
+                                "on (zip files cannot hold earlier times)", hint=_HINT)
+        return cls(sdist, tuple(BuildRequirement.from_json(r, f"{where}.requires[{i}]")
+                                for i, r in enumerate(data["requires"])),
+                   checked(data["python"], "python version", f"{where}.python"),
+                   {"name": checked(data["tool"]["name"], "token", f"{where}.tool.name"),
+                    "version": checked(data["tool"]["version"], "token",
+                                       f"{where}.tool.version")}, epoch)
 
 
 @dataclass(frozen=True)
@@ -130,22 +203,33 @@ class Package:
     direct: bool
     requested_by: tuple[str, ...]  # input files or dependents
     modules: tuple[str, ...]
+    source: SourceBuild | None = None  # the artifact was built from this sdist
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "hashes": list(self.hashes),
+        data = {"name": self.name, "version": self.version, "hashes": list(self.hashes),
                 "artifact": self.artifact.to_json(), "direct": self.direct,
                 "requestedBy": list(self.requested_by), "modules": list(self.modules)}
+        if self.source is not None:
+            data["build"] = self.source.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = "package") -> Package:
+        artifact = Artifact.from_json(data["artifact"], f"{where}.artifact")
+        source = None if data.get("build") is None else \
+            SourceBuild.from_json(data["build"], f"{where}.build")
+        if artifact.built != (source is not None):
+            raise LockFileError(f"the lock's {where} has a built artifact without its build, "
+                                "or a build without a built artifact", hint=_HINT)
         return cls(checked(data["name"], "name", f"{where}.name"),
                    checked(data["version"], "version", f"{where}.version"),
                    tuple(checked(h, "digest", f"{where}.hashes[{i}]")
                          for i, h in enumerate(data["hashes"])),
-                   Artifact.from_json(data["artifact"], f"{where}.artifact"), data["direct"],
+                   artifact, data["direct"],
                    tuple(checked(v, "text", f"{where}.requestedBy")
                          for v in data["requestedBy"]),
-                   tuple(checked(m, "token", f"{where}.modules") for m in data["modules"]))
+                   tuple(checked(m, "token", f"{where}.modules") for m in data["modules"]),
+                   source)
 
 
 @dataclass(frozen=True)

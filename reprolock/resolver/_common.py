@@ -45,8 +45,9 @@ def explain_failure(exc: ToolError, request: ResolveRequest, tool: str) -> Resol
             or "could not find a version" in lowered or "unsatisfiable" in lowered:
         message = f"{tool} found no set of versions that satisfies the requirements"
         hint = ("relax or correct the conflicting requirements named above; note that only "
-                "wheels are considered (reprolock never builds an sdist), so a package that "
-                "ships no wheel for the target cannot be locked")
+                "wheels are considered, so a package that ships no wheel for the target "
+                "cannot be locked unless you name it in dependencies.build-from-source "
+                "(a pure-Python sdist is then built into a wheel, reproducibly)")
         if "pre-release" in lowered:
             hint += ("; a pre-release is used only when a requirement names one: to accept "
                      "it, add NAME>=VERSION with the pre-release's version to your "

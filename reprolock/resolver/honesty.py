@@ -172,7 +172,8 @@ class Honesty:
 
         files = self.client.project_files(name)
         if not has_wheel(files):
-            return "only sdists"
+            return (f"only sdists: to build it from its sdist, add \"{name}\" to "
+                    "dependencies.build-from-source")
         releases = [r[1] for f in files if (r := release_of(f.filename)) is not None]
         if releases and all(v.is_prerelease for v in releases):
             return "only pre-releases, which are used only when a requirement names one"

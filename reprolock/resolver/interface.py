@@ -6,10 +6,14 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from reprolock._internal.urls import redact, userinfo
+from reprolock._internal.urls import expand_env, is_remote, redact, userinfo
 from reprolock.errors import ResolverError
 from reprolock.target import Target
+
+if TYPE_CHECKING:
+    from reprolock.config import Config
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class ResolveRequest:
     preferred: str = ""  # earlier pins (requirements format) to keep unless upgraded
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
+    from_source: tuple[str, ...] = ()  # packages taken as sdists (built), all others wheels
 
 
 @dataclass(frozen=True)
@@ -108,3 +113,28 @@ class Resolver(abc.ABC):
     @abc.abstractmethod
     def resolve(self, request: ResolveRequest) -> Resolution:
         """Pin every requirement of the inputs, with the hashes of all their files."""
+
+
+def index_settings(config: Config) -> IndexSettings:
+    """Where packages come from, with ``${VARS}`` expanded and find-links absolute."""
+    index = config.index
+    links = tuple(expand_env(link) if is_remote(expand_env(link))
+                  else str(config.root / link) for link in index.find_links)
+    return IndexSettings(
+        url=expand_env(index.url) if index.url else None,
+        extra_urls=tuple(expand_env(u) for u in index.extra_urls),
+        find_links=links, no_index=index.no_index)
+
+
+def index_credentials(config: Config) -> dict[str, str]:
+    """Map ``scheme://host`` of each index that has credentials to the configured form
+    (which may hold ${VARS}), so downloads from that host authenticate."""
+    from urllib.parse import urlsplit
+
+    found = {}
+    for url in (config.index.url, *config.index.extra_urls):
+        parts = urlsplit(url or "")
+        if "@" in parts.netloc:
+            found[f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[1]}"] = \
+                f"{parts.scheme}://{parts.netloc}"
+    return found

@@ -57,8 +57,10 @@ class PipToolsResolver(Resolver):
                     "--generate-hashes", "--allow-unsafe", "--no-header", "--annotate",
                     "--no-emit-index-url", "--no-emit-trusted-host", "--no-config",
                     "--strip-extras", "--quiet", "--output-file", str(out),
-                    # sdists would be built (their code run) just to read metadata
-                    "--pip-args", "--only-binary=:all:",
+                    # sdists would be built (their code run) just to read metadata;
+                    # only those the config names are
+                    "--pip-args", "--only-binary=:all:" + "".join(
+                        f" --no-binary={name}" for name in request.from_source),
                     *index_argv]
             if request.upgrade:
                 argv.append("--upgrade")

@@ -78,6 +78,8 @@ class UvResolver(Resolver):
                     "--output-file", str(out), *index_argv]
             for name in request.upgrade_packages:
                 argv += ["--upgrade-package", name]
+            for name in request.from_source:  # its sdist, even where a wheel exists
+                argv += ["--no-binary", name]
             try:
                 run(argv, cwd=request.root, env=_env(index_env), what="uv pip compile",
                     hint=_HINT)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from reprolock._internal.cache import default_cache_dir
 from reprolock._internal.files import sha256_file
 from reprolock.config import Config
+from reprolock.errors import NotReproducibleError
 from reprolock.lock.check import check_lock
 from reprolock.lock.io import read_lock
 from reprolock.lock.model import LOCK_VERSION, Lock
@@ -44,6 +45,8 @@ def run_checks(config: Config, *, key: Path | None, attestation: Path | None,
         checks.append(attempt("signature", lambda: _signature(config, trusted)))
     if lock.sbom is not None:
         checks.append(attempt("sbom", lambda: _sbom(config, lock)))
+    if rebuild and any(p.source is not None for p in lock.packages):
+        checks.append(_sdists(config, lock, cache, progress or (lambda _m: None)))
     if rebuild:
         checks.append(_rebuild(config, lock, fresh=checks[1].ok, cache=cache,
                                progress=progress or (lambda _m: None)))
@@ -91,6 +94,33 @@ def _sbom(config: Config, lock: Lock) -> str:
 
 
 # -- rebuild ------------------------------------------------------------------------------
+
+def _sdists(config: Config, lock: Lock, cache: Path, progress: Progress) -> Check:
+    """Build every wheel the lock built from an sdist again, from the sdist (never the
+    cached wheel), and compare: the build must make the locked bytes."""
+    from reprolock.build.artifacts import ArtifactStore
+    from reprolock.build.sdist import SdistBuilder
+    from reprolock.resolver.interface import index_credentials, index_settings
+
+    store = ArtifactStore(cache, project=config.root, credentials=index_credentials(config),
+                          sdists=SdistBuilder(index_settings(config)))
+    built = [p for p in lock.packages if p.source is not None]
+    differ = []
+    for pkg in built:
+        progress(f"building {pkg.name} {pkg.version} again from its sdist")
+        try:
+            store.built(pkg, rebuild=True)
+        except NotReproducibleError as exc:  # names both sha256
+            differ.append(exc.message)
+    if differ:
+        return Check("sdists", False, f"{len(differ)} of {len(built)} wheels built again from "
+                     "their sdists differ from the locked ones", tuple(differ),
+                     fix="build with the Python the lock names; if the build itself is not "
+                     "deterministic, pin a version that ships a wheel")
+    return Check("sdists", True, f"{len(built)} wheel(s) built again from their sdists are the "
+                 "locked ones, byte for byte", tuple(f"{p.name} {p.version}: "
+                                                     f"{p.artifact.filename}" for p in built))
+
 
 def _rebuild(config: Config, lock: Lock, *, fresh: bool, cache: Path,
              progress: Progress) -> Check:
@@ -151,7 +181,8 @@ def _compare_build(config: Config, lock: Lock, cache: Path, progress: Progress) 
     try:
         report = build_image(config, _options(lock), outputs=(), tag=None, progress=progress,
                              cache_dir=cache, env_only=True, attach=False)
-    except VerificationFailed as exc:  # the build refuses a changed SBOM: reported above
+    except (VerificationFailed, NotReproducibleError) as exc:
+        # the build refuses a changed SBOM, or a wheel its sdist does not build to
         return Check("rebuild", False, f"not rebuilt: {exc.message}", fix=exc.hint)
     if report.env_config_digest == lock.image.config_digest and (
             report.env_manifest_digest == lock.image.manifest_digest

@@ -141,15 +141,18 @@ def build_wheel(
     return target
 
 
-def _pyproject(name: str, version: str) -> str:
+def _pyproject(name: str, version: str, backend: str = "setuptools",
+               requires: Sequence[str] = ()) -> str:
+    system = ('requires = ["flit_core>=3.4,<4"]\nbuild-backend = "flit_core.buildapi"\n'
+              if backend == "flit" else
+              'requires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n')
     return (
-        "[build-system]\n"
-        'requires = ["setuptools>=61"]\n'
-        'build-backend = "setuptools.build_meta"\n'
-        "\n"
+        f"[build-system]\n{system}\n"
         "[project]\n"
         f'name = "{name}"\n'
         f'version = "{version}"\n'
+        f'description = "{name}"\n'
+        f"dependencies = {list(requires)!r}\n".replace("'", '"')
     )
 
 
@@ -173,14 +176,26 @@ def _write_tar_gz(target: Path, entries: Mapping[str, bytes]) -> None:
     target.write_bytes(raw.getvalue())
 
 
-def build_sdist(dest_dir: Path, name: str, version: str) -> Path:
-    """Build a minimal, deterministic ``.tar.gz`` sdist and return its path."""
+def build_sdist(dest_dir: Path, name: str, version: str, *, backend: str = "setuptools",
+                requires: Sequence[str] = (),
+                extra_files: Mapping[str, bytes] | None = None) -> Path:
+    """Build a minimal, deterministic ``.tar.gz`` sdist and return its path. ``backend``:
+    "setuptools" (pyproject.toml), "flit" (flit_core) or "legacy" (setup.py only)."""
     stem = f"{escape_name(name)}-{escape_version(version)}"
+    module = import_name_for(name)
     entries = {
-        f"{stem}/PKG-INFO": _metadata(name, version, (), None).encode(),
-        f"{stem}/pyproject.toml": _pyproject(name, version).encode(),
-        f"{stem}/{import_name_for(name)}/__init__.py": f'__version__ = "{version}"\n'.encode(),
+        f"{stem}/PKG-INFO": _metadata(name, version, requires, None).encode(),
+        f"{stem}/{module}/__init__.py": f'"""{name}."""\n__version__ = "{version}"\n'.encode(),
     }
+    if backend == "legacy":
+        entries[f"{stem}/setup.py"] = (
+            "from setuptools import setup\n"
+            f"setup(name={name!r}, version={version!r}, packages=[{module!r}], "
+            f"install_requires={list(requires)!r})\n").encode()
+    else:
+        entries[f"{stem}/pyproject.toml"] = _pyproject(name, version, backend, requires).encode()
+    for rel, data in (extra_files or {}).items():
+        entries[f"{stem}/{rel}"] = data
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / f"{stem}.tar.gz"
