@@ -607,7 +607,7 @@ def classify(stack: list[str], lines: _Lines) -> str:
 
     if within("importlib") or frames[-1][0] == "<module>":
         return IMPORTS  # lazy imports happen inside the phases: count them apart
-    if within("installer/") or within("reprolock/build/install.py"):
+    if within("installer/") or within("reprolock/imagebuild/install.py"):
         return INSTALL
     if has("write_layer", "reprolock/oci/tarball.py"):
         func, path, line = frames[-1]
@@ -632,17 +632,17 @@ def classify(stack: list[str], lines: _Lines) -> str:
         if "_internal/files.py" in path:
             return BLOB_WRITE
         return TAR
-    if has("valid", "reprolock/build/store.py"):
+    if has("valid", "reprolock/imagebuild/store.py"):
         return REHASH
-    if has("_fetch_artifacts", "reprolock/build/builder.py") \
-            or within("reprolock/build/artifacts.py"):
+    if has("_fetch_artifacts", "reprolock/imagebuild/builder.py") \
+            or within("reprolock/imagebuild/artifacts.py"):
         return WHEELS
     if has("rmtree", "shutil.py"):
         return RMTREE
     if (frames[-1][0] == "wait" and frames[-1][1].endswith("threading.py")) or \
             (frames[-1][0] == "_worker" and frames[-1][1].endswith("futures/thread.py")):
         return WAIT
-    if has("_base", "reprolock/build/builder.py"):
+    if has("_base", "reprolock/imagebuild/builder.py"):
         return BASE
     if within("reprolock/output/"):
         return OUTPUT

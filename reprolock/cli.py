@@ -1,4 +1,5 @@
-"""The command line: parse, build the objects, print. The work is in reprolock.core."""
+"""The command line: parse, build the objects, call one workflow (reprolock.workflows),
+print. No domain logic lives here."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import typer
 import typer.core
 
 from reprolock import __version__
-from reprolock._entry import quiet_broken_pipe, report_error
-from reprolock.errors import EXIT_ERROR, EXIT_OK, ReprolockError
+from reprolock._internal.console import quiet_broken_pipe, report_error
+from reprolock.errors import EXIT_ERROR, EXIT_OK, ReprolockError, UsageError
+from reprolock.resolver import resolver_names
+from reprolock.sbom import sbom_format_names
 
 app = typer.Typer(
     name="reprolock",
@@ -95,7 +98,8 @@ def init(
     base: Annotated[str | None, typer.Option(help="Base image reference.")] = None,
     entrypoint: Annotated[str | None, typer.Option(
         help="Entrypoint command, e.g. 'python train.py'.")] = None,
-    resolver: Annotated[str, typer.Option(help="uv or pip-tools.")] = "uv",
+    resolver: Annotated[str, typer.Option(help=" or ".join(resolver_names()) + ".")
+                        ] = resolver_names()[0],
     requirements: Annotated[list[str] | None, typer.Option(
         "--requirements", "-r", help="Requirement input file (repeatable); default: found.")
     ] = None,
@@ -104,91 +108,23 @@ def init(
 ) -> None:
     """Inspect a project and write a starter reprolock.toml (and, where there is no
     requirement file, a requirements.in proposed from the code's imports)."""
-    import dataclasses
-    import shlex
+    from reprolock.workflows.init import InitOptions, init_project
 
-    from reprolock._internal.files import atomic_write_text
-    from reprolock.config import CONFIG_NAME
-    from reprolock.errors import ConfigError
-    from reprolock.inspection.project import (
-        PROPOSAL_NAME,
-        entry_note,
-        guess_project,
-        ignore_reprolock_dir,
-        render_config,
-    )
-
-    if resolver not in ("uv", "pip-tools"):
-        raise ConfigError(f"--resolver {resolver!r} is not known", hint="use uv or pip-tools")
-    target = directory / CONFIG_NAME
-    if target.exists() and not force:
-        raise ConfigError(f"{target} exists", hint="pass --force to overwrite it")
-    if not directory.is_dir():
-        raise ConfigError(f"{directory} is not a directory")
-    guess = guess_project(directory)
-    if requirements:
-        missing = [r for r in requirements if not (directory / r).is_file()]
-        if missing:
-            raise ConfigError(f"--requirements names {missing[0]!r}, which does not exist in "
-                              f"{directory}", hint="pass a path relative to the project")
-        guess = dataclasses.replace(guess, requirements=tuple(requirements))
-    proposal = None
-    if not guess.requirements and not guess.pyproject_dependencies:
-        proposal = _propose(directory)
-        guess = dataclasses.replace(guess, requirements=(PROPOSAL_NAME,))
-    chosen_base = base or guess.dockerfile_base
-    if not chosen_base:
-        raise ConfigError(
-            f"no base image given and no Dockerfile FROM found in {directory}",
-            hint="pass --base, e.g. --base python:3.11-slim@sha256:... or oci-layout:DIR:TAG")
-    entry = tuple(shlex.split(entrypoint)) if entrypoint else guess.entrypoint
-    guess = dataclasses.replace(guess, entrypoint=entry)
-    text = render_config(base=chosen_base, resolver=resolver, guess=guess, entrypoint=entry)
-    if proposal is not None:  # only once nothing can fail any more: no stray proposal
-        atomic_write_text(directory / PROPOSAL_NAME, proposal)
-    atomic_write_text(target, text)
-    ignored = ignore_reprolock_dir(directory)
-    note = entry_note(guess)
+    outcome = init_project(directory, InitOptions(
+        base=base, entrypoint=entrypoint, resolver=resolver,
+        requirements=tuple(requirements or ()), force=force))
     if as_json:
-        _emit_json({"path": str(target), "base": chosen_base, "resolver": resolver,
-                    "requirements": list(guess.requirements), "entrypoint": list(entry),
-                    "proposed": str(directory / PROPOSAL_NAME) if proposal else None,
-                    "gitignore": ignored, "notes": [note] if note else []})
+        _emit_json(outcome.to_json())
         return
-    print(f"wrote {target}")
-    if proposal is not None:
-        print(f"wrote {directory / PROPOSAL_NAME}: proposed from the code's imports, "
-              "unpinned; review it before 'reprolock lock'")
-    if ignored:
+    print(f"wrote {outcome.path}")
+    if outcome.proposed is not None:
+        print(f"wrote {outcome.proposed}: proposed from the code's imports, unpinned; review "
+              "it before 'reprolock lock'")
+    if outcome.gitignore:
         print(f"added .reprolock/ to {directory / '.gitignore'} (built images and run "
               "records stay out of git)")
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-
-
-def _propose(directory: Path) -> str:
-    """A requirements.in proposal for a project without requirement inputs; an error
-    when the code imports nothing to propose."""
-    from reprolock.errors import ConfigError
-    from reprolock.inspection.project import (
-        PROPOSAL_NAME,
-        propose_requirements,
-        render_proposal,
-    )
-
-    where = directory / PROPOSAL_NAME
-    if where.exists() or where.is_symlink():  # a directory or a dangling link: not ours
-        raise ConfigError(f"{where} is not a requirement file, and init does not replace it",
-                          hint="pass --requirements FILE")
-    proposal = propose_requirements(directory)
-    if not (proposal.required or proposal.optional):
-        raise ConfigError(
-            f"found no requirement inputs in {directory} (requirements.in, requirements.txt, "
-            "or [project.dependencies] in pyproject.toml), and no third-party imports in "
-            "its code to propose some from",
-            hint="create requirements.in listing what the training code imports, or pass "
-            "--requirements FILE")
-    return render_proposal(proposal)
+    if outcome.note:
+        print(f"note: {outcome.note}", file=sys.stderr)
 
 
 @app.command()
@@ -207,7 +143,8 @@ def lock(
     no_sbom: Annotated[bool, typer.Option(
         "--no-sbom", help="Do not write the SBOM of the environment image.")] = False,
     sbom_format: Annotated[str, typer.Option(
-        "--sbom-format", help="spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX JSON).")] = "spdx",
+        "--sbom-format", help=" or ".join(sbom_format_names()) + " (SPDX 2.3 or CycloneDX "
+        "JSON).")] = sbom_format_names()[0],
     sign_key: SignKeyOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -215,33 +152,26 @@ def lock(
     """Resolve the dependencies, build the environment image and write reprolock.lock.json
     (or, with --check, check offline that the lock is fresh)."""
     from reprolock.config import load_config
-    from reprolock.core import Locker
+    from reprolock.workflows.lock import Locker
 
     config = load_config(project)
     if check:
         _check(config, as_json)
         return
     from reprolock.resolver import resolver_for
+    from reprolock.sbom import check_sbom_format
 
-    if sbom_format not in ("spdx", "cyclonedx"):
-        raise ReprolockError(f"--sbom-format {sbom_format!r} is not known",
-                             hint="use spdx or cyclonedx")
+    check_sbom_format(sbom_format)
     options = None if no_build else _build_options(compression)
     signer = _signer(sign_key) if sign_key else None  # ask for the passphrase before working
     locker = Locker(config, resolver_for(config.resolver), progress=_progress(not quiet))
-    scan: dict[str, Any] = {}
     outcome = locker.lock(upgrade=upgrade, upgrade_packages=tuple(upgrade_package or ()),
                           build=options, sbom_format=None if no_sbom else sbom_format,
-                          while_resolving=lambda: scan.update(_scan_code(config)))
-    if signer is not None:
-        from reprolock.signing.blob import sign_file
-
-        sign_file(outcome.path, signer)
-    report = _lock_report(config, outcome, scan, signed=signer is not None)
+                          signer=signer)
     if as_json:
-        _emit_json(report)
+        _emit_json(outcome.to_json())
         return
-    for warning in report["warnings"]:
+    for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for line in outcome.changes:
         print(f"  {line}")
@@ -249,23 +179,11 @@ def lock(
     print(f"{outcome.path.name} {state}: {len(outcome.lock.packages)} packages for "
           f"{outcome.lock.target['platform']}, CPython {outcome.lock.target['python']['version']}, "
           f"base {outcome.lock.base.digest[:19]}…")
-    print(f"commit {_and(report['commit'])}")
+    print(f"commit {_and(list(outcome.commit))}")
 
 
 def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-def _committed(config: Any, outcome: Any, *, signed: bool) -> list[str]:
-    """The files a lock is made of, which go into version control together: the lock,
-    the SBOM it records (verify checks it against the lock's sha256) and the signature
-    made now."""
-    names = [config.lockfile]
-    if outcome.lock.sbom is not None:
-        names.append(outcome.lock.sbom.path)
-    if signed:
-        names.append(f"{config.lockfile}.sig")
-    return names
 
 
 def _passphrase(*, confirm: bool = False) -> bytes:
@@ -277,7 +195,7 @@ def _passphrase(*, confirm: bool = False) -> bytes:
     if value is not None:
         return value.encode()
     if not sys.stdin.isatty():
-        raise ReprolockError(f"no passphrase: {PASSWORD_ENV} is not set and there is no "
+        raise UsageError(f"no passphrase: {PASSWORD_ENV} is not set and there is no "
                              "terminal to ask on", hint=f"set {PASSWORD_ENV}")
     text: str = typer.prompt("Key passphrase", hide_input=True,
                              confirmation_prompt=confirm)
@@ -291,7 +209,7 @@ def _signer(path: Path) -> Any:
 
 
 def _build_options(compression: str | None) -> Any:
-    from reprolock.build.builder import BuildOptions
+    from reprolock.imagebuild.builder import BuildOptions
     from reprolock.oci.compress import Compressor
 
     return BuildOptions(compressor=None if compression is None
@@ -323,8 +241,8 @@ def build(
     quiet: QuietOpt = False,
 ) -> None:
     """Build the image (environment + code) from the lock, bit for bit reproducibly."""
-    from reprolock.core import build_image
     from reprolock.output import parse_output
+    from reprolock.workflows.build import build_image
 
     config = _load(project)
     outputs = [parse_output(o) for o in (output or [f"oci:{config.root / '.reprolock/image'}"])]
@@ -363,39 +281,6 @@ def _check(config: Any, as_json: bool) -> None:
     raise typer.Exit(code)
 
 
-def _scan_code(config: Any) -> dict[str, Any]:
-    from reprolock.inspection.codeset import collect_code
-    from reprolock.inspection.imports import scan_imports
-
-    code = collect_code(config)
-    return {"code": code, "imports": scan_imports(config.root, code)}
-
-
-def _lock_report(config: Any, outcome: Any, scan: dict[str, Any], *,
-                 signed: bool) -> dict[str, Any]:
-    from reprolock.inspection.imports import unprovided
-
-    warnings = list(outcome.warnings)
-    report = scan["imports"]
-    provided = {m: p.name for p in outcome.lock.packages for m in p.modules}
-    for item in unprovided(report, provided):
-        warnings.append(f"{item.first.path}:{item.first.line}: module {item.module!r} is "
-                        "imported but no locked package provides it; add its distribution "
-                        "to your requirements")
-    for path, line, msg in report.syntax_errors:
-        warnings.append(f"{path}:{line}: cannot parse: {msg}")
-    untracked = scan["code"].untracked
-    if untracked:
-        warnings.append(f"{len(untracked)} untracked files will not be in the image (first: "
-                        f"{untracked[0]}); git add them or ignore them")
-    warnings.extend(scan["code"].warnings)
-    return {"lock": str(outcome.path), "changed": outcome.changed,
-            "commit": _committed(config, outcome, signed=signed),
-            "changes": list(outcome.changes), "warnings": warnings,
-            "packages": len(outcome.lock.packages), "inputsDigest": outcome.lock.inputs_digest,
-            "base": outcome.lock.base.to_json()}
-
-
 @app.command()
 @handles_errors
 def export(
@@ -406,20 +291,11 @@ def export(
                                                 help="Write here instead of stdout.")] = None,
 ) -> None:
     """Export the lock as hash-pinned requirements or a PEP 751 pylock.toml."""
-    from reprolock._internal.cache import default_cache_dir
     from reprolock._internal.files import atomic_write_text
-    from reprolock.config import load_config
-    from reprolock.errors import ConfigError
-    from reprolock.lock.export import FORMATS
-    from reprolock.lock.export import export as render_export
-    from reprolock.lock.io import read_lock
+    from reprolock.workflows.lock import export_lock
 
-    if fmt not in FORMATS:
-        raise ConfigError(f"--format {fmt!r} is not known", hint="use requirements or pylock")
-    config = load_config(project)
-    dest_dir = (output.parent if output else Path()).resolve()
-    text = render_export(read_lock(config.lock_path, cache_dir=default_cache_dir()), fmt,
-                         project=config.root, dest_dir=dest_dir)
+    text = export_lock(_load(project), fmt,
+                       dest_dir=(output.parent if output else Path()).resolve())
     if output is None:
         sys.stdout.write(text)
     else:
@@ -456,13 +332,12 @@ def sign(
     project: ProjectOpt = Path(),
 ) -> None:
     """Sign the lock: writes reprolock.lock.json.sig (cosign verify-blob format)."""
-    from reprolock.signing.blob import sign_file
+    from reprolock.workflows.lock import sign_lock
 
     config = _load(project)
-    if not config.lock_path.is_file():
+    if not config.lock_path.is_file():  # before asking for the passphrase
         raise ReprolockError(f"no lock at {config.lock_path}", hint="run 'reprolock lock' first")
-    path = sign_file(config.lock_path, _signer(key))
-    print(f"wrote {path}")
+    print(f"wrote {sign_lock(config, _signer(key))}")
 
 
 @app.command()
@@ -505,23 +380,12 @@ def verify(
 
         sys.stdout.flush()
         raise typer.Exit(run_checker(runtime_dir, fast=fast, as_json=as_json))
-    config = _load(project)
-    say = _progress(not quiet and not as_json)
-    if run_record is not None:
-        from reprolock.verify.record import verify_record
+    from reprolock.workflows.verify import VerifyOptions, verify_project
 
-        report = verify_record(config, run_record, key=key,
-                               allow_code_drift=allow_code_drift)
-    elif image is not None:
-        from reprolock.verify.image import verify_image
-
-        report = verify_image(config, image, key=key, attestation=attestation,
-                              allow_code_drift=allow_code_drift, progress=say)
-    else:
-        from reprolock.verify import run_checks
-
-        report = run_checks(config, key=key, attestation=attestation, rebuild=rebuild,
-                            progress=say)
+    report = verify_project(_load(project), VerifyOptions(
+        key=key, attestation=attestation, rebuild=rebuild, image=image,
+        run_record=run_record, allow_code_drift=allow_code_drift),
+        progress=_progress(not quiet and not as_json))
     if as_json:
         _emit_json(report.to_json())
     else:
@@ -545,7 +409,7 @@ def _command_args(ctx: typer.Context) -> tuple[str, ...]:
     protected = min(int(ctx.meta.get("reprolock.after_dashdash", 0)), len(args))
     unknown = [a for a in args[: len(args) - protected] if a.startswith("-")]
     if unknown:
-        raise ReprolockError(f"no such option: {unknown[0]}",
+        raise UsageError(f"no such option: {unknown[0]}",
                              hint="see 'reprolock run --help'; a command for the container "
                              "goes after '--': reprolock run [OPTIONS] -- CMD ...")
     return tuple(args)
@@ -585,13 +449,12 @@ def run(
     reprolock run [OPTIONS] [-- CMD ...]. A CMD replaces the image's entrypoint and CMD.
     Exits with the command's exit code; 1 when drift refused the run."""
     from reprolock._internal.cache import default_cache_dir
-    from reprolock.run import RunOptions, check_gpus
-    from reprolock.run import run as run_image
+    from reprolock.workflows.run import NETWORKS, RunOptions, check_gpus
+    from reprolock.workflows.run import run as run_image
 
     command = _command_args(ctx)
-    if network not in ("none", "bridge", "host"):
-        raise ReprolockError(f"--network {network!r} is not known",
-                             hint="use none, bridge or host")
+    if network not in NETWORKS:
+        raise UsageError.not_known("--network", network, NETWORKS)
     gpus = check_gpus(gpus)
     config = _load(project)
     if gpus is None:
@@ -621,41 +484,14 @@ def inspect(
     files: Annotated[bool, typer.Option("--files", help="List every code file.")] = False,
 ) -> None:
     """Show the code file set, its tree digest, git state and imports against the lock."""
-    from reprolock._internal.cache import default_cache_dir
-    from reprolock.config import load_config
-    from reprolock.errors import LockFileError
-    from reprolock.inspection.codeset import collect_code
-    from reprolock.inspection.imports import scan_imports
-    from reprolock.lock.io import read_lock
+    from reprolock.workflows.inspect import inspect_project
 
-    config = load_config(project)
-    code = collect_code(config)
-    imports = scan_imports(config.root, code)
-    try:
-        locked = read_lock(config.lock_path, cache_dir=default_cache_dir())
-        provided: dict[str, str] | None = {m: p.name for p in locked.packages for m in p.modules}
-    except LockFileError:
-        provided = None
-    mapping = {m: (provided.get(m) if provided is not None else None)
-               for m in imports.third_party()}
-    data: dict[str, Any] = {
-        "root": str(config.root),
-        "code": {"treeDigest": code.tree_digest, "files": len(code.files),
-                 "bytes": code.total_size,
-                 "git": None if code.git is None else {"commit": code.git.commit,
-                                                       "dirty": code.git.dirty},
-                 "untracked": list(code.untracked), "warnings": list(code.warnings)},
-        "imports": mapping,
-        "ownModules": list(imports.own_modules),
-        "syntaxErrors": [{"path": p, "line": n, "message": m} for p, n, m in imports.syntax_errors],
-    }
-    if files or as_json:
-        data["code"]["fileList"] = [
-            {"path": f.path, "sha256": f.sha256, "size": f.size, "executable": f.executable}
-            for f in code.files]
+    found = inspect_project(_load(project))
+    data = found.to_json(files=files or as_json)
     if as_json:
         _emit_json(data)
         return
+    code = found.code
     print(f"code: {len(code.files)} files, {code.total_size} bytes, tree {code.tree_digest}")
     if code.git:
         print(f"git: {code.git.commit or '(no commit)'}{' (dirty)' if code.git.dirty else ''}")
@@ -667,8 +503,8 @@ def inspect(
     for entry in data["code"].get("fileList", []):
         print(f"  {entry['sha256'][:12]} {'x' if entry['executable'] else '-'} {entry['path']}")
     print("imports:")
-    for module, dist in mapping.items():
-        where = dist or ("(no lock yet)" if provided is None else "NOT PROVIDED by the lock")
+    for module, dist in found.provided.items():
+        where = dist or ("NOT PROVIDED by the lock" if found.locked else "(no lock yet)")
         print(f"  {module:<24} {where}")
 
 

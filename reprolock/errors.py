@@ -3,6 +3,12 @@
 Every error a user can cause is a :class:`ReprolockError`. Its :meth:`diagnostics`
 says what went wrong, where (file and field) and how to fix it; the CLI prints that
 and exits with :attr:`exit_code` without a traceback (``--verbose`` shows one).
+
+Every exception class reprolock raises is defined here, so one import names them all and
+an exit code is decided in one place: 0 success, 1 a finding (a failed verification,
+drift), 2 anything else (usage, configuration, a tool). The one exception is the runtime
+checker (``reprolock/runtime/check.py``), which ships into images without reprolock and
+keeps its own standard-library error.
 """
 
 from __future__ import annotations
@@ -28,6 +34,30 @@ class ReprolockError(Exception):
         if self.hint:
             return f"{self.message}\n  fix: {self.hint}"
         return self.message
+
+
+class UsageError(ReprolockError):
+    """The command line is wrong: an unknown option or a value no option takes (exit 2)."""
+
+    @classmethod
+    def not_known(cls, option: str, value: str, choices: Sequence[str]) -> UsageError:
+        """``--sbom-format 'x' is not known`` with the choices as the fix: every registry
+        (resolvers, SBOM formats) refuses an unknown name in these words."""
+        listed = " or ".join(filter(None, (", ".join(choices[:-1]), *choices[-1:])))
+        return cls(f"{option} {value!r} is not known", hint=f"use {listed}")
+
+
+class VerificationError(ReprolockError):
+    """A signature, envelope, digest or recorded file does not check out: a finding, exit 1.
+    ``verify`` reports it as the failure of one check and goes on with the others."""
+
+    exit_code = EXIT_FINDING
+
+
+class DriftError(ReprolockError):
+    """The runtime check found drift: the run was refused (exit 1)."""
+
+    exit_code = EXIT_FINDING
 
 
 class ConfigError(ReprolockError):
@@ -58,6 +88,18 @@ class ImageSourceError(ReprolockError):
     """A base image reference is malformed, unreachable or does not match its digest."""
 
 
+class PushError(ImageSourceError):
+    """The registry refused or failed a push."""
+
+
+class KeyFileError(ReprolockError):
+    """A key file is missing, unreadable, of the wrong type, or the passphrase is wrong."""
+
+
+class RunRecordError(ReprolockError):
+    """A run record is missing, not JSON, or not a valid record (exit 2)."""
+
+
 class ToolError(ReprolockError):
     """An external program (pip-compile, uv, syft, docker) failed or is missing."""
 
@@ -81,6 +123,10 @@ class ToolError(ReprolockError):
         if self.hint:
             text += f"\n  fix: {self.hint}"
         return text
+
+
+class SbomError(ToolError):
+    """The SBOM tool failed or printed something that is not the SBOM asked for."""
 
 
 def _last_lines(text: str, count: int) -> list[str]:

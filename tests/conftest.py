@@ -20,6 +20,38 @@ STRIPPED_ENV_PREFIXES = ("PIP_", "UV_", "DOCKER_")
 NATIVE_MANYLINUX_TAG = "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
 NATIVE_MUSL_TAG = "cp311-cp311-musllinux_1_1_x86_64"
 
+# The markers pyproject.toml declares follow from the fixtures a test takes (directly or
+# through another fixture): a fixture that needs an outside part marks every test using
+# it, so `-m "not docker"` leaves out the tests that would start a container, and a new
+# test that takes the fixture is marked without anyone remembering to. Fixtures local to
+# a module are keyed by module too (several modules call theirs 'built'); a test that asks
+# for a part in its own body carries the marker itself.
+FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
+    "registry": ("registry",),
+    "build_project_template": ("syft",),  # its lock writes the SBOM with syft
+}
+MODULE_FIXTURE_MARKERS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("test_example", "example"): ("debootstrap",),
+    ("test_run", "built"): ("docker", "debootstrap"),
+    ("test_faults", "ran"): ("docker", "debootstrap"),
+    ("test_build_e2e", "built"): ("docker", "debootstrap"),
+    ("test_runtime_attacks", "built"): ("docker", "debootstrap"),
+    ("test_image_sources", "daemon_image"): ("docker",),
+    ("test_verify_image_attacks", "own_registry"): ("registry",),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if isinstance(
+            item, pytest.Function) else ""
+        fixtures = getattr(item, "fixturenames", ())
+        wanted = {marker for name in fixtures for marker in (
+            *FIXTURE_MARKERS.get(name, ()), *MODULE_FIXTURE_MARKERS.get((module, name), ()))}
+        present = {mark.name for mark in item.iter_markers()}
+        for marker in sorted(wanted - present):
+            item.add_marker(marker)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def hermetic_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:

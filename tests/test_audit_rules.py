@@ -122,6 +122,34 @@ def test_lock_stale(locked: Path) -> None:
     assert finding.path == "reprolock.lock.json" and "requirements.in" in finding.message
 
 
+def test_lock_stale_says_what_lock_check_says(locked: Path) -> None:
+    """RL108 is the lock's own freshness check, not a second computation of it."""
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.config import load_config
+    from reprolock.lock.check import check_lock
+
+    (locked / "requirements.in").write_text("tinyml\ntinyconfig\n")
+    outcome = check_lock(load_config(locked), cache_dir=default_cache_dir())
+    (finding,) = [f for f in audit(locked).active if f.rule == "RL108"]
+    assert not outcome.fresh
+    assert finding.message == f"the lock is stale ({'; '.join(outcome.changes)}): " \
+        "run 'reprolock lock'"
+
+
+@pytest.mark.parametrize(("text", "absent"), [
+    # an ARG without a default is a build-time value, not an empty image name or tag
+    ("ARG BASE\nFROM ${BASE}\nENV PYTHONHASHSEED=0\n", "RL202"),
+    ("ARG TAG\nFROM python:${TAG}\nENV PYTHONHASHSEED=0\n", "RL201"),
+    # a comment or an empty line inside a continuation does not end the instruction
+    ("FROM python:3.11@sha256:" + DIGEST + "\nENV PYTHONHASHSEED=0\n"
+     "RUN pip install \\\n    # pinned by hash\n\n    --require-hashes -r r.txt\n", "RL305"),
+])
+def test_dockerfile_forms_the_build_reads_alike(tmp_path: Path, text: str,
+                                                absent: str) -> None:
+    (tmp_path / "Dockerfile").write_text(text)
+    assert absent not in rules_of(audit(tmp_path, hadolint=False))
+
+
 def test_lock_inputs_may_hold_ranges(locked: Path) -> None:
     """requirements.in feeds the lock: RL101/RL102 do not apply to it."""
     assert not rules_of(audit(locked)) & {"RL101", "RL102"}

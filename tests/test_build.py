@@ -235,8 +235,8 @@ def _evil_wheel(dest: Path, name: str, entries: dict[str, bytes]) -> Path:
 ])
 def test_wheels_escaping_their_root_are_refused(
         tmp_path: Path, entries: dict[str, bytes], message: str) -> None:
-    from reprolock.build.install import VenvLayout, plan_wheel
     from reprolock.errors import ArtifactError
+    from reprolock.imagebuild.install import VenvLayout, plan_wheel
 
     wheel = _evil_wheel(tmp_path, "evil", entries)
     layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
@@ -248,8 +248,8 @@ def test_wheels_escaping_their_root_are_refused(
 def test_wheel_with_a_file_twice_is_refused(tmp_path: Path) -> None:
     import zipfile
 
-    from reprolock.build.install import VenvLayout, plan_wheel
     from reprolock.errors import ArtifactError
+    from reprolock.imagebuild.install import VenvLayout, plan_wheel
 
     wheel = _evil_wheel(tmp_path, "liar", {"liar/__init__.py": b"x = 1\n"})
     with zipfile.ZipFile(wheel, "a") as archive:  # a second copy of the module, other bytes
@@ -263,8 +263,8 @@ def test_wheel_whose_file_does_not_match_record_stops_the_layer(tmp_path: Path) 
     """The hash is checked while the bytes stream into the layer: no layer file is left."""
     import zipfile
 
-    from reprolock.build.install import VenvLayout, plan_wheel
     from reprolock.errors import ArtifactError
+    from reprolock.imagebuild.install import VenvLayout, plan_wheel
     from reprolock.oci.compress import Compressor
     from reprolock.oci.tarball import write_layer
 
@@ -297,7 +297,7 @@ def test_streamed_layer_matches_installer_on_disk(tmp_path: Path, wheelhouse: Pa
     from installer.destinations import SchemeDictionaryDestination
     from installer.sources import WheelFile
 
-    from reprolock.build.install import INSTALLER_NAME, VenvLayout, plan_wheel
+    from reprolock.imagebuild.install import INSTALLER_NAME, VenvLayout, plan_wheel
     from reprolock.oci.tarball import write_tar
 
     layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")

@@ -138,7 +138,7 @@ def test_a_killed_build_leaves_no_temporary_file_after_the_next_start(
     project = copy_project(build_project_template, tmp_path / "p")
     cache = tmp_path / "cache"
     proc = killed(project, cache, ["build", "-q", "-o", f"oci:{project}/out"],
-                  target="reprolock.build.builder:write_layer", after=1)
+                  target="reprolock.imagebuild.builder:write_layer", after=1)
     assert proc.returncode == -9, proc.stderr
     assert cache_temps(cache)  # the layer written, not yet renamed: the kill left it
     again = cli("build", "-C", project, "-q", "-o", f"oci:{project}/out", cache=cache)
@@ -152,7 +152,7 @@ def test_a_temporary_file_of_a_live_writer_is_left_alone(tmp_path: Path) -> None
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
-            from reprolock.build.store import BlobStore
+            from reprolock.imagebuild.store import BlobStore
             tmp = BlobStore(Path({str(tmp_path)!r})).temp_path()
             tmp.write_bytes(b"half a layer")
             print(tmp, flush=True)
@@ -161,7 +161,7 @@ def test_a_temporary_file_of_a_live_writer_is_left_alone(tmp_path: Path) -> None
     try:
         assert holder.stdout is not None
         live = Path(holder.stdout.readline().strip())
-        from reprolock.build.store import BlobStore
+        from reprolock.imagebuild.store import BlobStore
 
         store = BlobStore(tmp_path)
         assert live.is_file()  # still being written: kept
@@ -249,11 +249,9 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         assert proc.returncode == 0, proc.stderr
         yield {"root": root, "record": record, "key": work / "k", "work": work}
     finally:
-        import docker
+        from tests.support.services import remove_images
 
-        client = docker.from_env()
-        for image in client.images.list(name=name.split(":")[0]):
-            client.images.remove(image.id, force=True)
+        remove_images(name.split(":")[0])
 
 
 def other_project(ran: dict, tmp_path: Path) -> Path:

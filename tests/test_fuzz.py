@@ -166,9 +166,9 @@ def _record(root: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def corpus(build_project_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    from reprolock.run import sign_record
     from reprolock.signing.blob import sign_file
     from reprolock.signing.keys import generate_keypair, load_signer
+    from reprolock.workflows.run import sign_record
 
     base = tmp_path_factory.mktemp("fuzz")
     root = copy_project(build_project_template, base / "project")

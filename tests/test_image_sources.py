@@ -30,8 +30,8 @@ from reprolock.errors import ImageSourceError
 from reprolock.image.interface import ImageSource, ResolvedImage
 from reprolock.image.reference import open_source
 from reprolock.image.registry import _RETRIES
-from reprolock.oci.layout import canonical_bytes, put_blob
 from reprolock.target import Platform
+from tests.support.oci_writer import canonical_bytes, put_blob
 from tests.support.services import docker_available, require, require_tool, skopeo_copy
 
 AMD64 = Platform.parse("linux/amd64")

@@ -23,7 +23,7 @@ def test_module_imports_alone(name: str) -> None:
 
 
 def test_every_module_is_listed() -> None:
-    assert "reprolock.core" in MODULES and "reprolock.resolver.uv" in MODULES
+    assert "reprolock.workflows.lock" in MODULES and "reprolock.resolver.uv" in MODULES
     for name in MODULES:
         importlib.import_module(name)
 

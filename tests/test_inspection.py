@@ -512,3 +512,59 @@ def test_symlinked_python_files_are_not_scanned_twice(tmp_path: Path) -> None:
     (root / "alias.py").symlink_to("train.py")
     report = scan_imports(root.resolve(), collect(root))
     assert [s.path for s in report.sites] == ["train.py"]
+
+
+def test_the_audit_indexes_the_same_import_sites(tmp_path: Path) -> None:
+    """One scanner (issue 12): the audit's index holds the sites init and lock find."""
+    import ast
+
+    from reprolock.audit.pyindex import index_file
+    from reprolock.inspection.imports import import_sites
+
+    source = ("import os, torch.nn as nn\ntry:\n    import ujson\nexcept ImportError:\n"
+              "    pass\nclass A:\n    def f(self):\n        from numpy import random\n"
+              "        from . import sibling\n")
+    tree = ast.parse(source)
+    sites = import_sites(tree, "t.py")
+    assert [(s.module, s.line, s.optional) for s in sites] == [
+        ("os", 1, False), ("torch", 1, False), ("ujson", 3, True), ("numpy", 8, False)]
+    assert index_file("t.py", tree).imports == sites
+
+
+# --- the Dockerfile parser (init's base and command, the audit's stages) -------------
+
+
+def test_dockerfile_instructions_keep_their_lines() -> None:
+    from reprolock.inspection.dockerfile import parse_dockerfile
+
+    text = ("# syntax=docker/dockerfile:1\nFROM python:3.11\nRUN pip install \\\n"
+            "    # a comment inside the continuation\n\n    numpy\n"
+            "RUN <<EOF\necho hi\nEOF\nCMD\t[\"python\"]\n")
+    found = [(i.keyword, i.args, i.line) for i in parse_dockerfile("D", text).instructions]
+    assert found == [("FROM", "python:3.11", 2), ("RUN", "pip install  numpy", 3),
+                     ("RUN", "<<EOF\necho hi", 7), ("CMD", '["python"]', 10)]
+
+
+@pytest.mark.parametrize(("text", "image"), [
+    ("ARG BASE=python:3.10\nFROM ${BASE}\n", "python:3.10"),
+    ("ARG BASE=python:3.10\nFROM ${BASE:-other}\n", "python:3.10"),
+    ("ARG TAG\nFROM python:${TAG}\n", "python:${TAG}"),  # its value comes at build time
+    ("FROM python:3.11\nARG BASE=x\nFROM $BASE\n", "$BASE"),  # only ARGs before FROM
+])
+def test_dockerfile_arg_defaults_before_the_first_from(text: str, image: str) -> None:
+    from reprolock.inspection.dockerfile import parse_dockerfile
+
+    assert parse_dockerfile("D", text).stages()[-1].image == image
+
+
+def test_dockerfile_stages_and_the_final_command() -> None:
+    from reprolock.inspection.dockerfile import base_and_command, parse_dockerfile
+
+    df = parse_dockerfile("D", 'FROM python:3.11 AS base\nENV A=1 B="x y"\nCMD ["a.py"]\n'
+                               'FROM base AS run\nENTRYPOINT ["python"]\nCMD ["b.py"]\n')
+    first, second = df.stages()
+    assert (first.alias, first.parent_stage, first.env) == (
+        "base", None, (("A", "1", 2), ("B", "x y", 2)))
+    assert (second.image, second.parent_stage, second.line) == ("base", "base", 4)
+    assert base_and_command(df) == ("python:3.11", ("python", "b.py"))
+    assert df.env_names() == {"A", "B"}

@@ -34,7 +34,7 @@ def assert_no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
 def test_lock_pins_and_hashes_every_package(make_project: Callable[..., Path],
                                             local_index: LocalIndex, resolver: str) -> None:
     root = make_project(resolver=resolver)
-    proc = run_cli("lock", "-C", root)
+    proc = run_cli("lock", "--no-sbom", "-C", root)
     assert proc.returncode == 0, proc.stderr
     data = lock_json(root)
     validate(data, "lock", source="lock")
@@ -64,19 +64,19 @@ def test_lock_pins_and_hashes_every_package(make_project: Callable[..., Path],
 
 def test_lock_file_format_is_stable(make_project: Callable[..., Path]) -> None:
     root = make_project()
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     text = (root / "reprolock.lock.json").read_text()
     data = json.loads(text)
     assert text == json.dumps(data, indent=2, sort_keys=True) + "\n"
     assert [p["name"] for p in data["packages"]] == sorted(p["name"] for p in data["packages"])
     before = (root / "reprolock.lock.json").read_bytes()
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     assert (root / "reprolock.lock.json").read_bytes() == before  # relock: same bytes
 
 
 def test_check_detects_changed_requirement(make_project: Callable[..., Path]) -> None:
     root = make_project()
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     fresh = run_cli("lock", "--check", "-C", root)
     assert fresh.returncode == 0, fresh.stderr
     assert "fresh" in fresh.stdout
@@ -93,7 +93,7 @@ def test_check_detects_changed_requirement(make_project: Callable[..., Path]) ->
 
 def test_check_ignores_comments_and_layout_of_the_config(make_project: Callable[..., Path]) -> None:
     root = make_project()
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     config = root / "reprolock.toml"
     config.write_text("# a comment\n\n" + config.read_text().replace(" = ", "="))
     assert run_cli("lock", "--check", "-C", root).returncode == 0
@@ -106,7 +106,7 @@ def test_check_ignores_comments_and_layout_of_the_config(make_project: Callable[
 def test_check_follows_included_requirement_files(make_project: Callable[..., Path]) -> None:
     root = make_project(requirements="-r base.in\n")
     (root / "base.in").write_text("tinyml\n")
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     assert [f["path"] for f in lock_json(root)["inputs"]["files"]] == ["base.in",
                                                                         "requirements.in"]
     (root / "base.in").write_text("tinyml\ntoolz-lite\n")
@@ -139,7 +139,7 @@ def test_hand_edited_lock_is_rejected(make_project: Callable[..., Path], content
 
 def test_check_fast_path_and_cli_path_agree(make_project: Callable[..., Path]) -> None:
     root = make_project()
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     (root / "requirements.in").write_text("tinyml>=1.0\n")
     fast = run_cli("lock", "--check", "-C", root)
     # -v is not a fast-path form, so this goes through typer
@@ -150,10 +150,10 @@ def test_check_fast_path_and_cli_path_agree(make_project: Callable[..., Path]) -
 
 def test_failed_lock_keeps_previous_lock(make_project: Callable[..., Path]) -> None:
     root = make_project()
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     before = (root / "reprolock.lock.json").read_bytes()
     (root / "requirements.in").write_text("tinyml\nconflict-a\n")
-    proc = run_cli("lock", "-C", root)
+    proc = run_cli("lock", "--no-sbom", "-C", root)
     assert proc.returncode == 2
     assert "no set of versions" in proc.stderr
     assert "tinyconfig" in proc.stderr  # the resolver's own explanation is shown
@@ -174,12 +174,12 @@ def test_package_without_wheel_for_target_is_named(make_project: Callable[..., P
 
 def test_wheel_chosen_for_the_target_libc(make_project: Callable[..., Path]) -> None:
     root = make_project(requirements="nativepkg\n")
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     pkg = lock_json(root)["packages"][0]
     assert "manylinux" in pkg["artifact"]["filename"]
     assert len(pkg["hashes"]) == 2  # both files of the release are recorded
     musl = make_project(requirements="nativepkg\n", base_tag="musl", name="musl")
-    proc = run_cli("lock", "-C", musl)
+    proc = run_cli("lock", "--no-sbom", "-C", musl)
     assert proc.returncode == 0, proc.stderr
     assert "musllinux" in lock_json(musl)["packages"][0]["artifact"]["filename"]
 
@@ -187,12 +187,12 @@ def test_wheel_chosen_for_the_target_libc(make_project: Callable[..., Path]) -> 
 def test_pip_tools_refuses_a_target_it_cannot_resolve_for(
         make_project: Callable[..., Path]) -> None:
     root = make_project(resolver="pip-tools", base_tag="py312")
-    proc = run_cli("lock", "-C", root)
+    proc = run_cli("lock", "--no-sbom", "-C", root)
     assert proc.returncode == 2
     assert "Python 3.11 here, 3.12 in the target" in proc.stderr
     assert 'resolver = "uv"' in proc.stderr
     uv = make_project(resolver="uv", base_tag="py312", name="uvproj")
-    proc = run_cli("lock", "-C", uv)
+    proc = run_cli("lock", "--no-sbom", "-C", uv)
     assert proc.returncode == 0, proc.stderr
     assert lock_json(uv)["target"]["python"]["abi"] == "cp312"
 
@@ -202,7 +202,7 @@ def test_unreachable_index_is_named_without_credentials(
     from tests.support.services import free_port
 
     url = f"http://user:s3cret@127.0.0.1:{free_port()}/simple"
-    proc = run_cli("lock", "-C", make_project(index_url=url))
+    proc = run_cli("lock", "--no-sbom", "-C", make_project(index_url=url))
     assert proc.returncode == 2
     assert "s3cret" not in proc.stderr + proc.stdout
     assert "127.0.0.1" in proc.stderr
@@ -217,14 +217,14 @@ def test_credentials_never_reach_the_lock(tmp_path: Path, wheelhouse: Path,
         url = index.url.replace("http://", "http://alice:${INDEX_TOKEN}@")
         root = make_project(index_url=url)
         env = {**os.environ, "INDEX_TOKEN": "t0ken"}
-        proc = run_cli("lock", "-C", root, env=env)
+        proc = run_cli("lock", "--no-sbom", "-C", root, env=env)
         assert proc.returncode == 0, proc.stderr
         text = (root / "reprolock.lock.json").read_text()
         assert "t0ken" not in text and "alice" not in text
         assert "t0ken" not in proc.stdout + proc.stderr
         assert lock_json(root)["indexes"] == [{"kind": "index", "url": index.url}]
         env["INDEX_TOKEN"] = "wrong"
-        denied = run_cli("lock", "-C", root, env=env)
+        denied = run_cli("lock", "--no-sbom", "-C", root, env=env)
         assert denied.returncode == 2
         assert "wrong" not in denied.stderr
 
@@ -232,14 +232,14 @@ def test_credentials_never_reach_the_lock(tmp_path: Path, wheelhouse: Path,
 def test_upgrade_keeps_pins_unless_asked(make_project: Callable[..., Path],
                                          local_index: LocalIndex, tmp_path: Path) -> None:
     root = make_project(requirements="tinyml\n")
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     old = {p["name"]: p["version"] for p in lock_json(root)["packages"]}
     newer = build_wheel(tmp_path / "newer", "tinyconfig", "1.3.0")
     local_index.add(newer)
     try:
-        assert run_cli("lock", "-C", root).returncode == 0
+        assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
         assert {p["name"]: p["version"] for p in lock_json(root)["packages"]} == old
-        proc = run_cli("lock", "-C", root, "--upgrade-package", "tinyconfig")
+        proc = run_cli("lock", "--no-sbom", "-C", root, "--upgrade-package", "tinyconfig")
         assert proc.returncode == 0, proc.stderr
         assert "tinyconfig 1.2.0 → 1.3.0" in proc.stdout
         assert lock_json(root)["packages"][0]["version"] == "1.3.0"
@@ -250,7 +250,7 @@ def test_upgrade_keeps_pins_unless_asked(make_project: Callable[..., Path],
 def test_lock_json_output(make_project: Callable[..., Path]) -> None:
     root = make_project()
     (root / "train.py").write_text("import tinyml\nimport yaml\n")
-    proc = run_cli("lock", "--json", "-C", root)
+    proc = run_cli("lock", "--no-sbom", "--json", "-C", root)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["packages"] == 2
@@ -264,7 +264,7 @@ def test_exported_requirements_install_with_require_hashes(
         make_project: Callable[..., Path], local_index: LocalIndex, tmp_path: Path,
         resolver: str) -> None:
     root = make_project(resolver=resolver)
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     out = tmp_path / "requirements.txt"
     proc = run_cli("export", "-C", root, "--format", "requirements", "-o", out)
     assert proc.returncode == 0, proc.stderr
@@ -286,7 +286,7 @@ def test_exported_pylock_installs_with_uv(make_project: Callable[..., Path],
     from reprolock.resolver.uv import uv_binary
 
     root = make_project()
-    assert run_cli("lock", "-C", root).returncode == 0
+    assert run_cli("lock", "--no-sbom", "-C", root).returncode == 0
     out = tmp_path / "pylock.toml"
     assert run_cli("export", "-C", root, "-f", "pylock", "-o", out).returncode == 0
     doc = tomllib.loads(out.read_text())
@@ -310,7 +310,7 @@ def test_find_links_artifacts_are_recorded_relative(tmp_path: Path, tiny_base: P
     config = root / "reprolock.toml"
     config.write_text(config.read_text().replace("oci-layout:.reprolock/base:bookworm",
                                                  f"oci-layout:{tiny_base}:tiny"))
-    proc = run_cli("lock", "-C", root)
+    proc = run_cli("lock", "--no-sbom", "-C", root)
     assert proc.returncode == 0, proc.stderr
     data = lock_json(root)
     assert {p["artifact"]["path"] for p in data["packages"]} == {

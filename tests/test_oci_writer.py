@@ -19,8 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from reprolock.oci.layer import DEFAULT_MTIME, LayerBlob, write_layer
-from reprolock.oci.layout import add_layer_from_dir, write_image
+from tests.support.oci_writer import (
+    DEFAULT_MTIME,
+    LayerBlob,
+    add_layer_from_dir,
+    write_image,
+    write_layer,
+)
 from tests.support.services import require_tool, skopeo_copy
 
 # (relative path, content); None content makes a directory. Created in this order.

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from reprolock.build.store import BlobStore
 from reprolock.errors import ImageSourceError
 from reprolock.image.registry import parse_registry_ref
+from reprolock.oci.blobstore import BlobStore
 from reprolock.output.registry import RegistryOutput
 from tests.support.buildproject import build_json
 from tests.support.services import free_port
@@ -19,8 +19,7 @@ ACCEPT = "application/vnd.oci.image.manifest.v1+json"
 
 def _image(build_project_template: Path, cache: Path) -> tuple[object, BlobStore, str]:
     result = build_json(build_project_template, cache)
-    from reprolock.build.builder import Image, Layer
-    from reprolock.oci.tarball import LayerBlob
+    from reprolock.oci.model import Image, Layer, LayerBlob
 
     blobs = BlobStore(cache)
     layers = tuple(Layer(LayerBlob(x["digest"], x["diffId"], x["size"],

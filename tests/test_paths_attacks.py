@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from reprolock.build.artifacts import ArtifactStore
 from reprolock.errors import ArtifactError, LockFileError
+from reprolock.imagebuild.artifacts import ArtifactStore
 from reprolock.lock.export import to_pylock, to_requirements
 from reprolock.lock.model import Lock
 from reprolock.schemas import _stamp, load_schema, validate
@@ -520,8 +520,8 @@ def test_build_refuses_a_base_layer_whose_tar_is_not_its_diff_id(
     """A lock whose base (named by the lock's digest, so the build takes it) carries a
     bogus diff_id, as a lock from before the probe checked diff_ids could: the image
     would be one 'docker load' refuses. The build checks every base layer's diff_id."""
-    from reprolock.oci.layer import LayerBlob
-    from reprolock.oci.layout import write_image
+    from reprolock.oci.model import LayerBlob
+    from tests.support.oci_writer import write_image
 
     project = copy_project(build_project_template, tmp_path / "p")
     layout = project / "base"

@@ -13,9 +13,9 @@ from reprolock.errors import ImageSourceError
 from reprolock.image.interface import ImageSource, ResolvedImage
 from reprolock.image.probe import BaseFacts, probe
 from reprolock.image.reference import open_source
-from reprolock.oci.layout import add_layer_from_dir, write_image
 from reprolock.target import Platform
 from tests.support.images import make_base, make_rootfs
+from tests.support.oci_writer import add_layer_from_dir, write_image
 from tests.support.services import skopeo_copy
 
 AMD64 = Platform.parse("linux/amd64")

@@ -18,10 +18,10 @@ import pytest
 from reprolock.errors import ImageSourceError
 from reprolock.image.probe import probe
 from reprolock.image.reference import open_source
-from reprolock.oci.layer import LayerBlob
-from reprolock.oci.layout import write_image
+from reprolock.oci.model import LayerBlob
 from reprolock.target import Platform
 from tests.support.images import make_base
+from tests.support.oci_writer import write_image
 
 AMD64 = Platform.parse("linux/amd64")
 BOMB = 300 << 20  # 300 MB of zeros: about 300 KB as gzip

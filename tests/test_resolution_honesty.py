@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from reprolock.core import unpinned_base_warning
 from reprolock.image.interface import ResolvedImage
 from reprolock.image.reference import open_source, parse_reference
 from reprolock.schemas import validate
 from reprolock.target import Platform
+from reprolock.workflows.lock import unpinned_base_warning
 from tests.support.buildproject import build_json, cli, copy_project
 from tests.support.cli import run_cli
 from tests.support.index import LocalIndex
@@ -395,6 +395,7 @@ def test_advice_for_a_registry_image(registry: str, tiny_base: Path) -> None:
     assert_pins_the_same_image(f"registry:{registry}/honesty:1")
 
 
+@pytest.mark.docker
 def test_advice_for_a_docker_daemon_image(tiny_base: Path) -> None:
     require(docker_available(), "no Docker Engine is running")
     name = "reprolock-test/honesty:1"

@@ -36,11 +36,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     proc = run_cli("build", "-C", root, "--json", "-q", "-o", f"docker:{name}")
     assert proc.returncode == 0, proc.stderr
     yield {"root": root, "name": name, "result": json.loads(proc.stdout)}
-    import docker
+    from tests.support.services import remove_images
 
-    client = docker.from_env()
-    for image in client.images.list(name=name.split(":")[0]):
-        client.images.remove(image.id, force=True)
+    remove_images(name.split(":")[0])
 
 
 def in_container(built: dict, script: str, **kwargs: object) -> tuple[int, dict]:
@@ -265,12 +263,12 @@ def test_without_an_image_or_an_engine(built: dict, tmp_path: Path) -> None:
 
 def _run_in_process(built: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                     **options: object) -> tuple[object, bytes]:
-    """reprolock.run.run, in this process (so that it can be patched)."""
+    """reprolock.workflows.run.run, in this process (so that it can be patched)."""
     import io
 
     from reprolock._internal.cache import default_cache_dir
     from reprolock.config import load_config
-    from reprolock.run import RunOptions, run
+    from reprolock.workflows.run import RunOptions, run
 
     monkeypatch.chdir(tmp_path)
     stream = io.BytesIO()
@@ -385,7 +383,7 @@ def test_run_without_an_nvidia_runtime_is_a_tool_error(built: dict, tmp_path: Pa
 def test_unreadable_output_is_recorded_and_fails_the_run(
         built: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An output that cannot be read lost the whole record after a (long) run."""
-    import reprolock.run as run_module
+    import reprolock.workflows.run as run_module
 
     real = run_module.sha256_file
 

@@ -323,8 +323,8 @@ def test_a_hook_cannot_patch_the_checker(image: FakeImage, tmp_path: Path) -> No
 
 
 def test_verify_runtime_and_run_invoke_the_checker_isolated(tmp_path: Path) -> None:
-    from reprolock.run import check_argv
     from reprolock.verify.runtime import checker_argv
+    from reprolock.workflows.run import check_argv
 
     directory = tmp_path / ".reprolock"
     directory.mkdir()
@@ -403,7 +403,7 @@ def test_base_record_is_cached_by_digest_and_an_unreadable_base_warns(
     from types import SimpleNamespace
 
     import reprolock.runtime.basefiles as basefiles
-    from reprolock.run import base_startup_files
+    from reprolock.workflows.run import base_startup_files
     from tests.support.services import require
 
     require((BASE / "index.json").is_file(), "the Debian base is missing")
@@ -465,11 +465,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     proc = run_cli("build", "-C", root, "--json", "-q", "-o", f"docker:{name}")
     assert proc.returncode == 0, proc.stderr
     yield {"root": root, "name": name}
-    import docker
+    from tests.support.services import remove_images
 
-    client = docker.from_env()
-    for found in client.images.list(name=name.split(":")[0]):
-        client.images.remove(found.id, force=True)
+    remove_images(name.split(":")[0])  # the tampered ones too: tags in the same repository
 
 
 def write(path: str, text: str) -> str:
@@ -509,7 +507,7 @@ def _in_process(built: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                 **options: object) -> object:
     from reprolock._internal.cache import default_cache_dir
     from reprolock.config import load_config
-    from reprolock.run import RunOptions, run
+    from reprolock.workflows.run import RunOptions, run
 
     monkeypatch.chdir(tmp_path)
     return run(load_config(built["root"]),
@@ -533,7 +531,7 @@ def test_run_vouches_for_the_bases_own_hooks_and_bytecode(
 def test_run_refuses_an_undeclared_pythonpath(built: dict, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The image untouched, the container's environment not: PYTHONPATH, LD_PRELOAD."""
-    from reprolock.run import DriftError
+    from reprolock.workflows.run import DriftError
 
     with pytest.raises(DriftError) as refused:
         _in_process(built, tmp_path, monkeypatch,
@@ -597,7 +595,7 @@ def test_a_hook_in_the_container_cannot_patch_runs_checker(built: dict, tmp_path
     from reprolock.config import load_config
     from reprolock.inspection.codeset import collect_code
     from reprolock.lock.io import read_lock
-    from reprolock.run import (
+    from reprolock.workflows.run import (
         CHECK_DIR,
         _expectations,
         base_startup_files,
@@ -692,8 +690,9 @@ def test_run_refuses_a_code_layer_that_replaces_the_interpreter(built: dict,
         stderr = run_refused(built, f"{name}:v1", tmp_path)
         assert "✗ runtime code-layer" in stderr, stderr
     finally:
-        for found in client.images.list(name=name):
-            client.images.remove(found.id, force=True)
+        from tests.support.services import remove_images
+
+        remove_images(name)
 
 
 def test_base_record_reads_a_zstd_base(tiny_base: Path, tmp_path: Path) -> None:
@@ -706,9 +705,9 @@ def test_base_record_reads_a_zstd_base(tiny_base: Path, tmp_path: Path) -> None:
     import zstandard
 
     from reprolock.errors import ImageSourceError
-    from reprolock.oci.layer import LayerBlob
-    from reprolock.oci.layout import write_image
+    from reprolock.oci.model import LayerBlob
     from reprolock.runtime.basefiles import base_record
+    from tests.support.oci_writer import write_image
 
     layout = Path(shutil.copytree(tiny_base, tmp_path / "layout"))
     index = json.loads((layout / "index.json").read_text())

@@ -106,7 +106,7 @@ def test_a_named_sdist_is_built_and_both_hashes_are_locked(
         assert pkg["artifact"]["filename"].endswith("-none-any.whl")
         assert {r["name"]: r["version"] for r in build["requires"]} == requires
         backend = next(p for k, p in dists.items() if k.replace("_", "-") in requires)
-        assert f"sha256:{sha(backend)}" in sum((r["hashes"] for r in build["requires"]), [])
+        assert f"sha256:{sha(backend)}" in [h for r in build["requires"] for h in r["hashes"]]
         assert build["sourceDateEpoch"] == 315532800
         assert pkg["modules"] == [name]
     assert packages["usessrc"]["artifact"]["url"]  # a wheel from the index, as before
@@ -157,8 +157,8 @@ def test_an_sdist_with_c_code_is_refused_before_it_runs(project: Callable[..., P
 
 
 def test_a_backend_that_makes_a_platform_wheel_is_refused(tmp_path: Path) -> None:
-    from reprolock.build.sdist import _one_pure_wheel
     from reprolock.errors import ArtifactError
+    from reprolock.imagebuild.sdist import _one_pure_wheel
 
     (tmp_path / "w").mkdir()
     build_wheel(tmp_path / "w", "native", "1.0",

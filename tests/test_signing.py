@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from reprolock.errors import KeyFileError, VerificationError
 from reprolock.signing.blob import verify_file
 from reprolock.signing.dsse import check_subjects, pae, sign_envelope, verify_envelope
-from reprolock.signing.interface import KeyFileError, VerificationFailed
 from reprolock.signing.keys import TrustedKey, load_signer, load_trusted
 from tests.support.cli import run_cli
 
@@ -97,7 +97,7 @@ def test_any_flipped_byte_fails_verification(keypair: tuple[Path, Path],
         flipped = bytearray(original)
         flipped[position] ^= 0x01
         blob.write_bytes(bytes(flipped))
-        with pytest.raises(VerificationFailed):
+        with pytest.raises(VerificationError):
             verify_file(blob, trusted)
 
 
@@ -131,7 +131,7 @@ def test_bad_signature_files(keypair: tuple[Path, Path], tmp_path: Path, content
     blob = tmp_path / "lock.json"
     blob.write_text("{}\n")
     (tmp_path / "lock.json.sig").write_text(content)
-    with pytest.raises(VerificationFailed, match=message):
+    with pytest.raises(VerificationError, match=message):
         verify_file(blob, load_trusted(public))
 
 
@@ -181,7 +181,7 @@ def test_specification_test_vector_verifies(tmp_path: Path) -> None:
     key.key.verify(der, b"DSSEv1 29 http://example.com/HelloWorld 11 hello world",
                    ec.ECDSA(hashes.SHA256()))
     tampered = {**SPEC_ENVELOPE, "payload": base64.b64encode(b"hello World").decode()}
-    with pytest.raises(VerificationFailed):
+    with pytest.raises(VerificationError):
         verify_envelope(tampered, [key], payload_type="http://example.com/HelloWorld")
 
 
@@ -208,20 +208,20 @@ def test_envelope_shapes_that_are_refused(keypair: tuple[Path, Path]) -> None:
     envelope = sign_envelope(b'{"_type": "https://in-toto.io/Statement/v1"}',
                              load_signer(private, passphrase=PASSWORD.encode()))
     verify_envelope(envelope, trusted)
-    with pytest.raises(VerificationFailed, match="no signature"):
+    with pytest.raises(VerificationError, match="no signature"):
         verify_envelope({**envelope, "signatures": []}, trusted)
-    with pytest.raises(VerificationFailed, match="2 signatures"):
+    with pytest.raises(VerificationError, match="2 signatures"):
         verify_envelope({**envelope, "signatures": envelope["signatures"] * 2}, trusted)
-    with pytest.raises(VerificationFailed, match="payloadType"):
+    with pytest.raises(VerificationError, match="payloadType"):
         verify_envelope({**envelope, "payloadType": "application/json"}, trusted)
-    with pytest.raises(VerificationFailed, match="not base64"):
+    with pytest.raises(VerificationError, match="not base64"):
         verify_envelope({**envelope, "payload": "%%%"}, trusted)
 
 
 def test_subject_digests_are_checked() -> None:
     statement = {"subject": [{"name": "reprolock.lock.json", "digest": {"sha256": "ab" * 32}}]}
     check_subjects(statement, {"reprolock.lock.json": "sha256:" + "ab" * 32})
-    with pytest.raises(VerificationFailed, match="has digest"):
+    with pytest.raises(VerificationError, match="has digest"):
         check_subjects(statement, {"reprolock.lock.json": "sha256:" + "cd" * 32})
-    with pytest.raises(VerificationFailed, match="no subject"):
+    with pytest.raises(VerificationError, match="no subject"):
         check_subjects(statement, {"image": "sha256:" + "ab" * 32})

@@ -78,7 +78,7 @@ def test_swapped_base_is_named(project: Path, cache: Path, tmp_path: Path) -> No
                          index["manifests"][0]["digest"].split(":")[1]).read_text())
     if index["manifests"][0]["digest"] == lock["base"]["digest"]:
         # the same bytes make the same image: change its config to swap the base
-        from reprolock.oci.layout import write_image
+        from tests.support.oci_writer import write_image
 
         config_blob = json.loads((project / "base/blobs/sha256" /
                                   config["config"]["digest"].split(":")[1]).read_text())

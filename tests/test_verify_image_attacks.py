@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from reprolock.image.interface import REF_NAME
 from reprolock.oci.compress import Compressor
+from reprolock.oci.media import REF_NAME
 from reprolock.oci.tarball import Entry, write_layer
 from tests.support.buildproject import cli, copy_project
 

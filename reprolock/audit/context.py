@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reprolock.audit.dockerfile import Dockerfile
 from reprolock.audit.pyindex import FileFacts
 from reprolock.audit.sources import SourceFile
 from reprolock.config import Config
+from reprolock.inspection.dockerfile import Dockerfile
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reprolock.audit.context import AuditContext
-from reprolock.audit.dockerfile import Dockerfile, is_dockerfile, parse_dockerfile
 from reprolock.audit.model import AuditReport, Finding, Severity
 from reprolock.audit.pyindex import FileFacts, index_file
 from reprolock.audit.rules import config as config_rules
@@ -32,6 +31,7 @@ from reprolock.audit.sources import SourceFile, code_paths, read_source, read_so
 from reprolock.audit.suppress import Suppressions, apply
 from reprolock.config import CONFIG_NAME, Config
 from reprolock.errors import ConfigError, ReprolockError
+from reprolock.inspection.dockerfile import Dockerfile, is_dockerfile, parse_dockerfile
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
 """One pass over each Python file's AST: imports, resolved calls and settings.
 
-Each file is parsed once and walked once; the RL1xx import rules and every RL4xx rule
-read the :class:`FileFacts` this walk produces, never the source text. Names are
-resolved through imports and aliases in any scope (``import torch as T``, ``from
-torch.backends import cudnn``, ``from numpy import random as npr``, an import inside a
-function, ``cudnn = torch.backends.cudnn``), so ``T.manual_seed`` is seen as
-``torch.manual_seed``.
+Each file is parsed once and walked once (its statements once more, for the imports);
+the RL1xx import rules and every RL4xx rule read the :class:`FileFacts` this walk
+produces, never the source text. Its import sites are the ones ``reprolock lock`` and
+``init`` see, found by the same function (``reprolock.inspection.imports.import_sites``,
+which walks the statements only). Names are resolved through imports and aliases in any
+scope (``import torch as T``, ``from torch.backends import cudnn``, ``from numpy import
+random as npr``, an import inside a function, ``cudnn = torch.backends.cudnn``), so
+``T.manual_seed`` is seen as ``torch.manual_seed``.
 
     >>> import ast
     >>> facts = index_file("t.py", ast.parse("import torch as T\\nT.manual_seed(0)\\n"))
@@ -19,6 +21,8 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from reprolock.inspection.imports import ImportSite, import_sites
 
 # calls whose value is the time or OS entropy: a seed made from one is no seed
 CLOCK_CALLS = frozenset({
@@ -62,13 +66,6 @@ _WATCHED_METHODS = frozenset({"from_pretrained", "manual_seed", "save_pretrained
 
 
 @dataclass(frozen=True)
-class ImportSite:
-    module: str  # top-level name
-    line: int
-    optional: bool  # under try/except ImportError or if TYPE_CHECKING
-
-
-@dataclass(frozen=True)
 class CallSite:
     """A call whose callee resolves (``numpy.random.shuffle``), or, for a few watched
     methods on values that do not resolve, ``?.from_pretrained``."""
@@ -105,7 +102,7 @@ class FileFacts:
 
 
 def index_file(path: str, tree: ast.Module) -> FileFacts:
-    indexer = _Indexer(FileFacts(path), tree)
+    indexer = _Indexer(FileFacts(path, import_sites(tree, path)), tree)
     indexer.walk(tree)
     return indexer.facts
 
@@ -122,7 +119,6 @@ class _Indexer:
         self.scope_nodes: list[ast.AST] = [tree]
         self.scope_names: list[str | None] = [None]  # function names (None: module, lambda)
         self.next_scope = 1
-        self.optional = 0
         self.clock_hits = 0  # clock calls and tainted names seen so far
 
     # --- walking -------------------------------------------------------------------
@@ -159,7 +155,6 @@ class _Indexer:
     def on_import(self, node: ast.Import) -> None:
         for alias in node.names:
             top = alias.name.split(".")[0]
-            self.facts.imports.append(ImportSite(top, node.lineno, self.optional > 0))
             if alias.asname:
                 self.bind(alias.asname, alias.name)
             else:
@@ -168,8 +163,6 @@ class _Indexer:
     def on_import_from(self, node: ast.ImportFrom) -> None:
         if node.level or not node.module:
             return  # a relative import names the project's own code
-        self.facts.imports.append(
-            ImportSite(node.module.split(".")[0], node.lineno, self.optional > 0))
         for alias in node.names:
             if alias.name != "*":
                 self.bind(alias.asname or alias.name, f"{node.module}.{alias.name}")
@@ -204,22 +197,11 @@ class _Indexer:
             self.walk(child)
 
     def on_try(self, node: ast.Try) -> None:
-        guarded = any(_catches_import_error(h) for h in node.handlers)
-        self.optional += guarded
-        self.walk_all(node.body)
-        self.optional -= guarded
+        self.walk_all(node.body)  # not the handlers' exception types: bodies only
         for handler in node.handlers:
             self.walk_all(handler.body)
         self.walk_all(node.orelse)
         self.walk_all(node.finalbody)
-
-    def on_if(self, node: ast.If) -> None:
-        self.walk(node.test)
-        guarded = _is_type_checking(node.test)
-        self.optional += guarded
-        self.walk_all(node.body)
-        self.optional -= guarded
-        self.walk_all(node.orelse)
 
     def on_assign(self, node: ast.Assign | ast.AnnAssign) -> None:
         value = node.value
@@ -335,20 +317,6 @@ class _Indexer:
                 self.facts.verifying_functions.add(function)
 
 
-def _catches_import_error(handler: ast.ExceptHandler) -> bool:
-    if handler.type is None:
-        return True
-    names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-    return any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError",
-                                                     "Exception") for n in names)
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    if isinstance(test, ast.Name):
-        return test.id == "TYPE_CHECKING"
-    return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-
-
 def _string(node: ast.expr) -> str | None:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
@@ -374,7 +342,6 @@ _HANDLERS: dict[type[ast.AST], Callable[[_Indexer, Any], None]] = {
     ast.Lambda: _Indexer.on_scope,
     ast.ClassDef: _Indexer.on_class,
     ast.Try: _Indexer.on_try,
-    ast.If: _Indexer.on_if,
     ast.Assign: _Indexer.on_assign,
     ast.AnnAssign: _Indexer.on_assign,
     ast.Call: _Indexer.on_call,

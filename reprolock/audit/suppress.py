@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from reprolock.audit.catalog import RULES
-from reprolock.audit.dockerfile import is_dockerfile
 from reprolock.audit.model import Finding, Suppression
 from reprolock.errors import ConfigError
+from reprolock.inspection.dockerfile import is_dockerfile
 
 _INLINE = re.compile(r"#\s*reprolock:\s*ignore\[([A-Za-z0-9,\s]+)\]")
 

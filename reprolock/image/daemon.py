@@ -1,29 +1,16 @@
-"""Images in a Docker Engine (``docker-daemon:REF``), through the docker SDK."""
+"""Images in a Docker Engine (``docker-daemon:REF``), through :mod:`reprolock.engine.docker`."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
+from reprolock.engine.docker import connect, engine_errors, get_image, save_to
 from reprolock.errors import ImageSourceError
 from reprolock.image.interface import ImageSource, ResolvedImage
-from reprolock.image.layout import TarFiles, open_archive
+from reprolock.image.layout_reader import open_archive
 from reprolock.target import Platform
-
-START_HINT = ("start the engine (for example 'dockerd --iptables=false --bridge=none &'), "
-              "or use an oci-layout: or oci-archive: base that needs no daemon")
-
-
-def docker_client() -> Any:
-    import docker  # slow to import; only when a daemon is really used
-
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # the SDK raises many unrelated types for "no engine"
-        raise ImageSourceError(f"cannot reach the Docker Engine: {exc}", hint=START_HINT) from exc
-    return client
 
 
 class DockerDaemonSource(ImageSource):
@@ -40,19 +27,11 @@ class DockerDaemonSource(ImageSource):
         return "@sha256:" in self.name or self.name.startswith("sha256:")
 
     def resolve(self, platform: Platform) -> ResolvedImage:
-        import docker.errors
-
-        client = docker_client()
-        try:
-            image = client.images.get(self.name)
-        except docker.errors.ImageNotFound as exc:
-            raise ImageSourceError(
-                f"the Docker Engine has no image {self.name!r}",
-                hint=f"build or pull it first (docker pull {self.name})") from exc
+        image = get_image(connect(error=ImageSourceError), self.name, error=ImageSourceError,
+                          hint=f"build or pull it first (docker pull {self.name})")
         path = Path(self._tmp.name) / "image.tar"
-        with open(path, "wb") as out:
-            for chunk in image.save(named=False):
-                out.write(chunk)
+        with engine_errors(f"export the image {self.name!r}"):
+            save_to(image, path)
         self._inner = open_archive(self.reference, path, tag=None, docker=True)
         resolved = self._inner.resolve(platform)
         repo_digest = next(iter(image.attrs.get("RepoDigests") or []), None)
@@ -78,4 +57,4 @@ class DockerDaemonSource(ImageSource):
         self._tmp.cleanup()
 
 
-__all__ = ["DockerDaemonSource", "TarFiles", "docker_client"]
+__all__ = ["DockerDaemonSource"]

@@ -6,26 +6,37 @@ import abc
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from reprolock._internal.jsonio import parse_json
 from reprolock.errors import ImageSourceError
+from reprolock.oci.contract import env_pairs
+from reprolock.oci.media import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    DOCKER_LAYER_TAR,
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_TAR,
+    OCI_LAYER_ZSTD,
+    OCI_MANIFEST,
+    REF_NAME,
+)
 from reprolock.target import Platform
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
-OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
-INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
-MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-REF_NAME = "org.opencontainers.image.ref.name"
+# the media types are re-exported: the image sources (and tests) name them from here
+__all__ = ["DIGEST", "DOCKER_CONFIG", "DOCKER_LAYER_GZIP", "DOCKER_LAYER_TAR", "DOCKER_LIST",
+           "DOCKER_MANIFEST", "INDEX_TYPES", "MANIFEST_TYPES", "MAX_DOCUMENT", "OCI_CONFIG",
+           "OCI_INDEX", "OCI_LAYER_GZIP", "OCI_LAYER_TAR", "OCI_LAYER_ZSTD", "OCI_MANIFEST",
+           "REF_NAME", "Descriptor", "ImageSource", "ResolvedImage", "check_config",
+           "check_digest", "check_platform", "index_entries", "load_json", "parse_manifest",
+           "select_platform", "strings", "want"]
+
 #: The only digests accepted anywhere: they become blob paths and registry URLs, so
 #: ``sha256:./../../o.tar`` must never get that far.
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -93,8 +104,7 @@ class ResolvedImage:
 
     @property
     def env(self) -> dict[str, str]:
-        pairs = (self.config.get("config") or {}).get("Env") or []
-        return dict(item.split("=", 1) for item in pairs if "=" in item)
+        return env_pairs(self.config)
 
     @property
     def identity(self) -> str:
@@ -103,7 +113,12 @@ class ResolvedImage:
 
 
 class ImageSource(abc.ABC):
-    """One kind of place that holds images (layout, archive, daemon, registry)."""
+    """One kind of place that holds images (layout, archive, daemon, registry); a context
+    manager that closes it:
+
+        >>> with open_source(reference, root=root) as source:   # doctest: +SKIP
+        ...     image = source.resolve(platform)
+    """
 
     def __init__(self, reference: str) -> None:
         self.reference = reference
@@ -124,6 +139,12 @@ class ImageSource(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most sources hold nothing open
         """Release temporary files."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def select_platform(

@@ -159,11 +159,11 @@ def open_source(text: str, *, root: Path) -> ImageSource:
 
 def _open(ref: BaseRef, text: str, root: Path) -> ImageSource:
     if ref.scheme == "oci-layout":
-        from reprolock.image.layout import DirFiles, OciLayoutSource
+        from reprolock.image.layout_reader import DirFiles, OciLayoutSource
 
         return OciLayoutSource(text, DirFiles(root / ref.location), tag=ref.tag, digest=ref.digest)
     if ref.scheme in ("oci-archive", "docker-archive"):
-        from reprolock.image.layout import open_archive
+        from reprolock.image.layout_reader import open_archive
 
         return open_archive(text, root / ref.location, tag=ref.tag, digest=ref.digest,
                             docker=ref.scheme == "docker-archive")

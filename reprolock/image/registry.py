@@ -14,12 +14,7 @@ import requests
 
 from reprolock.errors import ImageSourceError
 from reprolock.image.interface import (
-    DOCKER_LIST,
-    DOCKER_MANIFEST,
-    INDEX_TYPES,
     MAX_DOCUMENT,
-    OCI_INDEX,
-    OCI_MANIFEST,
     ImageSource,
     ResolvedImage,
     check_config,
@@ -28,6 +23,7 @@ from reprolock.image.interface import (
     parse_manifest,
     select_platform,
 )
+from reprolock.oci.media import DOCKER_LIST, DOCKER_MANIFEST, INDEX_TYPES, OCI_INDEX, OCI_MANIFEST
 from reprolock.target import Platform
 
 DOCKER_HUB = "registry-1.docker.io"

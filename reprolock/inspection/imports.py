@@ -1,4 +1,9 @@
-"""The third-party modules a project imports, found with ``ast`` (no code is run)."""
+"""The third-party modules a project imports, found with ``ast`` (no code is run).
+
+The one import scanner: ``init``, ``lock`` and ``inspect`` use it through
+:func:`scan_files`, and the audit's one-pass index (``reprolock.audit.pyindex``) through
+:func:`import_sites` and :func:`third_party_report`, so both see the same sites.
+"""
 
 from __future__ import annotations
 
@@ -62,7 +67,6 @@ def scan_imports(root: Path, code: CodeSet) -> ImportReport:
 def scan_files(root: Path, paths: Iterable[str]) -> ImportReport:
     """The imports of the ``.py`` files among ``paths`` (relative to ``root``)."""
     py_files = [p for p in paths if p.endswith(".py")]
-    own = own_modules(py_files)
     sites: list[ImportSite] = []
     errors: list[tuple[str, int, str]] = []
     for rel in py_files:
@@ -77,10 +81,18 @@ def scan_files(root: Path, paths: Iterable[str]) -> ImportReport:
         except (RecursionError, MemoryError):  # a hostile file must not stop the scan
             errors.append((rel, 0, "nested too deeply (or too large) for Python to parse"))
             continue
-        sites += [s for s in _sites(tree, rel)
-                  if s.module not in own and s.module not in sys.stdlib_module_names
-                  and s.module not in ("__future__", "__main__")]
-    return ImportReport(tuple(sites), tuple(sorted(own)), tuple(errors))
+        sites += import_sites(tree, rel)
+    return third_party_report(py_files, sites, errors)
+
+
+def third_party_report(py_files: Iterable[str], sites: Iterable[ImportSite],
+                       syntax_errors: Iterable[tuple[str, int, str]] = ()) -> ImportReport:
+    """The ``sites`` that name neither the standard library nor the project's own modules
+    (those of ``py_files``): what the environment must provide."""
+    own = own_modules(py_files)
+    kept = [s for s in sites if s.module not in own and s.module not in sys.stdlib_module_names
+            and s.module not in ("__future__", "__main__")]
+    return ImportReport(tuple(kept), tuple(sorted(own)), tuple(syntax_errors))
 
 
 def own_modules(py_files: Iterable[str]) -> set[str]:
@@ -108,30 +120,35 @@ def own_modules(py_files: Iterable[str]) -> set[str]:
     return own
 
 
-def _sites(tree: ast.AST, rel: str) -> list[ImportSite]:
-    optional_lines = _optional_lines(tree)
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        for name in names:
-            found.append(ImportSite(name.split(".")[0], rel, node.lineno,
-                                    node.lineno in optional_lines))
-    return sorted(found, key=lambda site: site.line)  # ast.walk is breadth first
+def import_sites(tree: ast.AST, path: str) -> list[ImportSite]:
+    """Every absolute import of a parsed file, in line order (relative imports name the
+    project's own code). Only statements are walked: an import is never an expression."""
+    found: list[ImportSite] = []
+    _collect(tree, path, found, optional=False)
+    return sorted(found, key=lambda site: site.line)
 
 
-def _optional_lines(tree: ast.AST) -> set[int]:
-    """Lines of ``try:`` bodies that catch ImportError and of ``if TYPE_CHECKING:`` blocks."""
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Try | ast.If) and _guards_imports(node):
-            for stmt in node.body:
-                lines.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
-    return lines
+def _collect(node: ast.AST, path: str, found: list[ImportSite], *, optional: bool) -> None:
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        found += _sites_of(node, path, optional=optional)
+        return
+    # only a guarded body is optional: not its else, except or finally blocks
+    guarded = {id(stmt) for stmt in node.body} \
+        if isinstance(node, ast.Try | ast.If) and _guards_imports(node) else set()
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.stmt | ast.excepthandler | ast.match_case):
+            _collect(child, path, found, optional=optional or id(child) in guarded)
+
+
+def _sites_of(node: ast.Import | ast.ImportFrom, path: str, *,
+              optional: bool) -> list[ImportSite]:
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif node.level == 0 and node.module:
+        names = [node.module]
+    else:
+        return []
+    return [ImportSite(name.split(".")[0], path, node.lineno, optional) for name in names]
 
 
 def _guards_imports(node: ast.Try | ast.If) -> bool:

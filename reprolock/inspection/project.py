@@ -10,9 +10,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from reprolock.inspection.dockerfile import base_and_command, parse_dockerfile
 from reprolock.inspection.imports import ImportSite
 
-_ARG_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _ENTRY_NAMES = ("train.py", "main.py", "run.py", "src/train.py")
 _REQ_NAMES = ("requirements.in", "requirements/base.in", "requirements/main.in",
               "requirements.txt")
@@ -124,101 +124,10 @@ def entry_note(guess: ProjectGuess) -> str | None:
                    "else 'reprolock run' needs '-- CMD ...'")
 
 
-@dataclass
-class _Stage:
-    """What a Dockerfile stage would run: its own or its parent stage's ENTRYPOINT and CMD."""
-
-    base: str
-    entrypoint: tuple[tuple[str, ...], bool] | None = None  # (words, exec form)
-    cmd: tuple[str, ...] | None = None
-    cmd_inherited: bool = False
-
-
 def _dockerfile(path: Path) -> tuple[str | None, tuple[str, ...]]:
-    """The base image and the command of the final stage of a Dockerfile.
-
-    A stage may start ``FROM`` an earlier stage (its alias is followed back to an image)
-    and inherits that stage's ENTRYPOINT and CMD; ``ARG`` defaults before the first FROM
-    are substituted. The command is ENTRYPOINT + CMD, as Docker runs it.
-    """
+    """The base image and the command of the final stage of a Dockerfile."""
     text = path.read_text(encoding="utf-8", errors="replace")
-    args: dict[str, str] = {}
-    stages: dict[str, _Stage] = {}
-    stage: _Stage | None = None
-    last_image: str | None = None
-    for keyword, rest in _instructions(text):
-        if keyword == "ARG" and stage is None and "=" in rest:
-            name, _, default = rest.partition("=")
-            args[name.strip()] = default.strip().strip("\"'")
-        elif keyword == "FROM":
-            stage = _from_stage(rest, args, stages)
-            if stage.base.lower() != "scratch" and "$" not in stage.base:
-                last_image = stage.base
-        elif stage is not None and keyword in ("ENTRYPOINT", "CMD"):
-            words = _exec_words(rest)
-            if words is None:
-                continue
-            if keyword == "ENTRYPOINT":
-                stage.entrypoint = (words, rest.lstrip().startswith("["))
-                if stage.cmd_inherited:  # Docker resets an inherited CMD here
-                    stage.cmd, stage.cmd_inherited = None, False
-            else:
-                stage.cmd, stage.cmd_inherited = words, False
-    if stage is None:
-        return None, ()
-    base = stage.base if stage.base.lower() != "scratch" and "$" not in stage.base else None
-    return base or last_image, _command(stage)
-
-
-def _instructions(text: str) -> list[tuple[str, str]]:
-    """(KEYWORD, arguments) of each instruction: comments dropped, continuations joined."""
-    found: list[tuple[str, str]] = []
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("#") or (not line and pending):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        whole = (pending + line).strip()
-        pending = ""
-        if whole:
-            keyword, *rest = whole.split(None, 1)
-            found.append((keyword.upper(), rest[0] if rest else ""))
-    return found
-
-
-def _from_stage(rest: str, args: dict[str, str], stages: dict[str, _Stage]) -> _Stage:
-    words = [w for w in rest.split() if not w.startswith("--")] or ["scratch"]
-    image = _ARG_REF.sub(lambda m: args.get(m.group(1) or m.group(2), m.group(0)), words[0])
-    parent = stages.get(image.lower())
-    if parent is not None:
-        stage = _Stage(parent.base, parent.entrypoint, parent.cmd, parent.cmd is not None)
-    else:
-        stage = _Stage(image)
-    if len(words) >= 3 and words[1].lower() == "as":
-        stages[words[2].lower()] = stage
-    return stage
-
-
-def _exec_words(value: str) -> tuple[str, ...] | None:
-    try:
-        parsed = json.loads(value) if value.startswith("[") else shlex.split(value)
-    except (ValueError, RecursionError):  # a Dockerfile is a guess's input, not trusted
-        return None
-    if not isinstance(parsed, list) or not all(isinstance(p, str) for p in parsed):
-        return None
-    return tuple(parsed)
-
-
-def _command(stage: _Stage) -> tuple[str, ...]:
-    if stage.entrypoint is None:
-        return stage.cmd or ()
-    words, exec_form = stage.entrypoint
-    if not exec_form:  # a shell-form ENTRYPOINT ignores CMD
-        return words
-    return words + (stage.cmd or ())
+    return base_and_command(parse_dockerfile(path.name, text))
 
 
 def _entry_script(root: Path) -> tuple[str, ...]:

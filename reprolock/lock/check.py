@@ -8,6 +8,7 @@ from pathlib import Path
 from reprolock.config import Config
 from reprolock.lock.inputs import collect_inputs, config_hash, describe_changes, inputs_digest
 from reprolock.lock.io import read_lock
+from reprolock.lock.model import Lock
 
 LEGACY = ("the lock was written by an earlier reprolock, which counted the [code] table "
           "as a lock input (it is not one: the lock does not describe the code); the config "
@@ -21,10 +22,13 @@ class CheckOutcome:
     changes: tuple[str, ...]
 
 
-def check_lock(config: Config, *, cache_dir: Path | None) -> CheckOutcome:
-    """Is the lock's inputsDigest the digest of the inputs as they are now?"""
+def check_lock(config: Config, *, cache_dir: Path | None, lock: Lock | None = None,
+               ) -> CheckOutcome:
+    """Is the lock's inputsDigest the digest of the inputs as they are now? ``lock``: the
+    lock the caller has already read, so that a command reads it once."""
     path = config.lock_path
-    lock = read_lock(path, cache_dir=cache_dir)
+    if lock is None:
+        lock = read_lock(path, cache_dir=cache_dir)
     inputs = collect_inputs(config)
     if inputs_digest(inputs) == lock.inputs_digest:
         return CheckOutcome(True, path, ())

@@ -24,6 +24,7 @@ from typing import IO
 from reprolock._internal.files import atomic_writer
 from reprolock.errors import ArtifactError
 from reprolock.oci.compress import Compressor, Sink
+from reprolock.oci.model import LayerBlob as LayerBlob  # re-exported: written here
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
@@ -50,14 +51,6 @@ class Entry:
     executable: bool = False
     data: bytes | None = None  # or bytes held in memory (small, generated files),
     member: ZipMember | None = None  # or a member of a zip archive
-
-
-@dataclass(frozen=True)
-class LayerBlob:
-    digest: str  # sha256 of the compressed bytes
-    diff_id: str  # sha256 of the tar
-    size: int
-    media_type: str
 
 
 def entries_from_dir(root: Path, prefix: str = "") -> list[Entry]:

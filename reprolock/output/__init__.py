@@ -19,7 +19,7 @@ def parse_output(text: str, *, cwd: Path | None = None) -> Output:
     cwd = cwd or Path()
     scheme, _, rest = text.partition(":")
     if scheme == "oci":
-        from reprolock.output.layout import LayoutOutput
+        from reprolock.output.layout_writer import LayoutOutput
 
         path, tag = _path_and_tag(rest)
         return LayoutOutput(cwd / path, tag)

@@ -5,19 +5,19 @@ Docker 25's own ``docker save`` writes)."""
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
 from reprolock._internal.files import atomic_writer
-from reprolock.build.builder import Image
-from reprolock.build.store import BlobStore, disk_space
-from reprolock.image.interface import OCI_INDEX, REF_NAME
+from reprolock.oci.blobstore import BlobStore, disk_space
+from reprolock.oci.canonical import canonical_json
+from reprolock.oci.media import LAYOUT_FILE, OCI_INDEX, REF_NAME
+from reprolock.oci.model import Image
 from reprolock.oci.tarball import DEFAULT_MTIME
 from reprolock.output.interface import Output, Progress, Written
-from reprolock.output.layout import LAYOUT_FILE, image_blobs, index_entry
+from reprolock.output.layout_writer import image_blobs, index_entry
 from reprolock.output.referrers import Referrer
 
 
@@ -45,7 +45,8 @@ def write_archive(out: IO[bytes], image: Image, blobs: BlobStore, *, tag: str,
             with open(path, "rb") as handle:
                 tar.addfile(_info(f"blobs/sha256/{digest.removeprefix('sha256:')}",
                                   tarfile.REGTYPE, path.stat().st_size), handle)
-        for name, data in (("index.json", _json(index)), ("manifest.json", _json(docker_manifest)),
+        for name, data in (("index.json", canonical_json(index)),
+                           ("manifest.json", canonical_json(docker_manifest)),
                            ("oci-layout", LAYOUT_FILE)):
             tar.addfile(_info(name, tarfile.REGTYPE, len(data)), io.BytesIO(data))
 
@@ -59,10 +60,6 @@ def _info(name: str, kind: bytes, size: int) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
-
-
-def _json(doc: object) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
 class ArchiveOutput(Output):

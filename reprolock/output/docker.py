@@ -1,4 +1,4 @@
-"""``docker[:NAME[:TAG]]``: load into the Docker Engine through the docker SDK."""
+"""``docker[:NAME[:TAG]]``: load into the Docker Engine (:mod:`reprolock.engine.docker`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from reprolock.build.builder import Image
-from reprolock.build.store import BlobStore
-from reprolock.errors import ToolError
+from reprolock.errors import ImageSourceError, ToolError
+from reprolock.oci.blobstore import BlobStore
+from reprolock.oci.model import Image
 from reprolock.output.archive import docker_name, write_archive
 from reprolock.output.interface import Output, Progress, Written
 from reprolock.output.referrers import Referrer
@@ -21,24 +21,18 @@ class DockerOutput(Output):
     def write(self, image: Image, blobs: BlobStore, *, tag: str | None,
               progress: Progress, referrers: Sequence[Referrer] = ()) -> Written:
         """The engine stores images only: artifacts that refer to one are not loaded."""
-        from reprolock.image.daemon import docker_client
+        from reprolock.engine.docker import connect, load_archive
 
         name = self.name or docker_name(tag or self.default_tag, "reprolock/image")
         if ":" not in name.rsplit("/", 1)[-1]:
             name = f"{name}:{tag or self.default_tag}"
-        client = docker_client()
+        client = connect(error=ImageSourceError)
         with tempfile.TemporaryDirectory(prefix="reprolock-load-") as tmp:
             archive = Path(tmp) / "image.tar"
             with open(archive, "wb") as handle:
                 write_archive(handle, image, blobs, tag=name, repository=name.rsplit(":", 1)[0])
             progress(f"loading into the Docker Engine as {name}")
-            with open(archive, "rb") as handle:
-                try:
-                    loaded = client.images.load(handle)
-                except Exception as exc:  # the SDK raises APIError and friends
-                    raise ToolError(f"docker load failed: {exc}",
-                                    hint="check the engine's log; Docker 20.10+ is needed") from exc
-        ids = {img.id for img in loaded}
+            ids = load_archive(client, archive)
         if image.config_digest not in ids:
             raise ToolError(f"the Docker Engine loaded {sorted(ids)}, not {image.config_digest}",
                             hint="this is a bug in reprolock; please report it")

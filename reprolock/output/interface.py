@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from reprolock.build.builder import Image
-from reprolock.build.store import BlobStore
+from reprolock.oci.blobstore import BlobStore
+from reprolock.oci.model import Image
 
 if TYPE_CHECKING:
     from reprolock.output.referrers import Referrer

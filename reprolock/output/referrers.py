@@ -3,16 +3,16 @@ build provenance, found next to the image by registry and layout users."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from reprolock.build.builder import Image
-from reprolock.build.store import BlobStore
-from reprolock.image.interface import OCI_MANIFEST
+from reprolock.oci.blobstore import BlobStore
+from reprolock.oci.canonical import canonical_json
+from reprolock.oci.media import DSSE_ENVELOPE, OCI_EMPTY, OCI_MANIFEST
+from reprolock.oci.model import Image
 
-EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
+EMPTY_MEDIA_TYPE = OCI_EMPTY
 EMPTY_DATA = b"{}"
-DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"
+DSSE_MEDIA_TYPE = DSSE_ENVELOPE
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,6 @@ def make_referrer(blobs: BlobStore, subject: Image, *, data: bytes, media_type: 
                     "size": subject.manifest_size},
         "annotations": {"org.opencontainers.image.created": created},
     }
-    raw = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    raw = canonical_json(manifest)
     digest = blobs.put_bytes(raw)
     return Referrer(media_type, digest, len(raw), (empty, content, digest))

@@ -6,7 +6,6 @@ chunks (PATCH); the manifest last, and the digest the registry reports must be o
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
 from typing import IO
@@ -14,22 +13,19 @@ from urllib.parse import urljoin
 
 import requests
 
-from reprolock.build.builder import Image
-from reprolock.build.store import BlobStore
-from reprolock.errors import ImageSourceError
-from reprolock.image.interface import OCI_INDEX, OCI_MANIFEST
+from reprolock.errors import PushError
 from reprolock.image.registry import RegistryRef, bearer_token
+from reprolock.oci.blobstore import BlobStore
+from reprolock.oci.canonical import canonical_json
+from reprolock.oci.media import OCI_INDEX, OCI_MANIFEST
+from reprolock.oci.model import Image
 from reprolock.output.interface import Output, Progress, Written
-from reprolock.output.layout import image_blobs
+from reprolock.output.layout_writer import image_blobs
 from reprolock.output.referrers import Referrer
 
 MONOLITHIC_LIMIT = 8 << 20
 CHUNK = 8 << 20
 _RETRIES = 4
-
-
-class PushError(ImageSourceError):
-    """The registry refused or failed a push."""
 
 
 class RegistryOutput(Output):
@@ -77,7 +73,7 @@ class RegistryOutput(Output):
                  "manifests": [r.descriptor() for r in referrers]}
         fallback = "sha256-" + image.manifest_digest.removeprefix("sha256:")
         self._request("PUT", f"{self.base}/manifests/{fallback}",
-                      data=json.dumps(index, sort_keys=True, separators=(",", ":")).encode(),
+                      data=canonical_json(index),
                       headers={"Content-Type": OCI_INDEX}, expect=(201,))
 
     def _push_blob(self, blobs: BlobStore, digest: str, progress: Progress) -> None:

@@ -57,7 +57,7 @@ def _read(path: Path, shown: str, seen: set[Path]) -> Iterator[Requested]:
         text = resolved.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return  # collecting the inputs already said which file cannot be read
-    for number, line in _logical_lines(text):
+    for number, line in logical_lines(text):
         include = _INCLUDE.match(line)
         if include:
             if "://" not in include.group(1):
@@ -70,9 +70,10 @@ def _read(path: Path, shown: str, seen: set[Path]) -> Iterator[Requested]:
             yield item
 
 
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+def logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """Lines with comments removed and continuations joined, numbered by their first
-    physical line."""
+    physical line: the one reading of a requirement file (the resolver's inputs, the
+    audit's rules), with a continuation left open at the end kept as pip keeps it."""
     pending, start = "", 0
     for number, raw in enumerate(text.splitlines(), start=1):
         line = _COMMENT.sub("", raw)

@@ -122,8 +122,7 @@ def base_record(root: Path, lock: Any) -> dict[str, Any]:
     from reprolock.image.reference import open_source
     from reprolock.target import Platform
 
-    source = open_source(lock.base.reference, root=root)
-    try:
+    with open_source(lock.base.reference, root=root) as source:
         image = source.resolve(Platform.parse(lock.target["platform"]))
         if image.identity != lock.base.digest:
             raise ImageSourceError(
@@ -142,8 +141,6 @@ def base_record(root: Path, lock: Any) -> dict[str, Any]:
                                        hint="the base image is corrupt or was altered: fetch "
                                        "it again")
         return {"version": RECORD_VERSION, "files": dict(sorted(files.items()))}
-    finally:
-        source.close()
 
 
 def cached_base_record(root: Path, lock: Any, cache_dir: Path) -> dict[str, Any]:

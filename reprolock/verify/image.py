@@ -22,11 +22,22 @@ from typing import IO, TYPE_CHECKING, Any
 from reprolock._internal.cache import default_cache_dir
 from reprolock._internal.files import sha256_file
 from reprolock.config import Config
+from reprolock.errors import VerificationError
 from reprolock.image.blobs import check_layer
 from reprolock.image.interface import ImageSource, ResolvedImage
 from reprolock.image.reference import open_image
 from reprolock.lock.model import Lock
-from reprolock.signing.interface import VerificationFailed
+from reprolock.oci.contract import (
+    BASE_DIGEST_LABEL,
+    CODE_LABEL,
+    config_digest,
+    environment_config,
+    environment_config_digest,
+    image_config,
+    image_env,
+    image_labels,
+    iso_time,
+)
 from reprolock.target import Platform
 from reprolock.verify.diff import BASE_LAYER, layer_changes
 from reprolock.verify.lockchecks import _signature, _trusted, lock_checks
@@ -35,9 +46,6 @@ from reprolock.verify.report import Check, Report, attempt
 if TYPE_CHECKING:
     from reprolock.inspection.codeset import CodeFile
 
-CODE_LABELS = ("dev.reprolock.code.tree", "dev.reprolock.lock.digest",
-               "dev.reprolock.environment.config",
-               "org.opencontainers.image.revision")
 REBUILD = "rebuild the image: 'reprolock build --output …'"
 #: What the files reprolock embeds under /.reprolock may weigh together (the lock is
 #: the big one: about 5 MB for 2,000 packages).
@@ -58,12 +66,9 @@ def verify_image(config: Config, reference: str, *, key: Path | None,
     progress(f"reading {reference}")
     # a command-line path is the user's, from where they stand, as 'build --output' takes
     # it (a base in reprolock.toml is the project's, from its root)
-    source = open_image(reference, root=Path.cwd())  # a bad reference: exit 2
-    try:
+    with open_image(reference, root=Path.cwd()) as source:  # a bad reference: exit 2
         image = source.resolve(Platform.parse(lock.target["platform"]))
         blobs, code = _read_layers(config, lock, source, image, progress)
-    finally:
-        source.close()
     checks += [blobs, _base(lock, image), _dependencies(lock, image),
                _config(config, lock, image),
                _code(config, lock, image, code, allow_code_drift)]
@@ -119,7 +124,7 @@ def _base(lock: Lock, image: ResolvedImage) -> Check:
     base, _ = _split(lock)
     actual = _layers(image)[: len(base)]
     labels = _labels(image)
-    named = labels.get("org.opencontainers.image.base.digest")
+    named = labels.get(BASE_DIGEST_LABEL)
     differences = []
     if named and named != lock.base.digest:
         differences.append(f"base digest {lock.base.digest} → {named}")
@@ -143,29 +148,6 @@ def _dependencies(lock: Lock, image: ResolvedImage) -> Check:
 
 def _labels(image: ResolvedImage) -> dict[str, str]:
     return dict((image.config.get("config") or {}).get("Labels") or {})
-
-
-def environment_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The environment image's config, derived from the full image's: the same less the
-    code layer, its history entry and the labels that name the code."""
-    env = json.loads(json.dumps(config))
-    labels = (env.get("config") or {}).get("Labels") or {}
-    for name in CODE_LABELS:
-        labels.pop(name, None)
-    env["rootfs"]["diff_ids"] = env["rootfs"]["diff_ids"][:-1]
-    env["history"] = env.get("history", [])[:-1]
-    return dict(env)
-
-
-def environment_config_digest(config: Mapping[str, Any]) -> str:
-    """The digest the lock records (``image.configDigest``) for an image whose full
-    configuration is ``config``."""
-    return _digest(environment_config(config))
-
-
-def _digest(config: Mapping[str, Any]) -> str:
-    data = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
 
 
 def _config(config: Config, lock: Lock, image: ResolvedImage) -> Check:
@@ -200,52 +182,26 @@ def config_differences(config: Config, lock: Lock, image_config: Mapping[str, An
 
 def expected_environment_config(config: Config, lock: Lock) -> dict[str, Any] | None:
     """The configuration of the environment image 'reprolock build' makes from this lock
-    and config (as ``Builder._config`` writes it), or None unless its digest is the one
-    the lock records."""
-    from reprolock.build.builder import LABEL_PREFIX, image_env, iso_time
+    and config (by the rules the builder follows, :func:`reprolock.oci.contract.image_config`),
+    or None unless its digest is the one the lock records."""
     from reprolock.errors import ReprolockError
     from reprolock.image.reference import open_source
 
     assert lock.image is not None
     try:
-        source = open_source(lock.base.reference, root=config.root)
-        try:
+        with open_source(lock.base.reference, root=config.root) as source:
             base = source.resolve(Platform.parse(lock.target["platform"]))
-        finally:
-            source.close()
     except ReprolockError:
         return None
     if base.identity != lock.base.digest:
         return None
-    inherited = dict(base.config.get("config") or {})
-    labels = {**dict(inherited.get("Labels") or {}),
-              "org.opencontainers.image.base.digest": lock.base.digest,
-              "org.opencontainers.image.base.name": lock.base.reference,
-              f"{LABEL_PREFIX}.inputs.digest": lock.inputs_digest}
     env = image_env(base.env, lock.image.prefix, config.image.env)
-    run: dict[str, Any] = {
-        **{k: v for k, v in inherited.items() if k in ("User", "StopSignal", "ExposedPorts",
-                                                      "Volumes", "Shell")},
-        "Env": [f"{k}={v}" for k, v in env.items()],
-        "WorkingDir": config.image.workdir, "Labels": labels}
-    image = config.image
-    if image.entrypoint or image.cmd:
-        run.update({"Entrypoint": list(image.entrypoint)} if image.entrypoint else {})
-        run.update({"Cmd": list(image.cmd)} if image.cmd else {})
-    elif inherited.get("Cmd"):
-        run["Cmd"] = inherited["Cmd"]
-    created = iso_time(lock.image.source_date_epoch)
-    ours = [x for x in lock.image.layers if x.get("holds") != BASE_LAYER]
-    expected: dict[str, Any] = {
-        "architecture": base.architecture or lock.base.architecture,
-        "os": base.os or "linux", "created": created, "config": run,
-        "rootfs": {"type": "layers", "diff_ids": list(lock.image.diff_ids)},
-        "history": [*base.config.get("history", []),
-                    *({"created": created, "created_by": f"reprolock: {x.get('holds')}",
-                       "comment": "reprolock"} for x in ours)]}
-    if base.variant:
-        expected["variant"] = base.variant
-    return expected if _digest(expected) == lock.image.config_digest else None
+    expected = image_config(
+        base.config, settings=config.image, env=[f"{k}={v}" for k, v in env.items()],
+        labels=image_labels(lock), diff_ids=lock.image.diff_ids,
+        holds=[str(x.get("holds")) for x in lock.image.layers if x.get("holds") != BASE_LAYER],
+        created=iso_time(lock.image.source_date_epoch), architecture=lock.base.architecture)
+    return expected if config_digest(expected) == lock.image.config_digest else None
 
 
 def field_changes(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> list[str]:
@@ -316,7 +272,7 @@ def _exact_code_layer(config: Config, lock: Lock, image: ResolvedImage) -> Check
     """The code layer's bytes against the one 'reprolock build' writes for this checkout
     (by diff_id; the blob was hashed against it): no tar reader can then be fooled, since
     what is compared is what any reader reads. None when they are the same."""
-    from reprolock.build.builder import Builder
+    from reprolock.imagebuild.builder import Builder
     from reprolock.inspection.codeset import collect_code
 
     expected = Builder(config, lock, cache_dir=default_cache_dir(),
@@ -390,7 +346,7 @@ def _code(config: Config, lock: Lock, image: ResolvedImage, layer: CodeLayer | N
         exact = _exact_code_layer(config, lock, image)
         if exact is not None:
             return exact
-    label = _labels(image).get("dev.reprolock.code.tree")
+    label = _labels(image).get(CODE_LABEL)
     lie = (f"; its label dev.reprolock.code.tree claims {label}" if label != built else "")
     if built == tree and not lie:
         return Check("code", True, f"the code layer's {len(layer.files)} files are the "
@@ -519,10 +475,17 @@ def _provenance(config: Config, image: ResolvedImage, key: Path,
     envelope = read_envelope(path, hint="build with --sign-key, or pass --attestation FILE")
     verified = verify_envelope(envelope, load_trusted(key))
     if image.manifest_digest is None:
-        raise VerificationFailed("the image source keeps no manifest digest (a Docker Engine "
+        raise VerificationError("the image source keeps no manifest digest (a Docker Engine "
                                  "image), so the attestation cannot name it",
                                  hint="verify the oci:, oci-archive: or registry: output")
     check_subjects(verified.statement(), {"image": image.manifest_digest,
                                           config.lockfile: "sha256:" +
                                           sha256_file(config.lock_path)})
     return f"signed by {verified.key.path.name}; the attestation names this image and lock"
+
+
+# environment_config_digest is re-exported for 'reprolock run' until it imports it from
+# reprolock.oci.contract
+__all__ = ["CodeLayer", "config_differences", "config_fields", "environment_config",
+           "environment_config_digest", "expected_environment_config", "field_changes",
+           "verify_image"]

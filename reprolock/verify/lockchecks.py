@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 from reprolock._internal.cache import default_cache_dir
 from reprolock._internal.files import sha256_file
 from reprolock.config import Config
-from reprolock.errors import NotReproducibleError
+from reprolock.errors import NotReproducibleError, VerificationError
 from reprolock.lock.check import check_lock
 from reprolock.lock.io import read_lock
 from reprolock.lock.model import LOCK_VERSION, Lock
-from reprolock.signing.interface import VerificationFailed
 from reprolock.verify.diff import layer_changes
 from reprolock.verify.report import Check, Report, attempt
 
@@ -52,8 +51,8 @@ def run_checks(config: Config, *, key: Path | None, attestation: Path | None,
                                progress=progress or (lambda _m: None)))
     if attestation is not None:
         if trusted is None:
-            raise VerificationFailed("--attestation needs --key to check its signature",
-                                     hint="pass --key PUBLIC_KEY")
+            raise VerificationError("--attestation needs --key to check its signature",
+                                    hint="pass --key PUBLIC_KEY")
         checks.append(attempt("provenance",
                               lambda: _provenance(config, lock, attestation, trusted)))
     return Report(tuple(checks))
@@ -62,7 +61,7 @@ def run_checks(config: Config, *, key: Path | None, attestation: Path | None,
 def _trusted(config: Config, key: Path | None) -> list[TrustedKey] | None:
     if key is None:
         if config.require_signature:
-            raise VerificationFailed(
+            raise VerificationError(
                 f"{config.source_name} sets require-signature = true, but no --key was given "
                 "to check the lock's signature with",
                 hint="pass --key PUBLIC_KEY (or a directory of trusted public keys)")
@@ -83,13 +82,13 @@ def _sbom(config: Config, lock: Lock) -> str:
     assert lock.sbom is not None
     path = config.root / lock.sbom.path
     if not path.is_file():
-        raise VerificationFailed(f"{lock.sbom.path} is missing",
-                                 hint="run 'reprolock lock' to write it again")
+        raise VerificationError(f"{lock.sbom.path} is missing",
+                                hint="run 'reprolock lock' to write it again")
     actual = sha256_file(path)
     if actual != lock.sbom.sha256:
-        raise VerificationFailed(f"{lock.sbom.path} was changed after locking (sha256 {actual}, "
-                                 f"the lock records {lock.sbom.sha256})",
-                                 hint="run 'reprolock lock' to write it again")
+        raise VerificationError(f"{lock.sbom.path} was changed after locking (sha256 {actual}, "
+                                f"the lock records {lock.sbom.sha256})",
+                                hint="run 'reprolock lock' to write it again")
     return f"{lock.sbom.path} is the one the lock records"
 
 
@@ -98,8 +97,8 @@ def _sbom(config: Config, lock: Lock) -> str:
 def _sdists(config: Config, lock: Lock, cache: Path, progress: Progress) -> Check:
     """Build every wheel the lock built from an sdist again, from the sdist (never the
     cached wheel), and compare: the build must make the locked bytes."""
-    from reprolock.build.artifacts import ArtifactStore
-    from reprolock.build.sdist import SdistBuilder
+    from reprolock.imagebuild.artifacts import ArtifactStore
+    from reprolock.imagebuild.sdist import SdistBuilder
     from reprolock.resolver.interface import index_credentials, index_settings
 
     store = ArtifactStore(cache, project=config.root, credentials=index_credentials(config),
@@ -145,11 +144,8 @@ def _base_moved(config: Config, lock: Lock) -> Check | None:
     from reprolock.image.reference import open_source
     from reprolock.target import Platform
 
-    source = open_source(lock.base.reference, root=config.root)  # unreadable: exit 2
-    try:
+    with open_source(lock.base.reference, root=config.root) as source:  # unreadable: exit 2
         identity = source.resolve(Platform.parse(lock.target["platform"])).identity
-    finally:
-        source.close()
     if identity == lock.base.digest:
         return None
     return Check("rebuild", False, f"the base image {lock.base.reference} moved",
@@ -174,14 +170,14 @@ def _changed_artifacts(config: Config, lock: Lock) -> list[str]:
 
 
 def _compare_build(config: Config, lock: Lock, cache: Path, progress: Progress) -> Check:
-    from reprolock.core import build_image
+    from reprolock.workflows.build import build_image
 
     assert lock.image is not None
     progress("rebuilding the environment image from the lock")
     try:
         report = build_image(config, _options(lock), outputs=(), tag=None, progress=progress,
                              cache_dir=cache, env_only=True, attach=False)
-    except (VerificationFailed, NotReproducibleError) as exc:
+    except (VerificationError, NotReproducibleError) as exc:
         # the build refuses a changed SBOM, or a wheel its sdist does not build to
         return Check("rebuild", False, f"not rebuilt: {exc.message}", fix=exc.hint)
     if report.env_config_digest == lock.image.config_digest and (
@@ -202,7 +198,7 @@ def _compare_build(config: Config, lock: Lock, cache: Path, progress: Progress) 
 
 
 def _options(lock: Lock) -> Any:
-    from reprolock.build.builder import BuildOptions
+    from reprolock.imagebuild.builder import BuildOptions
     from reprolock.oci.compress import Compressor
 
     assert lock.image is not None
@@ -233,8 +229,8 @@ def _provenance(config: Config, lock: Lock, path: Path, trusted: list[TrustedKey
                       "inputsDigest")
     if recorded != lock.inputs_digest:
         shown = repr(recorded) if len(repr(recorded)) <= 80 else repr(recorded)[:77] + "..."
-        raise VerificationFailed(f"the attestation was made for other inputs ({shown}, not "
-                                 f"{lock.inputs_digest})")
+        raise VerificationError(f"the attestation was made for other inputs ({shown}, not "
+                                f"{lock.inputs_digest})")
     return (f"signed by {verified.key.path.name}; image sha256:{found.get('image', '?')} "
             "built from this lock")
 

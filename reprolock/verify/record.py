@@ -10,18 +10,20 @@ from typing import Any
 from reprolock._internal.files import sha256_file
 from reprolock._internal.jsonio import parse_json, read_json
 from reprolock.config import Config
-from reprolock.errors import ReprolockError
+from reprolock.errors import RunRecordError, VerificationError
 from reprolock.schemas import validate
-from reprolock.signing.interface import VerificationFailed
 from reprolock.verify.report import Check, Report, attempt
-
-
-class RunRecordError(ReprolockError):
-    """A run record is missing, not JSON, or not a valid record (exit 2)."""
-
 
 RECORD_HINT = ("the record is corrupt or was edited; use the signed copy (RECORD.dsse.json) "
                "or run again")
+# The signed record's contract, shared by the run that writes it and the check that reads
+# it; here, below both, so that verifying a record does not import the run workflow.
+RUN_PREDICATE = "https://reprolock.dev/run/v1"
+
+
+def envelope_path(record: Path) -> Path:
+    """Where the signed copy of ``record`` is: RECORD.dsse.json beside RECORD.json."""
+    return record.with_name(record.name.removesuffix(".json") + ".dsse.json")
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -106,13 +108,12 @@ def _code(config: Config, record: Mapping[str, Any], allow: bool) -> Check:
 
 
 def _signature(path: Path, record: Mapping[str, Any], trusted: list[Any]) -> str:
-    from reprolock.run import RUN_PREDICATE, envelope_path
     from reprolock.signing.dsse import STATEMENT_V1, verify_envelope
 
     where = envelope_path(path)
     if not where.exists():
-        raise VerificationFailed(f"{path.name} is not signed (no {where.name})",
-                                 hint="run with --sign-key to sign run records")
+        raise VerificationError(f"{path.name} is not signed (no {where.name})",
+                                hint="run with --sign-key to sign run records")
     # a malformed envelope is a broken input (exit 2), not a signature that failed
     envelope = read_json(where, error=RunRecordError,
                          hint="the envelope is corrupt; use the one 'reprolock run "
@@ -123,15 +124,15 @@ def _signature(path: Path, record: Mapping[str, Any], trusted: list[Any]) -> str
     statement = parse_json(verified.payload, source=f"the payload of {where.name}",
                            error=RunRecordError, hint="the envelope is corrupt; run again")
     if statement.get("_type") != STATEMENT_V1:
-        raise VerificationFailed(f"the payload of {where.name} is not an in-toto Statement v1 "
-                                 f"(_type {statement.get('_type')!r})")
+        raise VerificationError(f"the payload of {where.name} is not an in-toto Statement v1 "
+                                f"(_type {statement.get('_type')!r})")
     if statement.get("predicateType") != RUN_PREDICATE:
-        raise VerificationFailed(f"{where.name} is not a reprolock run statement "
-                                 f"(predicateType {statement.get('predicateType')!r})")
+        raise VerificationError(f"{where.name} is not a reprolock run statement "
+                                f"(predicateType {statement.get('predicateType')!r})")
     if statement.get("predicate") != record:
-        raise VerificationFailed(f"{path.name} differs from the record signed in {where.name}",
-                                 hint="the record was edited after the run; trust the signed "
-                                 "copy")
+        raise VerificationError(f"{path.name} differs from the record signed in {where.name}",
+                                hint="the record was edited after the run; trust the signed "
+                                "copy")
     return f"signed by {verified.key.path.name} (key id {verified.key.key_id[:16]}…)"
 
 

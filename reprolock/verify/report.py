@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reprolock.errors import EXIT_FINDING, EXIT_OK
-from reprolock.signing.interface import VerificationFailed
+from reprolock.errors import EXIT_FINDING, EXIT_OK, VerificationError
 
 
 @dataclass(frozen=True)
@@ -58,9 +57,9 @@ class Report:
 
 
 def attempt(name: str, check: Callable[[], str], *, fix: str | None = None) -> Check:
-    """Run one check; a VerificationFailed is its failure, any other error propagates
+    """Run one check; a VerificationError is its failure, any other error propagates
     (exit 2: the check could not run)."""
     try:
         return Check(name, True, check())
-    except VerificationFailed as exc:
+    except VerificationError as exc:
         return Check(name, False, exc.message, fix=exc.hint or fix)

@@ -23,9 +23,8 @@ from pathlib import Path
 
 from reprolock._internal.jsonio import read_json
 from reprolock.errors import ReprolockError
+from reprolock.oci.contract import DEFAULT_PREFIX
 from reprolock.runtime.check import DEFAULT_DIR
-
-DEFAULT_PREFIX = "/opt/venv"
 
 
 def checker_argv(directory: Path, *, fast: bool, as_json: bool) -> list[str]:

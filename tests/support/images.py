@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reprolock.oci.layout import add_layer_from_dir, write_image
+from tests.support.oci_writer import add_layer_from_dir, write_image
 
 MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
 

@@ -104,7 +104,7 @@ def install(wheel: Path, root: Path) -> None:
 
 
 def _venv_like_the_build(venv: Path) -> None:
-    """What reprolock/build/install.py venv_entries makes: bin/python links to the base
+    """What reprolock/imagebuild/install.py venv_entries makes: bin/python links to the base
     interpreter, python3 and python3.X to python, pyvenv.cfg with four keys, nothing else
     (no activate scripts, no include/, no lib64)."""
     for name in os.listdir(venv / "bin"):

@@ -6,6 +6,7 @@ fails in CI (CI=true), where .ci/run installs and starts every one of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -116,3 +117,19 @@ def skopeo_copy(src: str, dest: str) -> None:
         policy.write_text('{"default":[{"type":"insecureAcceptAnything"}]}')
         subprocess.run([skopeo, "--policy", str(policy), "copy", "--dest-tls-verify=false",
                         "--src-tls-verify=false", src, dest], check=True, capture_output=True)
+
+
+def remove_images(repository: str) -> None:
+    """Remove the test's images by their tags in ``repository``. Not by ID with force:
+    the same lock and code build the same image ID in any checkout, so another test run
+    on this engine may hold the image, or images made from it, and a forced delete by ID
+    fails ("image has dependent child images") or pulls it from under that run. Removing
+    a tag deletes the image only when nothing else holds it."""
+    import docker
+
+    client = docker.from_env()
+    for image in client.images.list(name=repository):
+        for tag in image.tags:
+            if tag.rpartition(":")[0] == repository:
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.images.remove(tag)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 
 from reprolock.audit.model import AuditReport, Severity
@@ -13,22 +12,3 @@ class ReportFormat(ABC):
 
     @abstractmethod
     def render(self, report: AuditReport, *, fail_on: Severity, color: bool) -> str: ...
-
-
-class FormatChoice(enum.StrEnum):
-    TEXT = "text"
-    JSON = "json"
-    SARIF = "sarif"
-
-    def to_format(self) -> ReportFormat:
-        if self is FormatChoice.JSON:
-            from reprolock.audit.report.json import JsonFormat
-
-            return JsonFormat()
-        if self is FormatChoice.SARIF:
-            from reprolock.audit.report.sarif import SarifFormat
-
-            return SarifFormat()
-        from reprolock.audit.report.text import TextFormat
-
-        return TextFormat()

@@ -7,9 +7,9 @@ import shlex
 from collections.abc import Iterator
 
 from reprolock.audit.context import AuditContext
-from reprolock.audit.dockerfile import Dockerfile, Instruction, Stage
 from reprolock.audit.model import Finding, Severity
 from reprolock.audit.rules.hadolint import HadolintRun, run_hadolint
+from reprolock.inspection.dockerfile import Dockerfile, Instruction, Stage
 
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _SEPARATORS = re.compile(r"&&|\|\||;|\||\n")

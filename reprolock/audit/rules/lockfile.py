@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
 
 from reprolock.audit.context import AuditContext
 from reprolock.audit.model import Finding, Severity
-from reprolock.audit.pyindex import ImportSite
 from reprolock.config import Config
 from reprolock.errors import ReprolockError
-from reprolock.inspection.imports import own_modules
+from reprolock.inspection.imports import ImportReport, third_party_report, unprovided
 from reprolock.lock.model import Lock
 
 
@@ -25,8 +23,9 @@ def check(ctx: AuditContext) -> Iterator[Finding]:
         return
     assert lock is not None
     yield from _freshness(config, lock)
-    yield from _unprovided(ctx, lock)
-    yield from _unused(ctx, lock)
+    imports = _imports(ctx)
+    yield from _unprovided(imports, lock)
+    yield from _unused(ctx, imports, lock)
 
 
 def _read(config: Config) -> tuple[Lock | None, Finding | None]:
@@ -43,48 +42,38 @@ def _read(config: Config) -> tuple[Lock | None, Finding | None]:
 
 
 def _freshness(config: Config, lock: Lock) -> Iterator[Finding]:
-    from reprolock.lock.inputs import collect_inputs, describe_changes, inputs_digest
+    """RL108 is ``reprolock lock --check``: the same check, reported as a finding."""
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.lock.check import check_lock
 
     try:
-        inputs = collect_inputs(config)
+        outcome = check_lock(config, cache_dir=default_cache_dir(), lock=lock)
     except ReprolockError as exc:
         yield Finding("RL108", Severity.ERROR, config.lockfile, 0,
                       f"cannot compute the lock's inputs: {exc.message}")
         return
-    if inputs_digest(inputs) == lock.inputs_digest:
-        return
-    changes = describe_changes(lock.inputs, inputs) or ["the inputs digest differs"]
-    yield Finding("RL108", Severity.ERROR, config.lockfile, 0,
-                  f"the lock is stale ({'; '.join(changes)}): run 'reprolock lock'")
+    if not outcome.fresh:
+        yield Finding("RL108", Severity.ERROR, config.lockfile, 0,
+                      f"the lock is stale ({'; '.join(outcome.changes)}): run 'reprolock lock'")
 
 
-def _third_party(ctx: AuditContext) -> dict[str, list[tuple[str, ImportSite]]]:
-    """Top-level module → where it is imported, less the stdlib and the project's own."""
-    own = own_modules(f.path for f in ctx.python)
-    found: dict[str, list[tuple[str, ImportSite]]] = {}
-    for facts in ctx.python:
-        for site in facts.imports:
-            if site.module in own or site.module in sys.stdlib_module_names \
-                    or site.module in ("__future__", "__main__"):
-                continue
-            found.setdefault(site.module, []).append((facts.path, site))
-    return found
+def _imports(ctx: AuditContext) -> ImportReport:
+    """The third-party imports of the code set, as 'reprolock lock' counts them."""
+    return third_party_report((f.path for f in ctx.python),
+                              (site for facts in ctx.python for site in facts.imports))
 
 
-def _unprovided(ctx: AuditContext, lock: Lock) -> Iterator[Finding]:
-    provided = {module for package in lock.packages for module in package.modules}
-    for module, sites in sorted(_third_party(ctx).items()):
-        required = sorted((path, site.line) for path, site in sites if not site.optional)
-        if module in provided or not required:
-            continue
-        path, line = required[0]
-        yield Finding("RL103", Severity.ERROR, path, line,
-                      f"module {module!r} is imported, but no locked distribution provides "
-                      "it: add its distribution to the requirement inputs")
+def _unprovided(imports: ImportReport, lock: Lock) -> Iterator[Finding]:
+    provided = {module: package.name for package in lock.packages
+                for module in package.modules}
+    for missing in unprovided(imports, provided):
+        yield Finding("RL103", Severity.ERROR, missing.first.path, missing.first.line,
+                      f"module {missing.module!r} is imported, but no locked distribution "
+                      "provides it: add its distribution to the requirement inputs")
 
 
-def _unused(ctx: AuditContext, lock: Lock) -> Iterator[Finding]:
-    imported = set(_third_party(ctx))
+def _unused(ctx: AuditContext, imports: ImportReport, lock: Lock) -> Iterator[Finding]:
+    imported = set(imports.third_party())
     for package in sorted(lock.packages, key=lambda p: p.name):
         if not package.direct or not package.modules or imported & set(package.modules):
             continue

@@ -15,10 +15,10 @@ from pathlib import PurePosixPath
 
 from reprolock.audit.context import AuditContext
 from reprolock.audit.model import Finding, Severity
+from reprolock.resolver.requested import logical_lines as requested_lines
 
 _NAME = re.compile(r"(^|/)(requirements/[^/]+\.(txt|in)|[^/]*requirements[^/]*\.(txt|in)"
                    r"|constraints[^/]*\.txt)$")
-_COMMENT = re.compile(r"(^|\s)#.*$")
 _VCS = re.compile(r"(^|@\s*)(git|hg|svn|bzr)\+", re.IGNORECASE)
 _COMMIT = re.compile(r"@[0-9a-f]{40}(#|$)")
 _URL = re.compile(r"(^|@\s*)(https?|ftp)://", re.IGNORECASE)
@@ -38,20 +38,7 @@ def is_requirement_file(path: str) -> bool:
 
 
 def logical_lines(text: str) -> list[LogicalLine]:
-    found: list[LogicalLine] = []
-    pending, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = _COMMENT.sub("", raw).rstrip()
-        if not pending:
-            start = number
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        whole = (pending + line).strip()
-        pending = ""
-        if whole:
-            found.append(LogicalLine(start, whole))
-    return found
+    return [LogicalLine(number, line) for number, line in requested_lines(text)]
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,7 @@ def _calls(ctx: AuditContext, keep: Callable[[CallSite], bool]) -> list[_Site]:
 
 
 def _imports(ctx: AuditContext, *modules: str) -> list[_Site]:
-    return [_Site(f.path, s.line, 0, s.module) for f in ctx.python for s in f.imports
+    return [_Site(s.path, s.line, 0, s.module) for f in ctx.python for s in f.imports
             if s.module in modules and not s.optional]
 
 

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 import requests
 
 from reprolock._internal.urls import expand_env, redact, with_credentials
-from reprolock.build.store import temp_file
 from reprolock.errors import ArtifactError, NotReproducibleError
+from reprolock.imagebuild.store import temp_file
 from reprolock.lock.model import Artifact, Package, checked
 
 if TYPE_CHECKING:
-    from reprolock.build.sdist import SdistBuilder
+    from reprolock.imagebuild.sdist import SdistBuilder
 
 _CHUNK = 1 << 20
 

@@ -13,15 +13,7 @@ from typing import IO, Any, Protocol
 from reprolock._internal.jsonio import parse_json
 from reprolock.errors import ImageSourceError
 from reprolock.image.interface import (
-    DOCKER_CONFIG,
-    DOCKER_LAYER_GZIP,
-    DOCKER_LAYER_TAR,
-    INDEX_TYPES,
-    MANIFEST_TYPES,
     MAX_DOCUMENT,
-    OCI_CONFIG,
-    OCI_LAYER_ZSTD,
-    REF_NAME,
     Descriptor,
     ImageSource,
     ResolvedImage,
@@ -32,6 +24,16 @@ from reprolock.image.interface import (
     parse_manifest,
     select_platform,
     want,
+)
+from reprolock.oci.media import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER_GZIP,
+    DOCKER_LAYER_TAR,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_CONFIG,
+    OCI_LAYER_ZSTD,
+    REF_NAME,
 )
 from reprolock.target import Platform
 

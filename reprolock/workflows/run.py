@@ -1,6 +1,6 @@
 """``reprolock run``: the locked image, checked, then the training, then a run record.
 
-    >>> from reprolock.run import RunOptions, run                    # doctest: +SKIP
+    >>> from reprolock.workflows.run import RunOptions, run                   # doctest: +SKIP
     >>> outcome = run(config, RunOptions(command=("python", "train.py")))  # doctest: +SKIP
     >>> outcome.record["exitCode"]                                  # doctest: +SKIP
     0
@@ -23,18 +23,14 @@ image's configuration (less the code) must have the digest the lock records
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import hashlib
-import io
 import json
 import os
 import shlex
 import stat
 import sys
-import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,33 +38,22 @@ from typing import IO, Any
 from reprolock import __version__
 from reprolock._internal.files import atomic_write_bytes, sha256_bytes, sha256_file
 from reprolock.config import Config
-from reprolock.errors import EXIT_ERROR, EXIT_FINDING, ReprolockError, ToolError
+from reprolock.engine.docker import connect, image_config, run_container
+from reprolock.engine.docker import find_image as engine_find_image
+from reprolock.errors import EXIT_ERROR, DriftError, ReprolockError, ToolError, UsageError
 from reprolock.inspection.codeset import CodeSet, collect_code
 from reprolock.lock.io import read_lock
 from reprolock.lock.model import Lock
+from reprolock.oci.contract import env_pairs, environment_config_digest, locked_env, venv_prefix
 from reprolock.runtime.embed import checker_source, code_listing, runtime_record
+from reprolock.verify.record import RUN_PREDICATE, envelope_path
 
 RECORD_VERSION = 1
-RUN_PREDICATE = "https://reprolock.dev/run/v1"
 CHECK_DIR = "/.reprolock-run"  # where the host's checker and expectations are mounted
 OUTPUTS_IN_CONTAINER = "/outputs"
 OUTPUTS_ENV = "REPROLOCK_OUTPUTS"
-LOCK_LABEL = "dev.reprolock.lock.digest"
-CODE_LABEL = "dev.reprolock.code.tree"
-ENV_LABEL = "dev.reprolock.environment.config"
-REVISION_LABEL = "org.opencontainers.image.revision"
-ENGINE_HINT = ("start the Docker Engine (for example 'dockerd --iptables=false --bridge=none "
-               "&', or 'systemctl start docker'); without an engine, 'reprolock build --output "
-               "oci:DIR' and 'reprolock verify --image oci:DIR' need none")
-GPU_HINT = ("--gpus needs the NVIDIA Container Toolkit in the Docker Engine "
-            "(nvidia-container-runtime, then restart dockerd); or run without --gpus")
+NETWORKS = ("none", "bridge", "host")  # --network: the container's, none by default
 Progress = Callable[[str], None]
-
-
-class DriftError(ReprolockError):
-    """The runtime check found drift: the run was refused (exit 1)."""
-
-    exit_code = EXIT_FINDING
 
 
 @dataclass(frozen=True)
@@ -93,41 +78,6 @@ class RunOutcome:
     check: dict[str, Any]
 
 
-def engine() -> Any:
-    """The docker SDK client, or a ToolError that says how to start the engine."""
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # the SDK raises many unrelated types for "no engine"
-        raise ToolError(f"cannot reach the Docker Engine: {exc}", hint=ENGINE_HINT) from exc
-    return client
-
-
-@contextlib.contextmanager
-def engine_errors(what: str) -> Iterator[None]:
-    """A failure of the engine or of the docker SDK while doing ``what``, as a ToolError
-    (exit 2) with a hint, not an internal error."""
-    import docker.errors
-    import requests
-
-    try:
-        yield
-    except docker.errors.DockerException as exc:
-        text = str(getattr(exc, "explanation", None) or exc)
-        hint = ("check the engine ('docker info') and the arguments; --verbose shows the "
-                "traceback")
-        if "device driver" in text or "nvidia" in text.lower():
-            hint = GPU_HINT
-        elif what.startswith("look up the image"):  # the engine's 400 on a malformed name
-            hint = "pass --image NAME:TAG or an image ID that 'docker images' lists"
-        raise ToolError(f"the Docker Engine could not {what}: {text}", hint=hint) from exc
-    except requests.exceptions.RequestException as exc:
-        raise ToolError(f"lost the Docker Engine while trying to {what}: {exc}",
-                        hint=ENGINE_HINT) from exc
-
-
 def check_gpus(value: str | None, *, source: str = "--gpus") -> str | None:
     """``all`` or a positive count; anything else is a usage error (exit 2)."""
     if value is None:
@@ -135,7 +85,7 @@ def check_gpus(value: str | None, *, source: str = "--gpus") -> str | None:
     text = str(value).strip().lower()
     if text == "all" or (text.isdigit() and int(text) > 0):
         return text
-    raise ReprolockError(f"{source} {value!r} is not a GPU request",
+    raise UsageError(f"{source} {value!r} is not a GPU request",
                          hint="use 'all' or a number of GPUs such as 1 (leave it out for none)")
 
 
@@ -156,41 +106,11 @@ def engine_name(reference: str) -> str:
 
 def find_image(client: Any, *, lock_digest: str, code_tree: str, reference: str | None,
                env_config: str | None = None, revision: str | None = None) -> Any:
-    """The image to run: ``reference``, else the one labelled with this lock and code (and,
-    when the lock records it, with its environment image: builds of the same lock with
-    another SOURCE_DATE_EPOCH carry the same lock and code labels)."""
-    import docker.errors
-
-    if reference is not None:
-        name = engine_name(reference)
-        with engine_errors(f"look up the image {name!r}"):
-            try:
-                return client.images.get(name)
-            except docker.errors.ImageNotFound as exc:
-                raise ReprolockError(f"the Docker Engine has no image {name!r}",
-                                     hint="build it with 'reprolock build --output docker:NAME:"
-                                     "TAG', or pass an image that exists ('docker images')"
-                                     ) from exc
-    with engine_errors("list the images"):
-        labels = [f"{LOCK_LABEL}={lock_digest}", f"{CODE_LABEL}={code_tree}"]
-        if env_config is not None:
-            labels.append(f"{ENV_LABEL}={env_config}")
-        found = client.images.list(filters={"label": labels})
-    if not found:
-        raise ReprolockError(
-            "the Docker Engine holds no image built from this lock and code tree "
-            f"(lock {lock_digest[:19]}…, code {code_tree[:19]}…)",
-            hint="run 'reprolock build --output docker' first (or pass --image REF)")
-    if len({image.id for image in found}) > 1 and revision is not None:
-        # the same lock and code built from this commit and from a copy outside git (no
-        # revision label): the image of this checkout is the one to run
-        found = [i for i in found if i.labels.get(REVISION_LABEL) == revision] or found
-    ids = sorted({image.id for image in found})
-    if len(ids) > 1:  # same labels, different configs: other env or entrypoint; say so
-        raise ReprolockError(f"{len(ids)} images carry this lock's and code's labels: "
-                             f"{', '.join(i[:19] for i in ids)}",
-                             hint="pass --image REF to choose one")
-    return found[0]
+    """The image to run: ``--image REF`` (by the rule of :func:`engine_name`), else the one
+    the engine holds with this lock's and code's labels."""
+    return engine_find_image(client, lock_digest=lock_digest, code_tree=code_tree,
+                             name=None if reference is None else engine_name(reference),
+                             env_config=env_config, revision=revision)
 
 
 def _iso(moment: datetime.datetime) -> str:
@@ -239,7 +159,7 @@ def _expectations(lock: Lock, lock_bytes: bytes, code: CodeSet, config: Config,
                   base: Mapping[str, Any] | None) -> None:
     """The checker and what it compares with, from the host: this lock, this code, the
     environment variables the build sets (``env``), the base's startup files (``base``)."""
-    prefix = _prefix(lock)
+    prefix = venv_prefix(lock)
     records = dict(lock.image.records) if lock.image else {}
     files = {"check.py": checker_source(), "lock.json": lock_bytes,
              "code.json": _json(code_listing(code, config.image.workdir)),
@@ -281,82 +201,12 @@ def _json(doc: Mapping[str, Any]) -> bytes:
     return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
 
 
-def _prefix(lock: Lock) -> str:
-    return lock.image.prefix if lock.image else "/opt/venv"
-
-
-def locked_env(config: Config, prefix: str, base_env: Mapping[str, str]) -> dict[str, str]:
-    """The environment variables the build gives the image (less PATH, of which the
-    checker checks that it starts with the venv)."""
-    from reprolock.build.builder import image_env
-
-    env = image_env(base_env, prefix, config.image.env)
-    env.pop("PATH", None)
-    return env
-
-
-def _env_pairs(config: Mapping[str, Any]) -> dict[str, str]:
-    pairs = (config.get("config") or {}).get("Env") or []
-    return dict(str(item).split("=", 1) for item in pairs if "=" in str(item))
-
-
-class _Chunks(io.RawIOBase):
-    """A readable file over an iterator of byte chunks (the SDK's ``docker save``)."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            try:
-                self._pending = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def image_config(image: Any) -> dict[str, Any]:
-    """The image's configuration exactly as stored: the engine's image ID is the digest
-    of those bytes. The inspect API only shows a rewritten copy, so the config is read
-    from the ``docker save`` stream, which is not written anywhere and stops once found."""
-    algorithm, _, want = str(image.id).partition(":")
-    small: dict[str, bytes] = {}  # manifest.json and configs, for engines whose image
-    with engine_errors(f"export the image {want[:12]}"), tarfile.open(  # IDs are not config
-            fileobj=io.BufferedReader(_Chunks(image.save(named=False)), 1 << 20),  # digests
-            mode="r|") as tar:
-        for member in tar:
-            if not member.isfile() or member.size > (4 << 20):
-                continue
-            data = (tar.extractfile(member) or io.BytesIO()).read()
-            if algorithm == "sha256" and hashlib.sha256(data).hexdigest() == want:
-                return dict(json.loads(data))
-            if member.name.endswith(".json") or member.name.startswith("blobs/"):
-                small[member.name] = data
-    with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
-        name = json.loads(small["manifest.json"])[0]["Config"]
-        return dict(json.loads(small[name]))
-    raise ToolError(f"cannot find the configuration of image {image.id} in its export",
-                    hint="check the engine ('docker info'); 'reprolock verify --image "
-                    "docker-daemon:REF' reads it the same way")
-
-
 def config_check(lock: Lock, config: Mapping[str, Any],
                  project: Config | None = None) -> dict[str, Any]:
     """The image's configuration less the code against the lock's ``image.configDigest``,
     as ``verify --image`` compares them (naming the fields that differ when the
     ``project`` config is given); a result in the runtime checker's form."""
-    from reprolock.verify.image import (
-        config_differences,
-        config_fields,
-        environment_config_digest,
-    )
+    from reprolock.verify.image import config_differences, config_fields
 
     if lock.image is None:
         return {"name": "config", "ok": False, "detail": "the lock records no environment "
@@ -385,12 +235,12 @@ def code_layer_check(config: Config, lock: Lock, lock_bytes: bytes, code: CodeSe
     code layer may otherwise replace any file of the image (the base's interpreter, which
     runs the checker, included). The engine checked each layer's content against its
     diff_id when the image was loaded, so comparing diff_ids is comparing content."""
-    from reprolock.build.builder import Builder
+    from reprolock.imagebuild.builder import Builder
 
     assert lock.image is not None
     diff_ids = list((image_conf.get("rootfs") or {}).get("diff_ids") or [])
     expected = Builder(config, lock, cache_dir=cache_dir, lock_bytes=lock_bytes).code_layer(
-        code, _env_pairs(image_conf))
+        code, env_pairs(image_conf))
     if len(diff_ids) == len(lock.image.layers) + 1 and diff_ids[-1] == expected.diff_id:
         return {"name": "config", "ok": True, "detail": "the image is the locked "
                 f"environment ({lock.image.config_digest[:19]}…) plus this checkout's code "
@@ -403,15 +253,6 @@ def code_layer_check(config: Config, lock: Lock, lock_bytes: bytes, code: CodeSe
             "problems": [f"code layer {have} → {expected.diff_id}"]}
 
 
-def _device_requests(gpus: str | None) -> list[Any] | None:
-    if gpus is None:
-        return None
-    from docker.types import DeviceRequest
-
-    count = -1 if gpus == "all" else int(gpus)
-    return [DeviceRequest(count=count, capabilities=[["gpu"]])]
-
-
 class Runner:
     def __init__(self, config: Config, options: RunOptions, *, progress: Progress,
                  stream: IO[bytes] | None = None) -> None:
@@ -420,7 +261,7 @@ class Runner:
         self.progress = progress
         self.stream = stream or sys.stdout.buffer
         self.gpus = check_gpus(options.gpus)
-        self.client = engine()
+        self.client = connect()
 
     def run(self, cache_dir: Path) -> RunOutcome:
         config, options = self.config, self.options
@@ -449,11 +290,11 @@ class Runner:
         # the base's variables as the image carries them only when its configuration is
         # the locked one (then they are the locked base's); otherwise the config check
         # above fails already and only what the config and lock declare is expected
-        base_env = _env_pairs(image_conf) if configured["ok"] else {}
+        base_env = env_pairs(image_conf) if configured["ok"] else {}
         base = base_startup_files(config, lock, cache_dir, self.progress)
         with tempfile.TemporaryDirectory(prefix="reprolock-run-") as tmp:
             _expectations(lock, lock_bytes, code, config,
-                          locked_env(config, _prefix(lock), base_env), Path(tmp), base)
+                          locked_env(config, venv_prefix(lock), base_env), Path(tmp), base)
             os.chmod(tmp, 0o755)
             check = self._check(image, Path(tmp), lock, configured)
         before = _snapshot(outputs)
@@ -530,28 +371,10 @@ class Runner:
                    entrypoint: bool = True) -> tuple[int, bytes, bytes]:
         """Run a container; with ``capture``, its stdout and stderr apart, else both
         streamed to ``self.stream``."""
-        env = {OUTPUTS_ENV: OUTPUTS_IN_CONTAINER, **self.options.env}
-        with engine_errors(f"create a container of {image.id[:19]}"):
-            container = self.client.containers.create(
-                image.id, entrypoint=argv if entrypoint else None, command=None,
-                network_mode=self.options.network, volumes=dict(volumes), environment=env,
-                device_requests=_device_requests(self.gpus), detach=True)
-        try:
-            with engine_errors(f"run a container of {image.id[:19]}"):
-                container.start()
-                if capture:
-                    status = container.wait()
-                    out = container.logs(stdout=True, stderr=False)
-                    err = container.logs(stdout=False, stderr=True)
-                    return int(status.get("StatusCode", 2)), out, err
-                for chunk in container.logs(stream=True, follow=True):
-                    self.stream.write(chunk)
-                    self.stream.flush()
-                status = container.wait()
-                return int(status.get("StatusCode", 2)), b"", b""
-        finally:
-            with contextlib.suppress(Exception):  # never hide what failed above
-                container.remove(force=True)
+        return run_container(self.client, image, argv, volumes=volumes,
+                             env={OUTPUTS_ENV: OUTPUTS_IN_CONTAINER, **self.options.env},
+                             network=self.options.network, gpus=self.gpus, capture=capture,
+                             stream=self.stream, entrypoint=entrypoint)
 
     # -- the record --------------------------------------------------------------------
     def _record(self, image: Any, lock: Lock, lock_digest: str, code: CodeSet,
@@ -643,10 +466,6 @@ def sign_record(record: Mapping[str, Any], path: Path, signer: Any) -> Path:
     return target
 
 
-def envelope_path(record: Path) -> Path:
-    return record.with_name(record.name.removesuffix(".json") + ".dsse.json")
-
-
 def run(config: Config, options: RunOptions, *, cache_dir: Path, progress: Progress,
         signer: Any = None, stream: IO[bytes] | None = None) -> RunOutcome:
     outcome = Runner(config, options, progress=progress, stream=stream).run(cache_dir)
@@ -657,6 +476,4 @@ def run(config: Config, options: RunOptions, *, cache_dir: Path, progress: Progr
 
 
 __all__ = ["DriftError", "RunOptions", "RunOutcome", "base_startup_files", "check_argv",
-           "check_gpus", "config_check", "engine",
-           "engine_errors", "find_image", "image_config", "locked_env", "run",
-           "written_files"]
+           "check_gpus", "config_check", "find_image", "run", "written_files"]

@@ -1,12 +1,11 @@
-"""The build cache: content-addressed blobs and layers keyed by their inputs.
+"""A content-addressed blob store, and the temporary files that feed it.
 
-Every entry is checked by digest when read; a corrupt or partial entry is discarded and
-rebuilt, never used. Writes go to a temporary file renamed into place, so an
-interrupted build leaves no partial entry. A build killed outright (SIGKILL, a power cut)
-cannot clean up after itself: its temporary files are removed when the next process
-opens the store. Each temporary file names its owner, a file the writing process holds
-a lock on while it lives; the kernel drops that lock when the process dies, however it
-dies, so a sweep never takes a file that is still being written.
+Writes go to a temporary file renamed into place, so an interrupted write leaves no
+partial blob. A process killed outright (SIGKILL, a power cut) cannot clean up after
+itself: its temporary files are removed when the next process opens the store. Each
+temporary file names its owner, a file the writing process holds a lock on while it
+lives; the kernel drops that lock when the process dies, however it dies, so a sweep
+never takes a file that is still being written.
 """
 
 from __future__ import annotations
@@ -16,19 +15,15 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import os
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
-from reprolock._internal.files import atomic_write_text
 from reprolock.errors import DiskFullError
-from reprolock.oci.tarball import LayerBlob
 
 #: Temporary files are ``.tmp-<owner>-<random>`` (and the atomic writer's ``..tmp-…``
 #: beside them); entries are named by their hex digest, so the two are never confused.
@@ -40,11 +35,6 @@ STALE_SECONDS = 3600
 _owners: dict[tuple[Path, int], str] = {}
 _owner_fds: list[int] = []  # held open, and so locked, for the life of the process
 _owners_mutex = threading.Lock()
-
-
-def cache_fix(cache_dir: Path) -> str:
-    return (f"free space on the disk that holds {cache_dir}, or point REPROLOCK_CACHE_DIR "
-            "at a directory on a disk with room (the cache can be deleted at any time)")
 
 
 @contextlib.contextmanager
@@ -152,17 +142,13 @@ def sweep_stale(directory: Path, *, prefix: str) -> None:
 
 
 class BlobStore:
-    def __init__(self, cache_dir: Path) -> None:
-        self.root = cache_dir / "blobs" / "sha256"
+    """Blobs named by their sha256 under ``directory/blobs/sha256`` (the layout of an
+    OCI image layout, and of the build cache); writes are atomic, reads by digest."""
+
+    def __init__(self, directory: Path) -> None:
+        self.root = directory / "blobs" / "sha256"
         self.root.mkdir(parents=True, exist_ok=True)
         sweep_temps(self.root)
-        artifacts = cache_dir / "artifacts" / "sha256"
-        if artifacts.is_dir():
-            sweep_temps(artifacts)
-        # layer index entries (and downloads of older versions) are written without an
-        # owner: theirs are swept by age
-        sweep_stale(artifacts, prefix=".dl-")
-        sweep_stale(cache_dir / "layers", prefix=".")
 
     def path(self, digest: str) -> Path:
         return self.root / digest.removeprefix("sha256:")
@@ -207,34 +193,3 @@ class BlobStore:
 
     def read(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()
-
-
-class LayerCache:
-    """Layer digests keyed by what went into the layer (artifact hashes, settings)."""
-
-    def __init__(self, cache_dir: Path, blobs: BlobStore) -> None:
-        self.root = cache_dir / "layers"
-        self.blobs = blobs
-
-    def get(self, key: str) -> tuple[LayerBlob, dict[str, str]] | None:
-        """The layer and the RECORD digests of what it installs, or None."""
-        path = self.root / f"{key}.json"
-        try:
-            entry = json.loads(path.read_text())
-            blob = LayerBlob(**entry["blob"])
-            records = {str(k): str(v) for k, v in entry["records"].items()}
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            path.unlink(missing_ok=True)
-            return None
-        if not self.blobs.valid(blob.digest):
-            path.unlink(missing_ok=True)
-            return None
-        return blob, records
-
-    def put(self, key: str, blob: LayerBlob, records: dict[str, str] | None = None) -> None:
-        atomic_write_text(self.root / f"{key}.json", json.dumps(
-            {"blob": asdict(blob), "records": records or {}}, sort_keys=True))
-
-
-def cache_key(**parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reprolock._internal.files import atomic_write_text, sha256_bytes
-from reprolock.build.artifacts import ArtifactStore
-from reprolock.build.sdist import SdistBuilder, read_sdist
+from reprolock.imagebuild.artifacts import ArtifactStore
+from reprolock.imagebuild.sdist import SdistBuilder, read_sdist
 from reprolock.lock.model import Artifact, BuildRequirement, SourceBuild
 
 #: SOURCE_DATE_EPOCH of every sdist build: 1980-01-01, the first time a zip can hold

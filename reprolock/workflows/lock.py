@@ -1,7 +1,7 @@
 """The lock workflow, built on the boundaries: an image source, a resolver, an index.
 
     >>> from reprolock.config import load_config
-    >>> from reprolock.core import Locker
+    >>> from reprolock.workflows.lock import Locker
     >>> from reprolock.resolver import resolver_for
     >>> config = load_config(Path("fixtures/example"))            # doctest: +SKIP
     >>> outcome = Locker(config, resolver_for(config.resolver)).lock()  # doctest: +SKIP
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import os
 import posixpath
 import re
@@ -26,17 +25,17 @@ from reprolock import __version__
 from reprolock._internal.cache import default_cache_dir
 from reprolock._internal.files import atomic_write_bytes, sha256_bytes, sha256_file
 from reprolock._internal.urls import expand_env, is_remote, redact
-from reprolock.build.store import cache_fix, disk_space, sweep_stale
 from reprolock.config import Config
 from reprolock.errors import (
     ArtifactError,
     IndexError_,
     LockFileError,
-    ReprolockError,
+    UsageError,
 )
 from reprolock.image.interface import check_platform
 from reprolock.image.probe import probe
 from reprolock.image.reference import open_source, parse_reference
+from reprolock.imagebuild.store import cache_fix, disk_space, sweep_stale
 from reprolock.lock.inputs import collect_inputs, inputs_digest, pyproject_dependencies
 from reprolock.lock.io import read_lock, render, write_lock
 from reprolock.lock.model import (
@@ -60,17 +59,15 @@ from reprolock.resolver.interface import (
     index_settings,
 )
 from reprolock.resolver.requested import read_requested
-from reprolock.sbom.interface import SbomError
 from reprolock.target import Platform, Target, best_wheel, wheel_platforms
 
 if TYPE_CHECKING:
-    from reprolock.build.builder import BuildOptions, BuildResult, Image
-    from reprolock.build.sources import BuiltWheel
     from reprolock.image.interface import ResolvedImage
+    from reprolock.imagebuild.builder import BuildOptions
+    from reprolock.imagebuild.sources import BuiltWheel
     from reprolock.index.simple import DistFile, IndexClient
     from reprolock.inspection.codeset import CodeSet
-    from reprolock.output.interface import Output, Written
-    from reprolock.output.referrers import Referrer
+    from reprolock.inspection.imports import ImportReport
     from reprolock.sbom.interface import Sbom
     from reprolock.signing.interface import Signer
 
@@ -85,6 +82,19 @@ class LockOutcome:
     changed: bool
     changes: tuple[str, ...]
     warnings: tuple[str, ...]
+    commit: tuple[str, ...] = ()  # the files that go into version control together
+
+    def to_json(self) -> dict[str, object]:
+        return {"lock": str(self.path), "changed": self.changed, "commit": list(self.commit),
+                "changes": list(self.changes), "warnings": list(self.warnings),
+                "packages": len(self.lock.packages), "inputsDigest": self.lock.inputs_digest,
+                "base": self.lock.base.to_json()}
+
+
+@dataclass(frozen=True)
+class _CodeScan:
+    code: CodeSet
+    imports: ImportReport
 
 
 class Locker:
@@ -97,9 +107,21 @@ class Locker:
 
     def lock(self, *, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (),
              build: BuildOptions | None = None, sbom_format: str | None = "spdx",
-             while_resolving: Callable[[], None] | None = None) -> LockOutcome:
+             signer: Signer | None = None) -> LockOutcome:
         """Resolve, choose wheels, and (given ``build``) build the environment image whose
-        digests the lock records. Nothing is written unless every step succeeds."""
+        digests the lock records; sign the lock with ``signer``. Nothing is written unless
+        every step succeeds (the signature last: a lock without it fails closed)."""
+        outcome = self._lock(upgrade=upgrade, upgrade_packages=upgrade_packages, build=build,
+                             sbom_format=sbom_format)
+        commit = [self.config.lockfile]
+        if outcome.lock.sbom is not None:  # verify checks it against the lock's sha256
+            commit.append(outcome.lock.sbom.path)
+        if signer is not None:
+            commit.append(sign_lock(self.config, signer).name)
+        return dataclasses.replace(outcome, commit=tuple(commit))
+
+    def _lock(self, *, upgrade: bool, upgrade_packages: tuple[str, ...],
+              build: BuildOptions | None, sbom_format: str | None) -> LockOutcome:
         config = self.config
         inputs = collect_inputs(config)
         previous = self._previous()
@@ -121,8 +143,7 @@ class Locker:
                 # the resolver is a subprocess: work that does not need its answer overlaps
                 future = pool.submit(self.resolver.resolve, request)
                 _warm_up(target)
-                if while_resolving is not None:
-                    while_resolving()
+                scan = self._scan_code()
                 resolution = future.result()
         from reprolock.index.simple import IndexClient
 
@@ -147,7 +168,17 @@ class Locker:
         with disk_space(config.root, fix=f"free space on the disk that holds {config.root}"):
             text = self._write(lock)
         changes = tuple(describe_package_changes(previous, lock)) if previous else ()
+        warnings += _code_warnings(scan, lock)
         return LockOutcome(lock, config.lock_path, text != old_text, changes, tuple(warnings))
+
+    def _scan_code(self) -> _CodeScan:
+        """The code set and its imports: read while the resolver works, to warn about
+        imports that no locked package provides."""
+        from reprolock.inspection.codeset import collect_code
+        from reprolock.inspection.imports import scan_imports
+
+        code = collect_code(self.config)
+        return _CodeScan(code, scan_imports(self.config.root, code))
 
     def _write(self, lock: Lock) -> str:
         """Write the SBOM and the lock so that a crash at any point leaves a pair that
@@ -190,7 +221,8 @@ class Locker:
         return tuple(inputs)
 
     def _with_image(self, lock: Lock, options: BuildOptions, sbom_format: str | None) -> Lock:
-        from reprolock.build.builder import Builder
+        from reprolock.imagebuild.builder import Builder
+        from reprolock.workflows.build import make_sbom
 
         with disk_space(self.cache_dir, fix=cache_fix(self.cache_dir)):
             result = Builder(self.config, lock, cache_dir=self.cache_dir, options=options,
@@ -220,13 +252,10 @@ class Locker:
     def _base(self, warnings: list[str]) -> tuple[BaseImage, Target]:
         platform = Platform.parse(self.config.platform)
         self.progress(f"reading base image {self.config.base}")
-        source = open_source(self.config.base, root=self.config.root)
-        try:
+        with open_source(self.config.base, root=self.config.root) as source:
             image = source.resolve(platform)
             check_platform(image, platform)
             facts = probe(source, image, cache_dir=self.cache_dir)
-        finally:
-            source.close()
         if not source.pinned:
             warnings.append(unpinned_base_warning(self.config.base, image))
         target = Target(platform, facts.python_version, facts.libc_family, facts.libc_version)
@@ -281,9 +310,9 @@ class Locker:
                kept: dict[tuple[str, str], tuple[BuildRequirement, ...]],
                ) -> dict[str, BuiltWheel]:
         """The wheels of the packages that the config builds from their sdist."""
-        from reprolock.build.artifacts import ArtifactStore
-        from reprolock.build.sdist import SdistBuilder
-        from reprolock.build.sources import SourceLocker
+        from reprolock.imagebuild.artifacts import ArtifactStore
+        from reprolock.imagebuild.sdist import SdistBuilder
+        from reprolock.imagebuild.sources import SourceLocker
 
         wanted = [p for p in pins if p.name in self.config.build_from_source]
         if not wanted:
@@ -405,6 +434,45 @@ def _warm_up(target: Target) -> None:
     target.tags()
 
 
+def sign_lock(config: Config, signer: Signer) -> Path:
+    """Sign the lock (``reprolock.lock.json.sig``, cosign verify-blob format)."""
+    from reprolock.signing.blob import sign_file
+
+    if not config.lock_path.is_file():
+        raise LockFileError(f"no lock at {config.lock_path}", hint="run 'reprolock lock' first")
+    return sign_file(config.lock_path, signer)
+
+
+def export_lock(config: Config, fmt: str, *, dest_dir: Path) -> str:
+    """The lock as hash-pinned requirements or a PEP 751 pylock.toml, paths relative to
+    ``dest_dir``."""
+    from reprolock.lock.export import FORMATS, export
+
+    if fmt not in FORMATS:
+        raise UsageError.not_known("--format", fmt, FORMATS)
+    return export(read_lock(config.lock_path, cache_dir=default_cache_dir()), fmt,
+                  project=config.root, dest_dir=dest_dir)
+
+
+def _code_warnings(scan: _CodeScan, lock: Lock) -> list[str]:
+    from reprolock.inspection.imports import unprovided
+
+    warnings = []
+    provided = {m: p.name for p in lock.packages for m in p.modules}
+    for item in unprovided(scan.imports, provided):
+        warnings.append(f"{item.first.path}:{item.first.line}: module {item.module!r} is "
+                        "imported but no locked package provides it; add its distribution "
+                        "to your requirements")
+    for path, line, msg in scan.imports.syntax_errors:
+        warnings.append(f"{path}:{line}: cannot parse: {msg}")
+    untracked = scan.code.untracked
+    if untracked:
+        warnings.append(f"{len(untracked)} untracked files will not be in the image (first: "
+                        f"{untracked[0]}); git add them or ignore them")
+    warnings.extend(scan.code.warnings)
+    return warnings
+
+
 def _kept_builds(previous: Lock | None, kept: Mapping[str, str],
                  names: Sequence[str]) -> dict[tuple[str, str], tuple[BuildRequirement, ...]]:
     """The build requirements the previous lock pinned, by (package, sdist sha256), for
@@ -487,188 +555,4 @@ def describe_package_changes(old: Lock, new: Lock) -> list[str]:
     return lines
 
 
-__all__ = ["LockOutcome", "Locker", "ReprolockError", "default_cache_dir"]
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    manifest_digest: str
-    config_digest: str
-    env_manifest_digest: str
-    env_config_digest: str
-    env_matches_lock: bool
-    code_tree: str
-    layers: tuple[dict[str, object], ...]
-    written: tuple[Written, ...]
-    warnings: tuple[str, ...]
-
-    def to_json(self) -> dict[str, object]:
-        return {"manifestDigest": self.manifest_digest, "configDigest": self.config_digest,
-                "environment": {"manifestDigest": self.env_manifest_digest,
-                                "configDigest": self.env_config_digest,
-                                "matchesLock": self.env_matches_lock},
-                "codeTree": self.code_tree, "layers": list(self.layers),
-                "outputs": [{"where": w.where, "digest": w.digest} for w in self.written],
-                "warnings": list(self.warnings)}
-
-
-def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Output],
-                tag: str | None, progress: Progress, cache_dir: Path | None = None,
-                env_only: bool = False, signer: Signer | None = None,
-                attestation: Path | None = None, attach: bool = True) -> BuildReport:
-    """Build the full image from a fresh lock and the code checkout; write every output."""
-    from reprolock.build.builder import Builder, iso_time
-    from reprolock.inspection.codeset import collect_code
-    from reprolock.lock.check import check_lock
-    from reprolock.output.referrers import DSSE_MEDIA_TYPE, make_referrer
-
-    cache = cache_dir if cache_dir is not None else default_cache_dir()
-    freshness = check_lock(config, cache_dir=cache)
-    if not freshness.fresh:
-        raise LockFileError(f"{config.lockfile} is stale: {'; '.join(freshness.changes)}",
-                            hint="run 'reprolock lock' first, then build")
-    lock = read_lock(config.lock_path, cache_dir=cache)
-    code = collect_code(config)
-    warnings = []
-    if code.untracked:
-        warnings.append(f"{len(code.untracked)} untracked files are not in the image "
-                        f"(first: {code.untracked[0]}); git add them or ignore them")
-    warnings.extend(code.warnings)
-    with disk_space(cache, fix=cache_fix(cache)):
-        builder = Builder(config, lock, cache_dir=cache, options=options, progress=progress,
-                          lock_bytes=config.lock_path.read_bytes())
-        result = builder.build(code=code)
-    assert result.full is not None
-    matches = _env_matches(lock, result)
-    if not matches:
-        warnings.append(_env_mismatch(lock, result))
-    image = result.env if env_only else result.full
-    referrers = []
-    if lock.sbom is not None:
-        with disk_space(cache, fix=cache_fix(cache)):
-            referrers.append(_sbom_referrer(config, lock, result, image))
-    if signer is not None:
-        envelope = _provenance(config, lock, code, image, signer)
-        path = attestation or config.root / ".reprolock" / "build.dsse.json"
-        data = (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
-        with disk_space(path, fix=f"free space on the disk that holds {path}"):
-            atomic_write_bytes(path, data)
-        progress(f"signed build provenance written to {path}")
-        with disk_space(cache, fix=cache_fix(cache)):
-            referrers.append(make_referrer(result.blobs, image, data=data,
-                                           media_type=DSSE_MEDIA_TYPE,
-                                           created=iso_time(result.mtime)))
-    written = tuple(out.write(image, result.blobs, tag=tag, progress=progress,
-                              referrers=referrers if attach else ()) for out in outputs)
-    return BuildReport(
-        manifest_digest=result.full.manifest_digest, config_digest=result.full.config_digest,
-        env_manifest_digest=result.env.manifest_digest, env_config_digest=result.env.config_digest,
-        env_matches_lock=matches, code_tree=code.tree_digest,
-        layers=tuple({"digest": x.blob.digest, "diffId": x.blob.diff_id, "size": x.blob.size,
-                      "holds": x.holds} for x in result.full.layers),
-        written=written, warnings=tuple(warnings))
-
-
-def _env_matches(lock: Lock, result: BuildResult) -> bool:
-    record = lock.image
-    if record is None or record.config_digest != result.env.config_digest:
-        return False
-    same_compressor = dict(record.compression) == result.compressor.describe()
-    return not same_compressor or record.manifest_digest == result.env.manifest_digest
-
-
-def _env_mismatch(lock: Lock, result: BuildResult) -> str:
-    if lock.image is None:
-        return ("the lock records no environment image (it was made with --no-build); run "
-                "'reprolock lock' to record it")
-    return (f"the environment image built now ({result.env.config_digest}) is not the one the "
-            f"lock records ({lock.image.config_digest}); 'reprolock verify' will report the "
-            "difference")
-
-
-SBOM_SOURCE_NAME = "reprolock-environment"
-
-
-def make_sbom(lock: Lock, result: BuildResult, *, fmt: str, progress: Progress) -> Sbom:
-    """The environment image's SBOM by syft; every locked package must be in it."""
-    from packaging.utils import canonicalize_name
-
-    from reprolock.build.builder import iso_time
-    from reprolock.output.layout import LayoutOutput
-    from reprolock.sbom.syft import SyftGenerator
-
-    progress("SBOM of the environment image (syft)")
-    with tempfile.TemporaryDirectory(prefix="reprolock-sbom-") as tmp:
-        layout = Path(tmp) / "layout"
-        fix = (f"free space on the disk that holds {tempfile.gettempdir()}, or point TMPDIR "
-               "at a disk with room")
-        LayoutOutput(layout, "environment", fix=fix).write(result.env, result.blobs, tag=None,
-                                                            progress=lambda _m: None)
-        sbom = SyftGenerator().generate(layout, name=SBOM_SOURCE_NAME,
-                                        image_digest=result.env.manifest_digest,
-                                        created=iso_time(result.mtime), fmt=fmt)
-    listed = {_purl_key(p, canonicalize_name) for p in sbom.purls if p.startswith("pkg:pypi/")}
-    missing = [f"{p.name} {p.version}" for p in lock.packages
-               if (canonicalize_name(p.name), p.version) not in listed]
-    if missing:
-        raise SbomError(
-            f"the SBOM that syft made does not list {len(missing)} locked packages: "
-            f"{', '.join(missing[:10])}",
-            hint="syft finds packages through *.dist-info/METADATA; check that the wheels "
-            "install a dist-info directory, or report this")
-    return sbom
-
-
-def _purl_key(purl: str, canonicalize: Callable[[str], str]) -> tuple[str, str]:
-    body = purl.removeprefix("pkg:pypi/").split("?", 1)[0].split("#", 1)[0]
-    name, _, version = body.partition("@")
-    from urllib.parse import unquote
-
-    return canonicalize(unquote(name)), unquote(version)
-
-
-def _sbom_referrer(config: Config, lock: Lock, result: BuildResult, image: Image) -> Referrer:
-    """The locked SBOM, checked against the lock's digest, as an artifact of the image."""
-    from reprolock.build.builder import iso_time
-    from reprolock.output.referrers import make_referrer
-    from reprolock.sbom.interface import FORMATS
-    from reprolock.signing.interface import VerificationFailed
-
-    assert lock.sbom is not None
-    path = config.root / lock.sbom.path
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise VerificationFailed(f"the SBOM {lock.sbom.path} named by the lock is missing",
-                                 hint="run 'reprolock lock' to write it again") from exc
-    if sha256_bytes(data) != lock.sbom.sha256:
-        raise VerificationFailed(
-            f"{lock.sbom.path} was changed after locking (sha256 {sha256_bytes(data)}, the "
-            f"lock records {lock.sbom.sha256})", hint="run 'reprolock lock' to write it again")
-    return make_referrer(result.blobs, image, data=data,
-                         media_type=FORMATS[lock.sbom.format][2], created=iso_time(result.mtime))
-
-
-def _provenance(config: Config, lock: Lock, code: CodeSet, image: Image,
-                signer: Signer) -> dict[str, object]:
-    """An in-toto Statement with a SLSA provenance predicate, in a signed DSSE envelope."""
-    from reprolock.signing.dsse import sign_envelope
-    from reprolock.signing.provenance import statement
-
-    deps: list[dict[str, object]] = [{
-        "uri": lock.base.reference, "name": "base image",
-        "digest": {"sha256": lock.base.digest.removeprefix("sha256:")}}]
-    deps += [{"uri": p.artifact.url or p.artifact.path, "name": p.artifact.filename,
-              "digest": {"sha256": p.artifact.sha256}} for p in lock.packages]
-    external = {"inputsDigest": lock.inputs_digest, "config": lock.inputs.config.sha256,
-                "codeTree": code.tree_digest,
-                "gitCommit": code.git.commit if code.git else None,
-                "environmentImage": lock.image.manifest_digest if lock.image else None}
-    doc = statement(image_name=IMAGE_SUBJECT, manifest_digest=image.manifest_digest,
-                    lock_name=config.lockfile, lock_digest=sha256_file(config.lock_path),
-                    external=external, dependencies=deps)
-    payload = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    return sign_envelope(payload, signer)
-
-
-IMAGE_SUBJECT = "image"
+__all__ = ["LockOutcome", "Locker"]

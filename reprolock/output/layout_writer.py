@@ -12,14 +12,12 @@ from typing import Any
 
 from reprolock._internal.files import atomic_write_bytes
 from reprolock._internal.jsonio import read_json
-from reprolock.build.builder import Image
-from reprolock.build.store import BlobStore, disk_space, sweep_temps, temporary
 from reprolock.errors import ConfigError
-from reprolock.image.interface import OCI_INDEX, OCI_MANIFEST, REF_NAME
+from reprolock.oci.blobstore import BlobStore, disk_space, sweep_temps, temporary
+from reprolock.oci.media import LAYOUT_FILE, OCI_INDEX, OCI_MANIFEST, REF_NAME
+from reprolock.oci.model import Image
 from reprolock.output.interface import Output, Progress, Written
 from reprolock.output.referrers import Referrer
-
-LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
 
 
 def image_blobs(image: Image) -> list[str]:

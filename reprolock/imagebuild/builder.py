@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import datetime
 import gc
 import hashlib
 import json
@@ -27,31 +26,38 @@ from typing import Any
 
 from reprolock._internal.files import atomic_write_text
 from reprolock._internal.jsonio import read_json
-from reprolock.build.artifacts import ArtifactStore
-from reprolock.build.install import InstalledDist, VenvLayout, plan_wheel, venv_entries
-from reprolock.build.store import BlobStore, LayerCache, cache_key
 from reprolock.config import Config
 from reprolock.errors import ArtifactError, ImageSourceError, ReprolockError
-from reprolock.image.interface import (
-    OCI_CONFIG,
-    OCI_MANIFEST,
-    Descriptor,
-    ImageSource,
-    ResolvedImage,
-)
+from reprolock.image.interface import Descriptor, ImageSource, ResolvedImage
 from reprolock.image.reference import open_source
+from reprolock.imagebuild.artifacts import ArtifactStore
+from reprolock.imagebuild.install import InstalledDist, VenvLayout, plan_wheel, venv_entries
+from reprolock.imagebuild.store import LayerCache, cache_key, open_cache
 from reprolock.inspection.codeset import CodeSet
 from reprolock.lock.model import Lock, Package
+from reprolock.oci.blobstore import BlobStore
+from reprolock.oci.canonical import canonical_json
 from reprolock.oci.compress import Compressor
-from reprolock.oci.tarball import DEFAULT_MTIME, Entry, LayerBlob, write_layer
+from reprolock.oci.contract import (
+    BASE_DIGEST_LABEL,
+    DEFAULT_PREFIX,
+    ENV_LABEL,
+    LABEL_PREFIX,
+    config_bytes,
+    image_config,
+    image_env,
+    image_labels,
+    iso_time,
+)
+from reprolock.oci.media import OCI_CONFIG, OCI_MANIFEST, oci_layer_type
+from reprolock.oci.model import Image, Layer, LayerBlob
+from reprolock.oci.tarball import DEFAULT_MTIME, Entry, write_layer
 from reprolock.resolver.interface import index_credentials, index_settings
 from reprolock.runtime.basefiles import cached_base_record
 from reprolock.runtime.embed import image_files
 from reprolock.target import Platform
 
 LAYOUT_VERSION = 2  # bump when a change to what goes into layers must invalidate the cache
-DEFAULT_PREFIX = "/opt/venv"
-LABEL_PREFIX = "dev.reprolock"
 Progress = Callable[[str], None]
 
 
@@ -62,27 +68,6 @@ class BuildOptions:
     prefix: str = DEFAULT_PREFIX
     own_layer_bytes: int = 1 << 20  # a wheel at least this big gets a layer of its own
     jobs: int = max(1, os.cpu_count() or 1)
-
-
-@dataclass(frozen=True)
-class Layer:
-    blob: LayerBlob
-    holds: str  # what is in it, for people and for history
-
-
-@dataclass(frozen=True)
-class Image:
-    """An image whose config, manifest and layer blobs are all in the blob store."""
-
-    config_digest: str
-    manifest_digest: str
-    manifest_size: int
-    layers: tuple[Layer, ...]
-    base_layers: int
-
-    @property
-    def diff_ids(self) -> tuple[str, ...]:
-        return tuple(layer.blob.diff_id for layer in self.layers)
 
 
 @dataclass(frozen=True)
@@ -105,20 +90,6 @@ def locked_compressor(lock: Lock) -> Compressor:
     return Compressor.parse("gzip")
 
 
-def image_env(base_env: Mapping[str, str], prefix: str,
-              declared: Mapping[str, str]) -> dict[str, str]:
-    """The image's environment: the base's, the venv first on PATH, no .pyc written at
-    run time, a fixed hash seed unless declared otherwise, then the declared variables."""
-    env = dict(base_env)
-    path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    env["PATH"] = f"{prefix}/bin:{path}"
-    env["VIRTUAL_ENV"] = prefix
-    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no .pyc appears after the build either
-    env.setdefault("PYTHONHASHSEED", "0")
-    env.update(declared)
-    return dict(sorted(env.items()))
-
-
 def source_date_epoch(lock: Lock, explicit: int | None) -> int:
     if explicit is not None:
         return explicit
@@ -139,7 +110,7 @@ class Builder:
         self.options = options or BuildOptions()
         self.progress = progress or (lambda _m: None)
         self.cache_dir = cache_dir
-        self.blobs = BlobStore(cache_dir)
+        self.blobs = open_cache(cache_dir)
         self.layers = LayerCache(cache_dir, self.blobs)
         self.mtime = source_date_epoch(lock, self.options.mtime)
         self.compressor = self.options.compressor or locked_compressor(lock)
@@ -191,8 +162,7 @@ class Builder:
         self.progress(f"base {self.lock.base.reference}")
         # the blobs copied here are named by the digests that _build's base record
         # checks together with their diff_ids
-        source = open_source(self.lock.base.reference, root=self.config.root)
-        try:
+        with open_source(self.lock.base.reference, root=self.config.root) as source:
             image = source.resolve(platform)
             if image.identity != self.lock.base.digest:
                 raise ImageSourceError(
@@ -202,8 +172,6 @@ class Builder:
                     "new one")
             layers = [self._base_layer(source, desc, diff_id)
                       for desc, diff_id in zip(image.layers, image.diff_ids, strict=True)]
-        finally:
-            source.close()
         return image, layers
 
     def _base_layer(self, source: ImageSource, desc: Descriptor, diff_id: str) -> Layer:
@@ -213,15 +181,12 @@ class Builder:
                     raise ImageSourceError(
                         f"base layer {desc.digest} of {self.lock.base.reference} does not match "
                         "its digest", hint="the base image is corrupt; fetch it again")
-        media = desc.media_type
-        if media.startswith("application/vnd.docker.image.rootfs.diff.tar"):
-            media = ("application/vnd.oci.image.layer.v1.tar+gzip" if media.endswith("gzip")
-                     else "application/vnd.oci.image.layer.v1.tar")
-        return Layer(LayerBlob(desc.digest, diff_id, desc.size, media), "base image layer")
+        return Layer(LayerBlob(desc.digest, diff_id, desc.size, oci_layer_type(desc.media_type)),
+                     "base image layer")
 
     # -- dependencies ------------------------------------------------------------------
     def _fetch_artifacts(self) -> dict[str, Path]:
-        from reprolock.build.sdist import SdistBuilder
+        from reprolock.imagebuild.sdist import SdistBuilder
 
         store = ArtifactStore(self.cache_dir, project=self.config.root,
                               credentials=index_credentials(self.config),
@@ -403,78 +368,40 @@ class Builder:
         if env_config is not None:
             # the full image names its environment image, whose config digest the lock
             # records: 'reprolock run' picks the image of this lock by it
-            config["config"]["Labels"][f"{LABEL_PREFIX}.environment.config"] = env_config
-        config_bytes = _canonical(config)
-        config_digest = self.blobs.put_bytes(config_bytes)
+            config["config"]["Labels"][ENV_LABEL] = env_config
+        config_data = config_bytes(config)
+        config_digest = self.blobs.put_bytes(config_data)
         manifest = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": config_digest,
-                       "size": len(config_bytes)},
+                       "size": len(config_data)},
             "layers": [{"mediaType": x.blob.media_type, "digest": x.blob.digest,
                         "size": x.blob.size} for x in layers],
         }
         if code is not None:
-            manifest["annotations"] = {"org.opencontainers.image.base.digest":
-                                       self.lock.base.digest}
-        manifest_bytes = _canonical(manifest)
+            manifest["annotations"] = {BASE_DIGEST_LABEL: self.lock.base.digest}
+        manifest_bytes = canonical_json(manifest)
         digest = self.blobs.put_bytes(manifest_bytes)
         return Image(config_digest, digest, len(manifest_bytes), tuple(layers), len(base_layers))
 
     def _config(self, base: ResolvedImage, layers: Sequence[Layer], ours: Sequence[Layer],
                 code: CodeSet | None) -> dict[str, Any]:
-        created = iso_time(self.mtime)
-        inherited = dict(base.config.get("config") or {})
-        image = self.config.image
-        labels = dict(inherited.get("Labels") or {})
-        labels.update(self._labels(code))
-        run_config: dict[str, Any] = {
-            **{k: v for k, v in inherited.items() if k in ("User", "StopSignal", "ExposedPorts",
-                                                          "Volumes", "Shell")},
-            "Env": self._env(base),
-            "WorkingDir": image.workdir,
-            "Labels": labels,
-        }
-        if image.entrypoint:
-            run_config["Entrypoint"] = list(image.entrypoint)
-            if image.cmd:
-                run_config["Cmd"] = list(image.cmd)
-        elif image.cmd:
-            run_config["Cmd"] = list(image.cmd)
-        elif inherited.get("Cmd"):
-            run_config["Cmd"] = inherited["Cmd"]
-        history = [h for h in base.config.get("history", [])]
-        history += [{"created": created, "created_by": f"reprolock: {layer.holds}",
-                     "comment": "reprolock"} for layer in ours]
-        config: dict[str, Any] = {
-            "architecture": base.architecture or self.lock.base.architecture,
-            "os": base.os or "linux",
-            "created": created,
-            "config": run_config,
-            "rootfs": {"type": "layers", "diff_ids": [x.blob.diff_id for x in layers]},
-            "history": history,
-        }
-        if base.variant:
-            config["variant"] = base.variant
-        return config
+        return image_config(base.config, settings=self.config.image, env=self._env(base),
+                            labels=self._labels(code),
+                            diff_ids=[x.blob.diff_id for x in layers],
+                            holds=[layer.holds for layer in ours], created=iso_time(self.mtime),
+                            architecture=self.lock.base.architecture)
 
     def _env(self, base: ResolvedImage) -> list[str]:
         env = image_env(base.env, self.options.prefix, self.config.image.env)
         return [f"{k}={v}" for k, v in env.items()]
 
     def _labels(self, code: CodeSet | None) -> dict[str, str]:
-        labels = {
-            "org.opencontainers.image.base.digest": self.lock.base.digest,
-            "org.opencontainers.image.base.name": self.lock.base.reference,
-            f"{LABEL_PREFIX}.inputs.digest": self.lock.inputs_digest,
-        }
-        if code is not None:
-            labels[f"{LABEL_PREFIX}.code.tree"] = code.tree_digest
-            if self.lock_digest:
-                labels[f"{LABEL_PREFIX}.lock.digest"] = self.lock_digest
-            if code.git and code.git.commit:
-                labels["org.opencontainers.image.revision"] = code.git.commit
-        return labels
+        if code is None:
+            return image_labels(self.lock)
+        return image_labels(self.lock, code_tree=code.tree_digest, lock_digest=self.lock_digest,
+                            revision=code.git.commit if code.git else None)
 
 
 @dataclass(frozen=True)
@@ -539,12 +466,6 @@ def _check_link(path: str, target: str) -> None:
             hint="copy the file into the project, or exclude the link in [code] exclude")
 
 
-def _canonical(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def iso_time(epoch: int) -> str:
-    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-__all__ = ["BuildOptions", "BuildResult", "Builder", "Image"]
+# re-exported: the workflows import them from here
+__all__ = ["DEFAULT_PREFIX", "LABEL_PREFIX", "BuildOptions", "BuildResult", "Builder", "Image",
+           "Layer", "LayerBlob", "image_env", "iso_time", "locked_compressor", "write_layer"]

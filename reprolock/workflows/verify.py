@@ -1,0 +1,45 @@
+"""The verify workflow: which check runs for which question. The lock (valid, fresh,
+signed, rebuilds to its digests), an image (--image), or a run record (--run); the
+running environment (--runtime) is checked by the image's own checker, without a
+project."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reprolock.config import Config
+from reprolock.verify.report import Report
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    key: Path | None = None  # a trusted public key, or a directory of them
+    attestation: Path | None = None  # a build's signed provenance
+    rebuild: bool = True
+    image: str | None = None
+    run_record: Path | None = None
+    allow_code_drift: bool = False
+
+
+def verify_project(config: Config, options: VerifyOptions, *,
+                   progress: Callable[[str], None]) -> Report:
+    if options.run_record is not None:
+        from reprolock.verify.record import verify_record
+
+        return verify_record(config, options.run_record, key=options.key,
+                             allow_code_drift=options.allow_code_drift)
+    if options.image is not None:
+        from reprolock.verify.image import verify_image
+
+        return verify_image(config, options.image, key=options.key,
+                            attestation=options.attestation,
+                            allow_code_drift=options.allow_code_drift, progress=progress)
+    from reprolock.verify import run_checks
+
+    return run_checks(config, key=options.key, attestation=options.attestation,
+                      rebuild=options.rebuild, progress=progress)
+
+
+__all__ = ["VerifyOptions", "verify_project"]
