@@ -16,6 +16,7 @@ import typer.core
 from reprolock import __version__
 from reprolock._internal.console import quiet_broken_pipe, report_error
 from reprolock.errors import EXIT_ERROR, EXIT_OK, ReprolockError, UsageError
+from reprolock.output import FORMS as OUTPUT_FORMS
 from reprolock.resolver import resolver_names
 from reprolock.sbom import sbom_format_names
 
@@ -177,7 +178,7 @@ def lock(
         print(f"  {line}")
     state = "updated" if outcome.changed else "unchanged"
     print(f"{outcome.path.name} {state}: {len(outcome.lock.packages)} packages for "
-          f"{outcome.lock.target['platform']}, CPython {outcome.lock.target['python']['version']}, "
+          f"{outcome.lock.target.platform}, CPython {outcome.lock.target.python_version}, "
           f"base {outcome.lock.base.digest[:19]}…")
     print(f"commit {_and(list(outcome.commit))}")
 
@@ -221,8 +222,8 @@ def _build_options(compression: str | None) -> Any:
 def build(
     project: ProjectOpt = Path(),
     output: Annotated[list[str] | None, typer.Option(
-        "--output", "-o", help="oci:DIR[:TAG], oci-archive:FILE[:TAG], docker[:NAME[:TAG]] or "
-        "registry:HOST/REPO[:TAG] (repeatable). Default: oci:.reprolock/image")] = None,
+        "--output", "-o", help=f"{OUTPUT_FORMS} (repeatable). Default: oci:.reprolock/image")
+    ] = None,
     tag: Annotated[str | None, typer.Option(help="Tag for outputs that do not name one.")] = None,
     env_only: Annotated[bool, typer.Option(
         "--env-only", help="Write the environment image (no code layer): the one the lock "

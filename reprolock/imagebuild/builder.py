@@ -85,8 +85,7 @@ def locked_compressor(lock: Lock) -> Compressor:
     """The compressor the lock's environment image was made with, so that a build of the
     same lock gives the manifest digests the lock records; gzip when it records none."""
     if lock.image is not None:
-        recorded = lock.image.compression
-        return Compressor.parse(f"{recorded['name']}:{recorded['level']}")
+        return Compressor.parse(lock.image.compression.spec)
     return Compressor.parse("gzip")
 
 
@@ -122,7 +121,7 @@ class Builder:
         self._base_files: dict[str, Any] | None = None
         self.venv = VenvLayout(
             prefix=self.options.prefix,
-            python_minor=".".join(lock.target["python"]["version"].split(".")[:2]),
+            python_minor=lock.target.python_minor,
             python_version=lock.base.python_version,
             base_interpreter=lock.base.python_path)
 
@@ -158,7 +157,7 @@ class Builder:
 
     # -- base --------------------------------------------------------------------------
     def _base(self) -> tuple[ResolvedImage, list[Layer]]:
-        platform = Platform.parse(self.lock.target["platform"])
+        platform = Platform.parse(self.lock.target.platform)
         self.progress(f"base {self.lock.base.reference}")
         # the blobs copied here are named by the digests that _build's base record
         # checks together with their diff_ids

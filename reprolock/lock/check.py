@@ -52,3 +52,26 @@ def render_check(outcome: CheckOutcome, *, as_json: bool) -> tuple[str, str, int
     lines += [f"  - {change}" for change in outcome.changes]
     lines.append("  fix: run 'reprolock lock' and commit the lock")
     return "", "\n".join(lines) + "\n", 1
+
+
+_SBOM_LIMIT = 1 << 30  # an SBOM of the largest images is tens of MB
+
+
+def locked_sbom(root: Path, lock: Lock) -> bytes:
+    """The SBOM file the lock names, whose sha256 must be the one it records: the one
+    check of it, for build (which attaches it) and verify."""
+    from reprolock._internal.files import sha256_bytes
+    from reprolock._internal.jsonio import read_bounded
+    from reprolock.errors import VerificationError
+
+    assert lock.sbom is not None
+    fix = "run 'reprolock lock' to write it again"
+    path = root / lock.sbom.path
+    if not path.is_file():
+        raise VerificationError(f"the SBOM {lock.sbom.path} named by the lock is missing",
+                                hint=fix)
+    data = read_bounded(path, limit=_SBOM_LIMIT, error=VerificationError, hint=fix)
+    if (actual := sha256_bytes(data)) != lock.sbom.sha256:
+        raise VerificationError(f"{lock.sbom.path} was changed after locking (sha256 {actual}, "
+                                f"the lock records {lock.sbom.sha256})", hint=fix)
+    return data

@@ -40,8 +40,8 @@ def _rebase(path: str, project: Path, dest_dir: Path) -> str:
 
 def _check_values(lock: Lock) -> None:
     """Refuse any value that could break out of its place in the exported file."""
-    checked(lock.target["platform"], "token", "target.platform")
-    checked(lock.target["python"]["version"], "python version", "target.python.version")
+    checked(lock.target.platform, "token", "target.platform")
+    checked(lock.target.python_version, "python version", "target.python.version")
     checked(lock.inputs_digest, "digest", "inputsDigest")
     for i, index in enumerate(lock.indexes):
         checked(index["url"], "text", f"indexes[{i}].url")
@@ -69,8 +69,8 @@ def to_requirements(lock: Lock, *, project: Path, dest_dir: Path) -> str:
     """``pip install --require-hashes -r`` accepts this; one hash: the target's wheel."""
     _check_values(lock)
     lines = [
-        f"# Exported by reprolock {__version__} for {lock.target['platform']}, "
-        f"CPython {lock.target['python']['version']}; do not edit, run 'reprolock export'.",
+        f"# Exported by reprolock {__version__} for {lock.target.platform}, "
+        f"CPython {lock.target.python_version}; do not edit, run 'reprolock export'.",
         f"# inputsDigest: {lock.inputs_digest}",
     ]
     kinds = {i["kind"] for i in lock.indexes}
@@ -102,11 +102,11 @@ def to_pylock(lock: Lock, *, project: Path, dest_dir: Path) -> str:
     import tomli_w
 
     _check_values(lock)
-    python = lock.target["python"]["version"]
+    python = lock.target.python_version
     minor = ".".join(python.split(".")[:2])
-    machine = _MACHINES.get(lock.target["architecture"])
+    machine = _MACHINES.get(lock.target.architecture)
     if machine is None:
-        raise LockFileError(f"the lock's target.architecture is {lock.target['architecture']!r}, "
+        raise LockFileError(f"the lock's target.architecture is {lock.target.architecture!r}, "
                             "not amd64 or arm64", hint="run 'reprolock lock' to rewrite it")
     doc: dict[str, Any] = {
         "lock-version": "1.0",

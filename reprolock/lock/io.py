@@ -28,9 +28,20 @@ def write_lock(path: Path, lock: Lock, *, cache_dir: Path | None = None) -> str:
 
 
 def read_lock(path: Path, *, cache_dir: Path | None = None) -> Lock:
+    return read_lock_bytes(path, cache_dir=cache_dir)[0]
+
+
+def read_lock_bytes(path: Path, *, cache_dir: Path | None = None) -> tuple[Lock, bytes]:
+    """The lock and the very bytes it was parsed from, read once: what an image embeds
+    and labels (their sha256) must be the lock that was checked, not a second read of a
+    file that may have changed in between."""
     if not path.exists():
         raise LockFileError(f"no lock file at {path}", hint="run 'reprolock lock' to create it")
     raw = read_bounded(path, error=LockFileError, hint="run 'reprolock lock' to rewrite it")
+    return _lock(path, raw, cache_dir), raw
+
+
+def _lock(path: Path, raw: bytes, cache_dir: Path | None) -> Lock:
     data = _parse(path, raw)
     _check_version(path, data)
     validate(data, "lock", source=path.name, error=LockFileError, cache_dir=cache_dir,

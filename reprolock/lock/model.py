@@ -272,13 +272,65 @@ class BaseImage:
 
 
 @dataclass(frozen=True)
+class Compression:
+    """How the environment image's layers were compressed: a build of the lock uses the
+    same, so that its manifest digest is the one recorded."""
+
+    name: str  # gzip, zstd or none
+    level: int
+    library: str  # the library and version whose bytes these are
+
+    @property
+    def spec(self) -> str:
+        """NAME:LEVEL, as --compression takes it."""
+        return f"{self.name}:{self.level}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "level": self.level, "library": self.library}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Compression:
+        level = data["level"]
+        if not isinstance(level, int) or isinstance(level, bool):
+            raise LockFileError("the lock's image.compression.level is not a number",
+                                hint=_HINT)
+        return cls(checked(data["name"], "token", "image.compression.name"), level,
+                   checked(data["library"], "text", "image.compression.library"))
+
+
+@dataclass(frozen=True)
+class LockTarget:
+    """The platform and Python the lock is for, as the build, export and verify read it;
+    ``data`` is the table as written, so a lock reads back to the same bytes."""
+
+    platform: str  # os/arch[/variant], e.g. linux/amd64
+    architecture: str
+    python_version: str
+    data: Mapping[str, Any]
+
+    @property
+    def python_minor(self) -> str:
+        return ".".join(self.python_version.split(".")[:2])
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.data)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LockTarget:
+        return cls(checked(data["platform"], "token", "target.platform"),
+                   checked(data["architecture"], "token", "target.architecture"),
+                   checked(data["python"]["version"], "python version",
+                           "target.python.version"), data)
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     """The environment image (base + dependencies + config, no code) built from this lock."""
 
     config_digest: str
     manifest_digest: str
     layers: tuple[Mapping[str, Any], ...]  # digest, diffId, size, mediaType, holds
-    compression: Mapping[str, Any]  # name, level, library
+    compression: Compression
     source_date_epoch: int
     prefix: str
     # distribution name -> "sha256:" of its RECORD as installed: a patched file shows
@@ -289,9 +341,19 @@ class ImageRecord:
     def diff_ids(self) -> tuple[str, ...]:
         return tuple(str(layer["diffId"]) for layer in self.layers)
 
+    def matches(self, config_digest: str, manifest_digest: str,
+                compression: Mapping[str, Any]) -> bool:
+        """A built environment image is this one: the same configuration (which names
+        every layer's diff_id), and the same manifest unless its layers were compressed
+        by another library (``compression``, the builder's), whose bytes differ."""
+        if config_digest != self.config_digest:
+            return False
+        return self.compression.to_json() != dict(compression) \
+            or manifest_digest == self.manifest_digest
+
     def to_json(self) -> dict[str, Any]:
         data = {"configDigest": self.config_digest, "manifestDigest": self.manifest_digest,
-                "layers": [dict(x) for x in self.layers], "compression": dict(self.compression),
+                "layers": [dict(x) for x in self.layers], "compression": self.compression.to_json(),
                 "sourceDateEpoch": self.source_date_epoch, "prefix": self.prefix}
         if self.records:
             data["records"] = dict(sorted(self.records.items()))
@@ -310,7 +372,8 @@ class ImageRecord:
             checked(digest, "digest", f"image.records.{name}")
         return cls(checked(data["configDigest"], "digest", "image.configDigest"),
                    checked(data["manifestDigest"], "digest", "image.manifestDigest"),
-                   tuple(data["layers"]), data["compression"], data["sourceDateEpoch"],
+                   tuple(data["layers"]), Compression.from_json(data["compression"]),
+                   data["sourceDateEpoch"],
                    checked(data["prefix"], "absolute path", "image.prefix"), records)
 
 
@@ -341,7 +404,7 @@ class SbomRecord:
 class Lock:
     inputs_digest: str
     inputs: Inputs
-    target: Mapping[str, Any]
+    target: LockTarget
     base: BaseImage
     resolver: Mapping[str, str]
     indexes: tuple[Mapping[str, str], ...]
@@ -360,7 +423,7 @@ class Lock:
             "generator": dict(self.generator),
             "inputsDigest": self.inputs_digest,
             "inputs": self.inputs.to_json(),
-            "target": dict(self.target),
+            "target": self.target.to_json(),
             "base": self.base.to_json(),
             "resolver": dict(self.resolver),
             "indexes": [dict(i) for i in self.indexes],
@@ -383,7 +446,7 @@ class Lock:
         return cls(
             inputs_digest=checked(data["inputsDigest"], "digest", "inputsDigest"),
             inputs=Inputs.from_json(data["inputs"]),
-            target=_target(data["target"]),
+            target=LockTarget.from_json(data["target"]),
             base=BaseImage.from_json(data["base"]),
             resolver={"name": checked(data["resolver"]["name"], "token", "resolver.name"),
                       "version": checked(data["resolver"]["version"], "token",
@@ -414,11 +477,3 @@ def _input_file(data: Mapping[str, Any], where: str) -> InputFile:
 def _index(data: Mapping[str, Any], where: str) -> dict[str, str]:
     return {"kind": checked(data["kind"], "token", f"{where}.kind"),
             "url": checked(data["url"], "text", f"{where}.url")}
-
-
-def _target(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The target names the platform and Python that exports and the build write out."""
-    checked(data["platform"], "token", "target.platform")
-    checked(data["architecture"], "token", "target.architecture")
-    checked(data["python"]["version"], "python version", "target.python.version")
-    return data

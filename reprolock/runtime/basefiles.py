@@ -123,7 +123,7 @@ def base_record(root: Path, lock: Any) -> dict[str, Any]:
     from reprolock.target import Platform
 
     with open_source(lock.base.reference, root=root) as source:
-        image = source.resolve(Platform.parse(lock.target["platform"]))
+        image = source.resolve(Platform.parse(lock.target.platform))
         if image.identity != lock.base.digest:
             raise ImageSourceError(
                 f"base image {lock.base.reference} is now {image.identity}, but the lock "

@@ -67,7 +67,7 @@ def verify_image(config: Config, reference: str, *, key: Path | None,
     # a command-line path is the user's, from where they stand, as 'build --output' takes
     # it (a base in reprolock.toml is the project's, from its root)
     with open_image(reference, root=Path.cwd()) as source:  # a bad reference: exit 2
-        image = source.resolve(Platform.parse(lock.target["platform"]))
+        image = source.resolve(Platform.parse(lock.target.platform))
         blobs, code = _read_layers(config, lock, source, image, progress)
     checks += [blobs, _base(lock, image), _dependencies(lock, image),
                _config(config, lock, image),
@@ -190,7 +190,7 @@ def expected_environment_config(config: Config, lock: Lock) -> dict[str, Any] | 
     assert lock.image is not None
     try:
         with open_source(lock.base.reference, root=config.root) as source:
-            base = source.resolve(Platform.parse(lock.target["platform"]))
+            base = source.resolve(Platform.parse(lock.target.platform))
     except ReprolockError:
         return None
     if base.identity != lock.base.digest:

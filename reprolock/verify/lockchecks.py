@@ -28,7 +28,7 @@ def lock_checks(config: Config, cache: Path) -> tuple[Lock, list[Check]]:
     """Valid (an unreadable or invalid lock raises: exit 2) and fresh."""
     lock = read_lock(config.lock_path, cache_dir=cache)
     checks = [Check("lock", True, f"{config.lockfile} is valid (lockVersion {LOCK_VERSION})")]
-    fresh = check_lock(config, cache_dir=cache)
+    fresh = check_lock(config, cache_dir=cache, lock=lock)
     checks.append(Check("fresh", fresh.fresh, "the lock matches its inputs" if fresh.fresh
                         else "the lock is stale", tuple(f"{c}" for c in fresh.changes),
                         fix=RELOCK))
@@ -79,16 +79,10 @@ def _signature(config: Config, trusted: list[TrustedKey]) -> str:
 
 
 def _sbom(config: Config, lock: Lock) -> str:
+    from reprolock.lock.check import locked_sbom
+
     assert lock.sbom is not None
-    path = config.root / lock.sbom.path
-    if not path.is_file():
-        raise VerificationError(f"{lock.sbom.path} is missing",
-                                hint="run 'reprolock lock' to write it again")
-    actual = sha256_file(path)
-    if actual != lock.sbom.sha256:
-        raise VerificationError(f"{lock.sbom.path} was changed after locking (sha256 {actual}, "
-                                f"the lock records {lock.sbom.sha256})",
-                                hint="run 'reprolock lock' to write it again")
+    locked_sbom(config.root, lock)
     return f"{lock.sbom.path} is the one the lock records"
 
 
@@ -145,7 +139,7 @@ def _base_moved(config: Config, lock: Lock) -> Check | None:
     from reprolock.target import Platform
 
     with open_source(lock.base.reference, root=config.root) as source:  # unreadable: exit 2
-        identity = source.resolve(Platform.parse(lock.target["platform"])).identity
+        identity = source.resolve(Platform.parse(lock.target.platform)).identity
     if identity == lock.base.digest:
         return None
     return Check("rebuild", False, f"the base image {lock.base.reference} moved",
@@ -180,9 +174,7 @@ def _compare_build(config: Config, lock: Lock, cache: Path, progress: Progress) 
     except (VerificationError, NotReproducibleError) as exc:
         # the build refuses a changed SBOM, or a wheel its sdist does not build to
         return Check("rebuild", False, f"not rebuilt: {exc.message}", fix=exc.hint)
-    if report.env_config_digest == lock.image.config_digest and (
-            report.env_manifest_digest == lock.image.manifest_digest
-            or not _same_compressor(lock)):
+    if report.env_matches_lock:  # the one check, ImageRecord.matches, as build reports it
         return Check("rebuild", True, f"the environment image rebuilt from the lock is "
                      f"{report.env_manifest_digest}, as recorded")
     locked = [dict(x) for x in lock.image.layers]
@@ -202,16 +194,7 @@ def _options(lock: Lock) -> Any:
     from reprolock.oci.compress import Compressor
 
     assert lock.image is not None
-    comp = lock.image.compression
-    return BuildOptions(compressor=Compressor.parse(f"{comp['name']}:{comp['level']}"))
-
-
-def _same_compressor(lock: Lock) -> bool:
-    from reprolock.oci.compress import Compressor
-
-    assert lock.image is not None
-    comp = lock.image.compression
-    return dict(comp) == Compressor.parse(f"{comp['name']}:{comp['level']}").describe()
+    return BuildOptions(compressor=Compressor.parse(lock.image.compression.spec))
 
 
 # -- provenance ---------------------------------------------------------------------------

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reprolock._internal.cache import default_cache_dir
-from reprolock._internal.files import atomic_write_bytes, sha256_bytes, sha256_file
+from reprolock._internal.files import atomic_write_bytes, sha256_file
 from reprolock.config import Config
-from reprolock.errors import LockFileError, SbomError, VerificationError
+from reprolock.errors import LockFileError, SbomError
 from reprolock.imagebuild.store import cache_fix, disk_space
-from reprolock.lock.io import read_lock
+from reprolock.lock.io import read_lock_bytes
 from reprolock.lock.model import Lock
 from reprolock.oci.contract import iso_time
 
@@ -63,11 +63,11 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
     from reprolock.output.referrers import DSSE_MEDIA_TYPE, make_referrer
 
     cache = cache_dir if cache_dir is not None else default_cache_dir()
-    freshness = check_lock(config, cache_dir=cache)
+    lock, lock_bytes = read_lock_bytes(config.lock_path, cache_dir=cache)
+    freshness = check_lock(config, cache_dir=cache, lock=lock)
     if not freshness.fresh:
         raise LockFileError(f"{config.lockfile} is stale: {'; '.join(freshness.changes)}",
                             hint="run 'reprolock lock' first, then build")
-    lock = read_lock(config.lock_path, cache_dir=cache)
     code = collect_code(config)
     warnings = []
     if code.untracked:
@@ -76,7 +76,7 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
     warnings.extend(code.warnings)
     with disk_space(cache, fix=cache_fix(cache)):
         builder = Builder(config, lock, cache_dir=cache, options=options, progress=progress,
-                          lock_bytes=config.lock_path.read_bytes())
+                          lock_bytes=lock_bytes)
         result = builder.build(code=code)
     assert result.full is not None
     matches = _env_matches(lock, result)
@@ -110,11 +110,8 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
 
 
 def _env_matches(lock: Lock, result: BuildResult) -> bool:
-    record = lock.image
-    if record is None or record.config_digest != result.env.config_digest:
-        return False
-    same_compressor = dict(record.compression) == result.compressor.describe()
-    return not same_compressor or record.manifest_digest == result.env.manifest_digest
+    return lock.image is not None and lock.image.matches(
+        result.env.config_digest, result.env.manifest_digest, result.compressor.describe())
 
 
 def _env_mismatch(lock: Lock, result: BuildResult) -> str:
@@ -168,20 +165,12 @@ def _purl_key(purl: str, canonicalize: Callable[[str], str]) -> tuple[str, str]:
 
 def _sbom_referrer(config: Config, lock: Lock, result: BuildResult, image: Image) -> Referrer:
     """The locked SBOM, checked against the lock's digest, as an artifact of the image."""
+    from reprolock.lock.check import locked_sbom
     from reprolock.output.referrers import make_referrer
     from reprolock.sbom.interface import FORMATS
 
     assert lock.sbom is not None
-    path = config.root / lock.sbom.path
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise VerificationError(f"the SBOM {lock.sbom.path} named by the lock is missing",
-                                 hint="run 'reprolock lock' to write it again") from exc
-    if sha256_bytes(data) != lock.sbom.sha256:
-        raise VerificationError(
-            f"{lock.sbom.path} was changed after locking (sha256 {sha256_bytes(data)}, the "
-            f"lock records {lock.sbom.sha256})", hint="run 'reprolock lock' to write it again")
+    data = locked_sbom(config.root, lock)
     return make_referrer(result.blobs, image, data=data,
                          media_type=FORMATS[lock.sbom.format].media_type,
                          created=iso_time(result.mtime))

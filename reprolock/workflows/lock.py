@@ -42,8 +42,10 @@ from reprolock.lock.model import (
     Artifact,
     BaseImage,
     BuildRequirement,
+    Compression,
     ImageRecord,
     Lock,
+    LockTarget,
     Package,
     SbomRecord,
     checked,
@@ -156,7 +158,8 @@ class Locker:
                                   _kept_builds(previous, kept, config.build_from_source))
         warnings += honesty.skipped_releases(pins)
         lock = Lock(
-            inputs_digest=inputs_digest(inputs), inputs=inputs, target=_target_json(target),
+            inputs_digest=inputs_digest(inputs), inputs=inputs,
+            target=LockTarget.from_json(_target_json(target)),
             base=base, resolver={"name": resolution.resolver,
                                  "version": resolution.resolver_version},
             indexes=tuple(self._indexes()), packages=tuple(packages),
@@ -232,7 +235,8 @@ class Locker:
             config_digest=env.config_digest, manifest_digest=env.manifest_digest,
             layers=tuple({"digest": x.blob.digest, "diffId": x.blob.diff_id, "size": x.blob.size,
                           "mediaType": x.blob.media_type, "holds": x.holds} for x in env.layers),
-            compression=result.compressor.describe(), source_date_epoch=result.mtime,
+            compression=Compression.from_json(result.compressor.describe()),
+            source_date_epoch=result.mtime,
             prefix=result.prefix, records=dict(result.records))
         lock = dataclasses.replace(lock, image=record)
         if sbom_format is not None:

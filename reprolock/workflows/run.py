@@ -42,7 +42,7 @@ from reprolock.engine.docker import connect, image_config, run_container
 from reprolock.engine.docker import find_image as engine_find_image
 from reprolock.errors import EXIT_ERROR, DriftError, ReprolockError, ToolError, UsageError
 from reprolock.inspection.codeset import CodeSet, collect_code
-from reprolock.lock.io import read_lock
+from reprolock.lock.io import read_lock_bytes
 from reprolock.lock.model import Lock
 from reprolock.oci.contract import env_pairs, environment_config_digest, locked_env, venv_prefix
 from reprolock.runtime.embed import checker_source, code_listing, runtime_record
@@ -265,8 +265,7 @@ class Runner:
 
     def run(self, cache_dir: Path) -> RunOutcome:
         config, options = self.config, self.options
-        lock_bytes = _read_lock_bytes(config)
-        lock = read_lock(config.lock_path, cache_dir=cache_dir)
+        lock, lock_bytes = read_lock_bytes(config.lock_path, cache_dir=cache_dir)
         lock_digest = "sha256:" + sha256_bytes(lock_bytes)
         code = collect_code(config)
         for warning in code.warnings:
@@ -434,16 +433,6 @@ def _relative(path: Path, root: Path) -> str:
         return path.relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
-
-
-def _read_lock_bytes(config: Config) -> bytes:
-    try:
-        return config.lock_path.read_bytes()
-    except OSError as exc:
-        from reprolock.errors import LockFileError
-
-        raise LockFileError(f"no lock file at {config.lock_path}",
-                            hint="run 'reprolock lock' to create it") from exc
 
 
 def sign_record(record: Mapping[str, Any], path: Path, signer: Any) -> Path:

@@ -1,0 +1,237 @@
+"""The index boundary in process: IndexClient reading the local index (PEP 691 JSON and
+PEP 503 HTML), find-links directories and hostile pages; wheel_modules reading wheels."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from reprolock.errors import ArtifactError, IndexError_
+from reprolock.index.simple import DistFile, IndexClient
+from reprolock.index.wheels import modules_from_names, wheel_modules
+from reprolock.resolver.interface import IndexSettings
+from tests.support.index import LocalIndex
+from tests.support.wheels import build_wheel
+
+USER, PASSWORD = "bob", "pa55word"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def client(url: str | None, **kwargs: object) -> IndexClient:
+    return IndexClient(IndexSettings(url, **kwargs))  # type: ignore[arg-type]
+
+
+class HtmlOnly(requests.Session):
+    """A session that asks for HTML pages only, as an index without PEP 691 answers."""
+
+    def get(self, url: str | bytes, **kwargs: object) -> requests.Response:  # type: ignore[override]
+        headers = dict(kwargs.pop("headers", None) or {})  # type: ignore[call-overload]
+        headers["Accept"] = "text/html"
+        return super().get(url, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def hostile_index(tmp_path_factory: pytest.TempPathFactory,
+                  wheelhouse: Path) -> Iterator[LocalIndex]:
+    """An index whose pages for 'broken' and 'evil' were written by hand after the rest."""
+    index = LocalIndex(tmp_path_factory.mktemp("hostile-index"))
+    index.add(wheelhouse / "tinyconfig-1.0.0-py3-none-any.whl")
+    broken = index.simple_dir / "broken"
+    broken.mkdir()
+    (broken / "index.json").write_text('{"meta": {"api-version": "1.1"}, "files": [')
+    evil = index.simple_dir / "evil"
+    evil.mkdir()
+    (evil / "index.html").write_text(
+        "<html><body>\n"
+        '<a href="../../files/evil-1.0-py3-none-any.whl#sha256=' + "c" * 64 + '" '
+        'data-yanked="" data-requires-python="&gt;=3.99">evil-1.0-py3-none-any.whl</a>\n'
+        '<a href="https://elsewhere.example/evil-1.0-py3-none-any.whl#md5=00">x</a>\n'
+        '<a href="../../files/evil-1.0.tar.gz">evil-1.0.tar.gz</a>\n'
+        '<a href="../../files/not-a-dist.txt">junk</a>\n'
+        '<a href="../../files/evil-2.0-py3-none-any.whl">2.0</a>\n'
+        '<a>no href</a><a href="../../files/evil-1.0-!!.whl">bad name</a>\n'
+        "<script>unclosed\n")
+    with index:
+        yield index
+
+
+@pytest.fixture(scope="module")
+def private_index(tmp_path_factory: pytest.TempPathFactory,
+                  wheelhouse: Path) -> Iterator[LocalIndex]:
+    index = LocalIndex(tmp_path_factory.mktemp("private-index"), auth=(USER, PASSWORD))
+    index.add(wheelhouse / "tinyconfig-1.2.0-py3-none-any.whl")
+    with index:
+        yield index
+
+
+# -- release_files / project_files / files_for -------------------------------------------
+
+def test_release_files_from_json_pages(local_index: LocalIndex, wheelhouse: Path) -> None:
+    files = client(local_index.url).release_files("TinyML", "1.1.0")
+    wheel = wheelhouse / "tinyml-1.1.0-py3-none-any.whl"
+    assert [f.filename for f in files] == [wheel.name]
+    assert files[0].sha256 == sha(wheel) and files[0].size == wheel.stat().st_size
+    assert files[0].url == f"{local_index.files_url}/{wheel.name}"
+    assert requests.get(files[0].url, timeout=10).content == wheel.read_bytes()
+
+
+def test_release_files_from_html_pages(local_index: LocalIndex, wheelhouse: Path) -> None:
+    found = IndexClient(IndexSettings(local_index.url), session=HtmlOnly()).release_files(
+        "nativepkg", "2.0.0")
+    assert sorted(f.filename for f in found) == sorted(p.name for p in wheelhouse.glob(
+        "nativepkg-*.whl"))
+    assert {f.sha256 for f in found} == {sha(p) for p in wheelhouse.glob("nativepkg-*.whl")}
+    assert all(f.size is None for f in found)  # HTML pages carry no size
+
+
+def test_project_files_lists_every_release(local_index: LocalIndex) -> None:
+    files = client(local_index.url).project_files("tinyconfig")
+    assert sorted(f.filename for f in files) == ["tinyconfig-1.0.0-py3-none-any.whl",
+                                                  "tinyconfig-1.2.0-py3-none-any.whl"]
+    assert client(local_index.url).project_files("no-such-project") == []
+
+
+def test_files_for_maps_each_pin(local_index: LocalIndex, wheelhouse: Path) -> None:
+    found = client(local_index.url).files_for([("tinyml", "1.0.0", ()),
+                                               ("sdistonly", "1.0.0", ()),
+                                               ("toolz-lite", "9.9", ())])
+    assert set(found) == {("tinyml", "1.0.0"), ("sdistonly", "1.0.0"), ("toolz-lite", "9.9")}
+    assert [f.filename for f in found[("sdistonly", "1.0.0")]] == ["sdistonly-1.0.0.tar.gz"]
+    assert found[("sdistonly", "1.0.0")][0].sha256 == sha(wheelhouse / "sdistonly-1.0.0.tar.gz")
+    assert found[("toolz-lite", "9.9")] == []
+
+
+def test_find_links_directory_is_read_and_hashed(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "wheels", "linked", "1.0")
+    (tmp_path / "wheels" / "README.txt").write_text("not a dist")
+    settings = IndexSettings(find_links=(str(tmp_path / "wheels"),), no_index=True)
+    files = IndexClient(settings).release_files("linked", "1.0")
+    assert [(f.filename, f.path, f.sha256) for f in files] == [(wheel.name, wheel, sha(wheel))]
+    assert IndexClient(settings).project_files("linked")[0].sha256 is None  # listed only
+
+
+def test_a_missing_find_links_directory_is_an_error(tmp_path: Path) -> None:
+    settings = IndexSettings(find_links=(str(tmp_path / "nowhere"),), no_index=True)
+    with pytest.raises(IndexError_, match="does not exist"):
+        IndexClient(settings).release_files("linked", "1.0")
+
+
+def test_the_cache_is_used_and_missed_on_a_new_hash(tmp_path: Path, wheelhouse: Path) -> None:
+    index = LocalIndex(tmp_path / "index")
+    index.add(wheelhouse / "tinyconfig-1.0.0-py3-none-any.whl")
+    with index:
+        first = IndexClient(IndexSettings(index.url), cache_dir=tmp_path / "cache")
+        assert len(first.release_files("tinyconfig", "1.0.0")) == 1
+        url = index.url
+    assert list((tmp_path / "cache" / "index").iterdir())
+    # the index is down: the cached entry answers, unless a pinned hash is not in it
+    cached = IndexClient(IndexSettings(url), cache_dir=tmp_path / "cache")
+    assert cached.release_files("tinyconfig", "1.0.0")[0].sha256 == sha(
+        wheelhouse / "tinyconfig-1.0.0-py3-none-any.whl")
+    with pytest.raises(IndexError_, match="unreachable"):
+        cached.release_files("tinyconfig", "1.0.0", hashes=["sha256:" + "d" * 64])
+
+
+# -- credentials ----------------------------------------------------------------------------
+
+def test_files_of_a_private_index_carry_its_credentials(private_index: LocalIndex) -> None:
+    url = f"http://{USER}:{PASSWORD}@127.0.0.1:{private_index.port}/simple"
+    (found,) = client(url).release_files("tinyconfig", "1.2.0")
+    assert found.url is not None and f"{USER}:{PASSWORD}@" in found.url
+    assert requests.get(found.url, timeout=10).status_code == 200
+
+
+def test_a_refused_login_is_an_error_without_the_password(private_index: LocalIndex) -> None:
+    url = f"http://{USER}:wrong-one@127.0.0.1:{private_index.port}/simple"
+    with pytest.raises(IndexError_, match="refused access") as caught:
+        client(url).release_files("tinyconfig", "1.2.0")
+    assert "wrong-one" not in caught.value.diagnostics()
+
+
+# -- malformed and hostile pages ----------------------------------------------------------
+
+def test_a_malformed_json_page_is_an_index_error(hostile_index: LocalIndex) -> None:
+    with pytest.raises(IndexError_, match="not a valid PEP 691 page"):
+        client(hostile_index.url).project_files("broken")
+
+
+def test_a_hostile_html_page_yields_only_the_wanted_files(hostile_index: LocalIndex) -> None:
+    files = IndexClient(IndexSettings(hostile_index.url), session=HtmlOnly()).release_files(
+        "evil", "1.0")
+    by_url = {f.url: f for f in files}
+    local = f"{hostile_index.files_url}/evil-1.0-py3-none-any.whl"
+    assert set(by_url) == {local, "https://elsewhere.example/evil-1.0-py3-none-any.whl",
+                           f"{hostile_index.files_url}/evil-1.0.tar.gz"}
+    assert by_url[local].sha256 == "c" * 64 and by_url[local].yanked
+    assert by_url[local].requires_python == ">=3.99"
+    assert by_url["https://elsewhere.example/evil-1.0-py3-none-any.whl"].sha256 is None
+
+
+def test_an_unreachable_index_is_an_error() -> None:
+    with pytest.raises(IndexError_, match="unreachable") as caught:
+        client("http://u:topsecret@127.0.0.1:9/simple").release_files("x", "1.0")
+    assert "topsecret" not in caught.value.diagnostics()
+
+
+# -- wheel_modules / modules_from_names ---------------------------------------------------
+
+def test_modules_from_names() -> None:
+    names = ["pkg/__init__.py", "pkg/sub/mod.py", "single.py", "_native.cpython-311.so",
+             "helper.pth", "pkg-1.0.dist-info/RECORD", "pkg-1.0.data/scripts/x",
+             "not-an-identifier/file.py", "README.md", "lib.pyd"]
+    assert modules_from_names(names) == ("_native", "lib", "pkg", "single")
+
+
+def test_wheel_modules_over_http_and_from_the_cache(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "w", "twomods", "1.0", modules={
+        "alpha/__init__.py": "", "beta.py": "", "gamma/data.txt": "x"})
+    index = LocalIndex(tmp_path / "index")
+    index.add(wheel)
+    sessions: list[requests.Session] = []
+
+    def session() -> requests.Session:
+        sessions.append(requests.Session())
+        return sessions[-1]
+
+    with index:
+        (dist,) = client(index.url).release_files("twomods", "1.0")
+        assert wheel_modules(dist, cache_dir=tmp_path / "cache", session=session) == (
+            "alpha", "beta", "gamma")
+    assert len(sessions) == 1
+    # the index is gone: the cache (keyed by sha256) answers without a request
+    assert wheel_modules(dist, cache_dir=tmp_path / "cache", session=session) == (
+        "alpha", "beta", "gamma")
+    assert len(sessions) == 1
+
+
+def test_wheel_modules_of_a_local_file(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "localmod", "1.0")
+    dist = DistFile(wheel.name, None, wheel, sha(wheel), wheel.stat().st_size)
+    assert wheel_modules(dist, cache_dir=None, session=requests.Session) == ("localmod",)
+
+
+def test_a_broken_wheel_is_an_artifact_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad-1.0-py3-none-any.whl"
+    bad.write_bytes(b"PK not really a zip")
+    dist = DistFile(bad.name, None, bad, None, None)
+    with pytest.raises(ArtifactError, match="cannot read the file list"):
+        wheel_modules(dist, cache_dir=None, session=requests.Session)
+
+
+def test_a_corrupt_cache_entry_is_discarded(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "cachedmod", "1.0")
+    dist = DistFile(wheel.name, None, wheel, sha(wheel), None)
+    entry = tmp_path / "cache" / "modules" / f"{sha(wheel)}.json"
+    entry.parent.mkdir(parents=True)
+    entry.write_text("{not json")
+    assert wheel_modules(dist, cache_dir=tmp_path / "cache", session=requests.Session) == (
+        "cachedmod",)
+    assert json.loads(entry.read_text()) == ["cachedmod"]
