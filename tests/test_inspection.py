@@ -568,3 +568,13 @@ def test_dockerfile_stages_and_the_final_command() -> None:
     assert (second.image, second.parent_stage, second.line) == ("base", "base", 4)
     assert base_and_command(df) == ("python:3.11", ("python", "b.py"))
     assert df.env_names() == {"A", "B"}
+
+
+def test_a_src_folder_that_is_a_package_is_an_own_module() -> None:
+    """lightning-hydra-template: src/__init__.py, and the code imports 'src.models…'
+    (the folder is the package, not a src layout): 'src' is the project's own module."""
+    from reprolock.inspection.imports import own_modules
+
+    assert "src" in own_modules(["src/__init__.py", "src/train.py", "src/models/__init__.py",
+                                 "src/models/net.py"])
+    assert "src" not in own_modules(["src/mypkg/__init__.py", "src/mypkg/core.py"])

@@ -145,6 +145,8 @@ def test_an_sdist_not_named_fails_with_the_setting_to_use(
     code, err = lock(root, "--no-build")
     assert code == 2, err
     assert "build-from-source" in err
+    if resolver == "uv":  # uv names the package it would have to build: the fix names it
+        assert 'build-from-source = ["srconly"]' in err
     assert not (root / "reprolock.lock.json").exists()
 
 

@@ -106,7 +106,8 @@ def own_modules(py_files: Iterable[str]) -> set[str]:
     """
     files = list(py_files)
     packages = {rel.rpartition("/")[0] for rel in files if rel.endswith("/__init__.py")}
-    own: set[str] = set()
+    # src/ with an __init__.py is itself the package ("import src.models"), no src layout
+    own: set[str] = {"src"} if "src" in packages else set()
     for rel in files:
         parts = rel.split("/")
         if parts[0] == "src" and len(parts) > 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -48,6 +49,11 @@ def explain_failure(exc: ToolError, request: ResolveRequest, tool: str) -> Resol
                 "wheels are considered, so a package that ships no wheel for the target "
                 "cannot be locked unless you name it in dependencies.build-from-source "
                 "(a pure-Python sdist is then built into a wheel, reproducibly)")
+        blocked = _wheel_required(stderr)
+        if blocked:
+            hint += (f": {', '.join(blocked)} ships none; if it is pure Python, write "
+                     f"build-from-source = [{', '.join(map(repr, blocked))}] under "
+                     "[dependencies]").replace("'", '"')
         if "pre-release" in lowered:
             hint += ("; a pre-release is used only when a requirement names one: to accept "
                      "it, add NAME>=VERSION with the pre-release's version to your "
@@ -66,6 +72,22 @@ def explain_failure(exc: ToolError, request: ResolveRequest, tool: str) -> Resol
         message = f"{tool} failed"
         hint = "read the tool's message above"
     return ResolverError(f"{message}:\n" + _indent(stderr), hint=hint)
+
+
+#: uv names the package it would have to build: "Wheels are required for `x` because
+#: building from source is disabled", "x==1.0 has no usable wheels"
+_WHEEL_REQUIRED = (re.compile(r"Wheels are required for `([A-Za-z0-9][A-Za-z0-9._-]*)`"),
+                   re.compile(r"(?:^|[\s(])([A-Za-z0-9][A-Za-z0-9._-]*?)(?:[=<>!~]=?[^\s,]*)?"
+                              r" (?:has|have) no usable wheels"))
+
+
+def _wheel_required(text: str) -> list[str]:
+    found: dict[str, None] = {}
+    for pattern in _WHEEL_REQUIRED:
+        for name in pattern.findall(text):
+            if name not in ("versions", "all"):
+                found[re.sub(r"[-_.]+", "-", name).lower()] = None
+    return list(found)
 
 
 def _without_traceback(text: str) -> str:
