@@ -410,7 +410,7 @@ def test_base_record_is_cached_by_digest_and_an_unreadable_base_warns(
     digest = json.loads((BASE / "index.json").read_text())["manifests"][0]["digest"]
     lock = SimpleNamespace(base=SimpleNamespace(reference=f"oci-layout:{BASE}:bookworm",
                                                 digest=digest),
-                           target={"platform": "linux/amd64"})
+                           target=SimpleNamespace(platform="linux/amd64"))
     config = SimpleNamespace(root=tmp_path)
     record = base_startup_files(config, lock, tmp_path, lambda _m: None)  # type: ignore[arg-type]
     assert record is not None
@@ -726,12 +726,12 @@ def test_base_record_reads_a_zstd_base(tiny_base: Path, tmp_path: Path) -> None:
         digest = write_image(layout, config=config, layers=[layer], tag=tag)
         return SimpleNamespace(base=SimpleNamespace(reference=f"oci-layout:{layout}:{tag}",
                                                     digest=digest),
-                               target={"platform": "linux/amd64"})
+                               target=SimpleNamespace(platform="linux/amd64"))
 
     record = base_record(tmp_path, lock_of("sha256:" + _sha(tar), "zstd"))
     gzipped = SimpleNamespace(base=SimpleNamespace(reference=f"oci-layout:{layout}:tiny",
                                                    digest=entry["digest"]),
-                              target={"platform": "linux/amd64"})
+                              target=SimpleNamespace(platform="linux/amd64"))
     assert record == base_record(tmp_path, gzipped)  # the same files, however packed
     with pytest.raises(ImageSourceError, match="diff_id"):
         base_record(tmp_path, lock_of("sha256:" + "1" * 64, "bogus"))
