@@ -1,5 +1,6 @@
-"""A content-addressed store of the lock's wheels: every file is checked by sha256
-before it is used, whether it was just downloaded or read from the cache."""
+"""A content-addressed store of the lock's wheels and sdists: every file is checked by
+sha256 before it is used, whether it was just downloaded, read from the cache, or (a
+wheel the lock built from its sdist) built again."""
 
 from __future__ import annotations
 

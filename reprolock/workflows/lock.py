@@ -119,7 +119,8 @@ class Locker:
         if outcome.lock.sbom is not None:  # verify checks it against the lock's sha256
             commit.append(outcome.lock.sbom.path)
         if signer is not None:
-            commit.append(sign_lock(self.config, signer).name)
+            sign_lock(self.config, signer)
+            commit.append(f"{self.config.lockfile}.sig")  # as the config names the lock
         return dataclasses.replace(outcome, commit=tuple(commit))
 
     def _lock(self, *, upgrade: bool, upgrade_packages: tuple[str, ...],
