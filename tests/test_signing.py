@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,17 @@ def test_subject_digests_are_checked() -> None:
         check_subjects(statement, {"reprolock.lock.json": "sha256:" + "cd" * 32})
     with pytest.raises(VerificationError, match="no subject"):
         check_subjects(statement, {"image": "sha256:" + "ab" * 32})
+
+
+def test_a_signed_lock_in_a_subfolder_names_its_signature_where_it_is(
+        keypair: tuple[Path, Path], make_project: Callable[..., Path]) -> None:
+    """The files to commit are named as the config names the lock: locks/…, .sig beside."""
+    root = make_project(extra='lockfile = "locks/reprolock.lock.json"')
+    (root / "locks").mkdir()
+    env = {**os.environ, "REPROLOCK_KEY_PASSWORD": PASSWORD}
+    proc = run_cli("lock", "-C", root, "--no-build", "--json", "--sign-key", keypair[0],
+                   env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["commit"] == ["locks/reprolock.lock.json",
+                                                 "locks/reprolock.lock.json.sig"]
+    assert (root / "locks" / "reprolock.lock.json.sig").is_file()
