@@ -100,6 +100,11 @@ class RunRecordError(ReprolockError):
     """A run record is missing, not JSON, or not a valid record (exit 2)."""
 
 
+class HostError(ReprolockError):
+    """This host cannot run the locked environment: no GPU driver for --gpus, or one
+    older than the locked CUDA needs (exit 2, before anything starts)."""
+
+
 class ToolError(ReprolockError):
     """An external program (pip-compile, uv, syft, docker) failed or is missing."""
 

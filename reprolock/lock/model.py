@@ -401,6 +401,43 @@ class SbomRecord:
 
 
 @dataclass(frozen=True)
+class Accelerator:
+    """``kind`` is "cuda" or "cpu" (no locked package needs CUDA)."""
+
+    kind: str
+    cuda: str | None = None  # MAJOR.MINOR the wheels were built for
+    min_driver: str | None = None  # the oldest driver that runs that CUDA
+    cudnn: str | None = None
+    nccl: str | None = None
+    evidence: tuple[str, ...] = ()  # "name version" of each package that says so
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "cpu":
+            return {"kind": "cpu"}
+        data: dict[str, Any] = {"kind": self.kind, "cuda": self.cuda,
+                                "minDriver": self.min_driver, "evidence": list(self.evidence)}
+        data.update({k: v for k, v in (("cudnn", self.cudnn), ("nccl", self.nccl)) if v})
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Accelerator:
+        kind = checked(data["kind"], "token", "accelerator.kind")
+        if kind not in ("cpu", "cuda"):
+            raise LockFileError(f"the lock's accelerator.kind is {kind!r}, not cpu or cuda",
+                                hint=_HINT)
+        if kind == "cpu":
+            return cls("cpu")
+        optional = {key: None if data.get(key) is None else
+                    checked(data[key], "version", f"accelerator.{key}")
+                    for key in ("cudnn", "nccl")}
+        return cls(kind, checked(data["cuda"], "version", "accelerator.cuda"),
+                   None if data.get("minDriver") is None
+                   else checked(data["minDriver"], "version", "accelerator.minDriver"),
+                   optional["cudnn"], optional["nccl"],
+                   tuple(checked(e, "text", "accelerator.evidence") for e in data["evidence"]))
+
+
+@dataclass(frozen=True)
 class Lock:
     inputs_digest: str
     inputs: Inputs
@@ -412,11 +449,14 @@ class Lock:
     generator: Mapping[str, str]
     image: ImageRecord | None = None
     sbom: SbomRecord | None = None
+    accelerator: Accelerator | None = None  # None in locks written before it was recorded
 
     def to_json(self) -> dict[str, Any]:
         extra = {"image": self.image.to_json()} if self.image else {}
         if self.sbom:
             extra["sbom"] = self.sbom.to_json()
+        if self.accelerator:
+            extra["accelerator"] = self.accelerator.to_json()
         return {
             **extra,
             "lockVersion": LOCK_VERSION,
@@ -459,6 +499,8 @@ class Lock:
                                           "generator.version")},
             image=ImageRecord.from_json(data["image"]) if data.get("image") else None,
             sbom=SbomRecord.from_json(data["sbom"]) if data.get("sbom") else None,
+            accelerator=Accelerator.from_json(data["accelerator"])
+            if data.get("accelerator") else None,
         )
 
     def package(self, name: str) -> Package | None:

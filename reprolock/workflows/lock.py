@@ -36,6 +36,7 @@ from reprolock.image.interface import check_platform
 from reprolock.image.probe import probe
 from reprolock.image.reference import open_source, parse_reference
 from reprolock.imagebuild.store import cache_fix, disk_space, sweep_stale
+from reprolock.lock.accelerator import cuda_of_packages
 from reprolock.lock.inputs import collect_inputs, inputs_digest, pyproject_dependencies
 from reprolock.lock.io import read_lock, render, write_lock
 from reprolock.lock.model import (
@@ -164,7 +165,8 @@ class Locker:
             base=base, resolver={"name": resolution.resolver,
                                  "version": resolution.resolver_version},
             indexes=tuple(self._indexes()), packages=tuple(packages),
-            generator={"name": "reprolock", "version": __version__})
+            generator={"name": "reprolock", "version": __version__},
+            accelerator=cuda_of_packages((p.name, p.version) for p in packages))
         self._sbom: Sbom | None = None
         if build is not None:
             lock = self._with_image(lock, build, sbom_format)

@@ -40,8 +40,17 @@ from reprolock._internal.files import atomic_write_bytes, sha256_bytes, sha256_f
 from reprolock.config import Config
 from reprolock.engine.docker import connect, image_config, run_container
 from reprolock.engine.docker import find_image as engine_find_image
-from reprolock.errors import EXIT_ERROR, DriftError, ReprolockError, ToolError, UsageError
+from reprolock.engine.nvidia import HostGpus, host_gpus
+from reprolock.errors import (
+    EXIT_ERROR,
+    DriftError,
+    HostError,
+    ReprolockError,
+    ToolError,
+    UsageError,
+)
 from reprolock.inspection.codeset import CodeSet, collect_code
+from reprolock.lock.accelerator import driver_problem
 from reprolock.lock.io import read_lock_bytes
 from reprolock.lock.model import Lock
 from reprolock.oci.contract import env_pairs, environment_config_digest, locked_env, venv_prefix
@@ -262,10 +271,12 @@ class Runner:
         self.stream = stream or sys.stdout.buffer
         self.gpus = check_gpus(options.gpus)
         self.client = connect()
+        self.host: HostGpus | None = None
 
     def run(self, cache_dir: Path) -> RunOutcome:
         config, options = self.config, self.options
         lock, lock_bytes = read_lock_bytes(config.lock_path, cache_dir=cache_dir)
+        self.host = gpu_preflight(lock, self.gpus)  # before any container starts
         lock_digest = "sha256:" + sha256_bytes(lock_bytes)
         code = collect_code(config)
         for warning in code.warnings:
@@ -393,6 +404,7 @@ class Runner:
             "command": list(self.options.command) or _default_command(image),
             "network": self.options.network,
             "gpus": self.options.gpus,
+            **({"gpuHost": self.host.to_json()} if self.host is not None else {}),
             "started": _iso(started), "ended": _iso(ended), "exitCode": exit_code,
             "check": {"ok": bool(check["ok"]), "mode": check["mode"],
                       "warnOnly": self.options.warn_only,
@@ -401,6 +413,31 @@ class Runner:
             "accelerators": dict(check.get("accelerators") or {}),
             "outputs": {"dir": _relative(outputs, config.root), "files": written},
         }
+
+
+def gpu_preflight(lock: Lock, gpus: str | None,
+                  probe: Callable[[], HostGpus | None] = host_gpus) -> HostGpus | None:
+    """With ``--gpus``: the host's driver, which must run the CUDA the lock's wheels were
+    built for (``accelerator.minDriver``); else a :class:`HostError` naming both."""
+    if gpus is None:
+        return None
+    host = probe()
+    if host is None:
+        raise HostError("--gpus asks for GPUs, but this host has no NVIDIA driver (NVML and "
+                        "nvidia-smi do not answer)",
+                        hint="install the NVIDIA driver and the NVIDIA Container Toolkit, or "
+                        "run without --gpus")
+    accelerator = lock.accelerator
+    if accelerator is not None and accelerator.kind == "cpu":
+        print("warning: --gpus passes GPUs to a CPU-only lock (no locked package needs CUDA)",
+              file=sys.stderr)
+    problem = driver_problem(host.driver, accelerator) if accelerator is not None else None
+    if problem is not None:
+        assert accelerator is not None
+        raise HostError(problem, hint=f"update the driver to {accelerator.min_driver} or "
+                        "newer, or lock wheels built for an older CUDA (for torch, a local "
+                        "version such as +cu126 from a PyTorch index)")
+    return host
 
 
 def refuse_without_command(config: Config, image: Any) -> None:
@@ -465,4 +502,5 @@ def run(config: Config, options: RunOptions, *, cache_dir: Path, progress: Progr
 
 
 __all__ = ["DriftError", "RunOptions", "RunOutcome", "base_startup_files", "check_argv",
-           "check_gpus", "config_check", "find_image", "run", "written_files"]
+           "check_gpus", "config_check", "find_image", "gpu_preflight", "run",
+           "written_files"]

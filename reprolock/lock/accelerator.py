@@ -1,0 +1,71 @@
+"""The GPU contract of a lock: which CUDA the locked wheels were built for, and the oldest
+NVIDIA driver that runs it, derived from the locked packages alone (names, versions and
+local version labels), so that a run can refuse a host whose driver is too old before it
+starts anything.
+
+    >>> cuda_of_packages([("torch", "2.6.0+cu126")]).cuda
+    '12.6'
+    >>> minimum_driver("12.6")
+    '525.60.13'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from reprolock.lock.model import Accelerator
+
+#: The oldest Linux driver for each CUDA major under NVIDIA's minor version
+#: compatibility (CUDA Toolkit release notes, "CUDA Driver" table, footnote: minor
+#: version compatibility). A wheel built with CUDA X.Y runs on any driver at least this.
+_MIN_DRIVER = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
+_LOCAL_CUDA = re.compile(r"\+cu(\d{2,3})$")  # torch 2.6.0+cu126: CUDA 12.6
+_RUNTIME = re.compile(r"^nvidia-cuda-runtime(?:-cu(\d+))?$")
+_CUDNN = re.compile(r"^nvidia-cudnn(?:-cu\d+)?$")
+_NCCL = re.compile(r"^nvidia-nccl(?:-cu\d+)?$")
+_TOOLKIT = ("cuda-toolkit", "nvidia-cuda-runtime")
+
+
+def minimum_driver(cuda: str) -> str | None:
+    return _MIN_DRIVER.get(cuda.split(".")[0])
+
+
+def cuda_of_packages(packages: Iterable[tuple[str, str]]) -> Accelerator:
+    """The accelerator the locked ``(name, version)`` pairs need."""
+    found: dict[str, tuple[str, str]] = {}  # what -> (version, evidence)
+    for name, version in packages:
+        public, _, _ = version.partition("+")
+        local = _LOCAL_CUDA.search(version)
+        if local and name in ("torch", "torchvision", "torchaudio"):
+            digits = local.group(1)
+            found.setdefault("cuda", (f"{digits[:-1]}.{digits[-1]}", f"{name} {version}"))
+        elif name in _TOOLKIT or _RUNTIME.match(name):
+            found["cuda"] = (".".join(public.split(".")[:2]), f"{name} {version}")
+        elif _CUDNN.match(name):
+            found["cudnn"] = (public, f"{name} {version}")
+        elif _NCCL.match(name):
+            found["nccl"] = (public, f"{name} {version}")
+    if "cuda" not in found:
+        return Accelerator("cpu")
+    cuda = found["cuda"][0]
+    return Accelerator("cuda", cuda, minimum_driver(cuda),
+                       found.get("cudnn", (None, ""))[0], found.get("nccl", (None, ""))[0],
+                       tuple(sorted(evidence for _, evidence in found.values())))
+
+
+def driver_problem(driver: str, accelerator: Accelerator) -> str | None:
+    """Why the host's ``driver`` cannot run the lock's CUDA, or None."""
+    if accelerator.kind != "cuda" or accelerator.min_driver is None:
+        return None
+    if _numbers(driver) >= _numbers(accelerator.min_driver):
+        return None
+    return (f"the NVIDIA driver here is {driver}, and the locked wheels need CUDA "
+            f"{accelerator.cuda}, which needs driver {accelerator.min_driver} or newer")
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+__all__ = ["Accelerator", "cuda_of_packages", "driver_problem", "minimum_driver"]
