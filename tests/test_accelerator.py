@@ -163,3 +163,48 @@ def test_run_with_gpus_on_a_host_without_a_driver_starts_nothing(
     assert proc.returncode == 2, proc.stderr
     assert "no NVIDIA driver" in proc.stderr and "Traceback" not in proc.stderr
     assert not record.exists()
+
+
+# -- what the NVIDIA container toolkit reads ----------------------------------------------
+
+@pytest.mark.parametrize(("base", "required"), [
+    ({}, "cuda>=12.6"),
+    ({"NVIDIA_REQUIRE_CUDA": "cuda>=12.8 brand=tesla,driver>=535"},
+     "cuda>=12.8 brand=tesla,driver>=535"),  # the base's toolkit needs more: kept
+    ({"NVIDIA_REQUIRE_CUDA": "cuda>=12.1"}, "cuda>=12.6"),  # the wheels need more
+])
+def test_cuda_env_requires_the_wheels_cuda(base: dict[str, str], required: str) -> None:
+    from reprolock.oci.contract import image_env
+
+    env = image_env(base, "/opt/venv", {}, cuda_of_packages([("torch", "2.6.0+cu126")]))
+    assert env["NVIDIA_REQUIRE_CUDA"] == required
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "all"
+    assert env["NVIDIA_DRIVER_CAPABILITIES"] == "compute,utility"
+    declared = image_env(base, "/opt/venv", {"NVIDIA_VISIBLE_DEVICES": "0"},
+                         cuda_of_packages([("torch", "2.6.0+cu126")]))
+    assert declared["NVIDIA_VISIBLE_DEVICES"] == "0"  # what the user declares wins
+
+
+def test_a_cpu_lock_adds_no_nvidia_variables() -> None:
+    from reprolock.oci.contract import image_env
+
+    env = image_env({}, "/opt/venv", {}, Accelerator("cpu"))
+    assert not [k for k in env if k.startswith("NVIDIA_")]
+
+
+def test_a_cuda_image_carries_the_requirement_and_verifies(
+        make_project: Callable[..., Path], cuda_index: LocalIndex, tmp_path: Path) -> None:
+    root = make_project(requirements="torch==2.6.0+cu126\n", index_url=cuda_index.url)
+    proc = run_cli("lock", "-C", root, "--no-sbom")
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "image"
+    proc = run_cli("build", "-C", root, "-o", f"oci:{out}", "--no-attach")
+    assert proc.returncode == 0, proc.stderr
+    index = json.loads((out / "index.json").read_text())
+    manifest = json.loads((out / "blobs" / "sha256" /
+                           index["manifests"][0]["digest"].split(":")[1]).read_text())
+    config = json.loads((out / "blobs" / "sha256" /
+                         manifest["config"]["digest"].split(":")[1]).read_text())
+    assert "NVIDIA_REQUIRE_CUDA=cuda>=12.6" in config["config"]["Env"]
+    proc = run_cli("verify", "-C", root, "--image", f"oci:{out}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

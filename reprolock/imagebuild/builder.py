@@ -393,7 +393,8 @@ class Builder:
                             architecture=self.lock.base.architecture)
 
     def _env(self, base: ResolvedImage) -> list[str]:
-        env = image_env(base.env, self.options.prefix, self.config.image.env)
+        env = image_env(base.env, self.options.prefix, self.config.image.env,
+                        self.lock.accelerator)
         return [f"{k}={v}" for k, v in env.items()]
 
     def _labels(self, code: CodeSet | None) -> dict[str, str]:

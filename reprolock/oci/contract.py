@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from reprolock.oci.canonical import canonical_json, sha256_digest
 
 if TYPE_CHECKING:
     from reprolock.config import Config, ImageConfig
-    from reprolock.lock.model import Lock
+    from reprolock.lock.model import Accelerator, Lock
 
 LABEL_PREFIX = "dev.reprolock"
 INPUTS_LABEL = f"{LABEL_PREFIX}.inputs.digest"
@@ -43,24 +44,49 @@ def venv_prefix(lock: Lock) -> str:
     return lock.image.prefix if lock.image else DEFAULT_PREFIX
 
 
-def image_env(base_env: Mapping[str, str], prefix: str,
-              declared: Mapping[str, str]) -> dict[str, str]:
+def image_env(base_env: Mapping[str, str], prefix: str, declared: Mapping[str, str],
+              accelerator: Accelerator | None = None) -> dict[str, str]:
     """The image's environment: the base's, the venv first on PATH, no .pyc written at
-    run time, a fixed hash seed unless declared otherwise, then the declared variables."""
+    run time, a fixed hash seed unless declared otherwise, what the NVIDIA container
+    toolkit reads for a CUDA lock, then the declared variables."""
     env = dict(base_env)
     path = env.get("PATH", DEFAULT_PATH)
     env["PATH"] = f"{prefix}/bin:{path}"
     env["VIRTUAL_ENV"] = prefix
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # no .pyc appears after the build either
     env.setdefault("PYTHONHASHSEED", "0")
+    if accelerator is not None and accelerator.kind == "cuda" and accelerator.cuda:
+        env.update(cuda_env(env, accelerator.cuda))
     env.update(declared)
     return dict(sorted(env.items()))
 
 
-def locked_env(config: Config, prefix: str, base_env: Mapping[str, str]) -> dict[str, str]:
+_REQUIRE = re.compile(r"cuda>=(\d+(?:\.\d+)*)")
+
+
+def cuda_env(base_env: Mapping[str, str], cuda: str) -> dict[str, str]:
+    """NVIDIA_REQUIRE_CUDA makes the container toolkit refuse a driver too old for the
+    wheels' CUDA when the container starts (a base's own stricter requirement, for its
+    toolkit, is kept); all GPUs, compute and utility (nvidia-smi), unless the base says."""
+    required = f"cuda>={cuda}"
+    have = _REQUIRE.search(base_env.get("NVIDIA_REQUIRE_CUDA", ""))
+    if have and _numbers(have.group(1)) >= _numbers(cuda):
+        required = base_env["NVIDIA_REQUIRE_CUDA"]
+    return {"NVIDIA_REQUIRE_CUDA": required,
+            "NVIDIA_VISIBLE_DEVICES": base_env.get("NVIDIA_VISIBLE_DEVICES", "all"),
+            "NVIDIA_DRIVER_CAPABILITIES": base_env.get("NVIDIA_DRIVER_CAPABILITIES",
+                                                       "compute,utility")}
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def locked_env(config: Config, prefix: str, base_env: Mapping[str, str],
+               accelerator: Accelerator | None = None) -> dict[str, str]:
     """The environment variables the build gives the image (less PATH, of which the
     runtime checker checks that it starts with the venv)."""
-    env = image_env(base_env, prefix, config.image.env)
+    env = image_env(base_env, prefix, config.image.env, accelerator)
     env.pop("PATH", None)
     return env
 

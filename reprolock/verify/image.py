@@ -195,7 +195,7 @@ def expected_environment_config(config: Config, lock: Lock) -> dict[str, Any] | 
         return None
     if base.identity != lock.base.digest:
         return None
-    env = image_env(base.env, lock.image.prefix, config.image.env)
+    env = image_env(base.env, lock.image.prefix, config.image.env, lock.accelerator)
     expected = image_config(
         base.config, settings=config.image, env=[f"{k}={v}" for k, v in env.items()],
         labels=image_labels(lock), diff_ids=lock.image.diff_ids,

@@ -304,7 +304,8 @@ class Runner:
         base = base_startup_files(config, lock, cache_dir, self.progress)
         with tempfile.TemporaryDirectory(prefix="reprolock-run-") as tmp:
             _expectations(lock, lock_bytes, code, config,
-                          locked_env(config, venv_prefix(lock), base_env), Path(tmp), base)
+                          locked_env(config, venv_prefix(lock), base_env, lock.accelerator),
+                          Path(tmp), base)
             os.chmod(tmp, 0o755)
             check = self._check(image, Path(tmp), lock, configured)
         before = _snapshot(outputs)
