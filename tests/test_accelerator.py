@@ -208,3 +208,62 @@ def test_a_cuda_image_carries_the_requirement_and_verifies(
     assert "NVIDIA_REQUIRE_CUDA=cuda>=12.6" in config["config"]["Env"]
     proc = run_cli("verify", "-C", root, "--image", f"oci:{out}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# -- a base that carries a CUDA toolkit ---------------------------------------------------
+
+@pytest.mark.parametrize(("env", "found"), [
+    ({"CUDA_VERSION": "12.4.1"}, "12.4.1"), ({"CUDA_VERSION": "13.0"}, "13.0"),
+    ({"CUDA_VERSION": "12.4.1\nNVIDIA_REQUIRE_CUDA=x"}, None), ({"CUDA_VERSION": "latest"}, None),
+    ({}, None)])
+def test_the_base_cuda_is_a_plain_version_or_nothing(env: dict[str, str],
+                                                     found: str | None) -> None:
+    from reprolock.lock.accelerator import base_cuda
+
+    assert base_cuda(env) == found
+
+
+def test_wheels_and_base_of_one_cuda_major_agree() -> None:
+    from reprolock.lock.accelerator import with_base
+
+    merged, warning = with_base(cuda_of_packages([("torch", "2.6.0+cu126")]), "12.4.1")
+    assert warning is None and merged.base_cuda == "12.4.1" and merged.cuda == "12.6"
+    assert Accelerator.from_json(merged.to_json()) == merged
+
+
+def test_wheels_and_base_of_two_cuda_majors_warn_naming_both() -> None:
+    from reprolock.lock.accelerator import with_base
+
+    merged, warning = with_base(cuda_of_packages(PYPI_CUDA13), "12.4.1")
+    assert warning is not None and "13.0" in warning and "12.4.1" in warning
+    assert merged.min_driver == "580.65.06"  # the driver must run both: the higher one
+
+
+def test_cpu_wheels_on_a_cuda_base_take_the_base_toolkit() -> None:
+    from reprolock.lock.accelerator import with_base
+
+    merged, warning = with_base(Accelerator("cpu"), "12.4.1")
+    assert warning is None
+    assert (merged.kind, merged.cuda, merged.min_driver) == ("cuda", "12.4", "525.60.13")
+    assert merged.evidence == ("base CUDA_VERSION 12.4.1",)
+
+
+def test_a_lock_on_a_cuda_base_records_its_toolkit_and_warns_on_another_major(
+        make_project: Callable[..., Path], cuda_index: LocalIndex, tmp_path: Path) -> None:
+    """A base built here that says CUDA_VERSION=13.0.1, as NVIDIA's images do, under
+    wheels built for CUDA 12.6."""
+    from tests.support.images import make_base
+
+    layout = tmp_path / "cuda-base"
+    make_base(layout, tmp_path / "rootfs", tag="cuda",
+              env=["PATH=/usr/bin:/bin", "CUDA_VERSION=13.0.1"])
+    root = make_project(requirements="torch==2.6.0+cu126\n", index_url=cuda_index.url)
+    config = root / "reprolock.toml"
+    config.write_text("\n".join(
+        f'base = "oci-layout:{layout}:cuda"' if line.startswith("base =") else line
+        for line in config.read_text().splitlines()) + "\n")
+    proc = run_cli("lock", "-C", root, "--no-build")
+    assert proc.returncode == 0, proc.stderr
+    assert "CUDA 12.6" in proc.stderr and "CUDA 13.0.1 toolkit" in proc.stderr
+    accelerator = json.loads((root / "reprolock.lock.json").read_text())["accelerator"]
+    assert accelerator["baseCuda"] == "13.0.1" and accelerator["minDriver"] == "580.65.06"

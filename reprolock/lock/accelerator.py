@@ -11,8 +11,9 @@ starts anything.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from reprolock.lock.model import Accelerator
 
@@ -54,6 +55,36 @@ def cuda_of_packages(packages: Iterable[tuple[str, str]]) -> Accelerator:
                        tuple(sorted(evidence for _, evidence in found.values())))
 
 
+_PLAIN = re.compile(r"\d+\.\d+(?:\.\d+)?")
+
+
+def base_cuda(env: Mapping[str, str]) -> str | None:
+    """The CUDA toolkit a base image says it carries (``CUDA_VERSION``, as NVIDIA's
+    images set it); only a plain version counts: the base is an input like any other."""
+    value = env.get("CUDA_VERSION", "")
+    return value if _PLAIN.fullmatch(value) else None
+
+
+def with_base(found: Accelerator, toolkit: str | None) -> tuple[Accelerator, str | None]:
+    """``found`` (from the wheels) with the base's CUDA toolkit; and a warning when the
+    two CUDA majors differ. A CPU-only set of wheels on a CUDA base takes the base's."""
+    if toolkit is None:
+        return found, None
+    minor = ".".join(toolkit.split(".")[:2])
+    if found.kind != "cuda" or found.cuda is None:
+        return Accelerator("cuda", minor, minimum_driver(minor),
+                           evidence=(f"base CUDA_VERSION {toolkit}",), base_cuda=toolkit), None
+    drivers = [d for d in (found.min_driver, minimum_driver(minor)) if d]
+    merged = dataclasses.replace(found, base_cuda=toolkit,
+                                 min_driver=max(drivers, key=_numbers) if drivers else None)
+    if found.cuda.split(".")[0] == minor.split(".")[0]:
+        return merged, None
+    return merged, (f"the locked wheels are built for CUDA {found.cuda}, but the base image "
+                    f"carries the CUDA {toolkit} toolkit: pick a base with CUDA "
+                    f"{found.cuda.split('.')[0]}.x, or wheels for CUDA {minor.split('.')[0]}.x "
+                    "(the driver must run both)")
+
+
 def driver_problem(driver: str, accelerator: Accelerator) -> str | None:
     """Why the host's ``driver`` cannot run the lock's CUDA, or None."""
     if accelerator.kind != "cuda" or accelerator.min_driver is None:
@@ -68,4 +99,4 @@ def _numbers(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
-__all__ = ["Accelerator", "cuda_of_packages", "driver_problem", "minimum_driver"]
+__all__ = ["base_cuda", "cuda_of_packages", "driver_problem", "minimum_driver", "with_base"]

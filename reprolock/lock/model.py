@@ -410,13 +410,15 @@ class Accelerator:
     cudnn: str | None = None
     nccl: str | None = None
     evidence: tuple[str, ...] = ()  # "name version" of each package that says so
+    base_cuda: str | None = None  # the CUDA toolkit the base image carries (CUDA_VERSION)
 
     def to_json(self) -> dict[str, Any]:
         if self.kind == "cpu":
             return {"kind": "cpu"}
         data: dict[str, Any] = {"kind": self.kind, "cuda": self.cuda,
                                 "minDriver": self.min_driver, "evidence": list(self.evidence)}
-        data.update({k: v for k, v in (("cudnn", self.cudnn), ("nccl", self.nccl)) if v})
+        data.update({k: v for k, v in (("cudnn", self.cudnn), ("nccl", self.nccl),
+                                       ("baseCuda", self.base_cuda)) if v})
         return data
 
     @classmethod
@@ -429,12 +431,13 @@ class Accelerator:
             return cls("cpu")
         optional = {key: None if data.get(key) is None else
                     checked(data[key], "version", f"accelerator.{key}")
-                    for key in ("cudnn", "nccl")}
+                    for key in ("cudnn", "nccl", "baseCuda")}
         return cls(kind, checked(data["cuda"], "version", "accelerator.cuda"),
                    None if data.get("minDriver") is None
                    else checked(data["minDriver"], "version", "accelerator.minDriver"),
                    optional["cudnn"], optional["nccl"],
-                   tuple(checked(e, "text", "accelerator.evidence") for e in data["evidence"]))
+                   tuple(checked(e, "text", "accelerator.evidence") for e in data["evidence"]),
+                   optional["baseCuda"])
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from reprolock.image.interface import check_platform
 from reprolock.image.probe import probe
 from reprolock.image.reference import open_source, parse_reference
 from reprolock.imagebuild.store import cache_fix, disk_space, sweep_stale
-from reprolock.lock.accelerator import cuda_of_packages
+from reprolock.lock.accelerator import base_cuda, cuda_of_packages, with_base
 from reprolock.lock.inputs import collect_inputs, inputs_digest, pyproject_dependencies
 from reprolock.lock.io import read_lock, render, write_lock
 from reprolock.lock.model import (
@@ -107,6 +107,7 @@ class Locker:
         self.resolver = resolver
         self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
         self.progress = progress or (lambda _msg: None)
+        self._base_cuda: str | None = None  # the base's CUDA toolkit, read with the base
 
     def lock(self, *, upgrade: bool = False, upgrade_packages: tuple[str, ...] = (),
              build: BuildOptions | None = None, sbom_format: str | None = "spdx",
@@ -159,6 +160,9 @@ class Locker:
         packages = self._packages(pins, target, client, request,
                                   _kept_builds(previous, kept, config.build_from_source))
         warnings += honesty.skipped_releases(pins)
+        accelerator, mismatch = with_base(
+            cuda_of_packages((p.name, p.version) for p in packages), self._base_cuda)
+        warnings += [mismatch] if mismatch else []
         lock = Lock(
             inputs_digest=inputs_digest(inputs), inputs=inputs,
             target=LockTarget.from_json(_target_json(target)),
@@ -166,7 +170,7 @@ class Locker:
                                  "version": resolution.resolver_version},
             indexes=tuple(self._indexes()), packages=tuple(packages),
             generator={"name": "reprolock", "version": __version__},
-            accelerator=cuda_of_packages((p.name, p.version) for p in packages))
+            accelerator=accelerator)
         self._sbom: Sbom | None = None
         if build is not None:
             lock = self._with_image(lock, build, sbom_format)
@@ -265,6 +269,7 @@ class Locker:
             facts = probe(source, image, cache_dir=self.cache_dir)
         if not source.pinned:
             warnings.append(unpinned_base_warning(self.config.base, image))
+        self._base_cuda = base_cuda(image.env)
         target = Target(platform, facts.python_version, facts.libc_family, facts.libc_version)
         base = BaseImage(
             reference=self.config.base, digest=image.identity, index_digest=image.index_digest,
