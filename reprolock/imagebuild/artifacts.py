@@ -107,6 +107,24 @@ class ArtifactStore:
             self._store(wheel.open("rb"), actual, artifact.filename, None)
         return cached
 
+    def download_unhashed(self, url: str, filename: str,
+                          accepted: frozenset[str]) -> tuple[Path, str]:
+        """Download a file its index serves with no hash, hash it, and keep it if the
+        hash is one of ``accepted`` (the resolver's pins): its path and sha256."""
+        real = self._with_credentials(url)
+        try:
+            response = self.session.get(real, stream=True, timeout=120)
+        except requests.RequestException as exc:
+            raise ArtifactError(f"cannot download {filename} from {redact(url)}: "
+                                f"{exc.__class__.__name__}",
+                                hint="check your network and the index") from exc
+        if response.status_code != 200:
+            raise ArtifactError(f"cannot download {filename} from {redact(url)}: HTTP "
+                                f"{response.status_code}", hint="check the index and credentials")
+        with response:
+            actual = self._store(response.raw, accepted, filename, None, decode=True)
+        return self.path_for(actual, filename), actual
+
     def keep(self, path: Path) -> tuple[str, int]:
         """Store the file at ``path`` (a wheel just built) under its sha256; that and its
         size."""
@@ -138,8 +156,10 @@ class ArtifactStore:
         # https://pypi.corp.example.evil.net and to another port of the same host
         return with_credentials(url, [expand_env(u) for u in self.credentials.values()])
 
-    def _store(self, stream: object, sha256: str, filename: str,
-               progress: Callable[[int], None] | None, *, decode: bool = False) -> None:
+    def _store(self, stream: object, sha256: str | frozenset[str], filename: str,
+               progress: Callable[[int], None] | None, *, decode: bool = False) -> str:
+        """Copy ``stream`` into the store if its sha256 is ``sha256`` (or one of them);
+        its sha256."""
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         # owned by this process: a killed download is swept at the next start
@@ -155,22 +175,33 @@ class ArtifactStore:
                     if progress:
                         progress(len(chunk))
             actual = digest.hexdigest()
-            if actual != sha256:
-                raise ArtifactError(
-                    f"{filename} does not match the lock: expected sha256 {sha256}, got {actual}",
-                    hint="the file on the index changed or was tampered with; do not use it. "
-                    "If the change is expected, run 'reprolock lock --upgrade-package' for it")
-            final = self.path_for(sha256, filename)
+            if actual not in ({sha256} if isinstance(sha256, str) else sha256):
+                raise _mismatch(filename, sha256, actual)
+            final = self.path_for(actual, filename)
             if final.parent.exists() and not final.parent.is_dir():
                 final.parent.unlink()  # not what this cache writes: discard it
             final.parent.mkdir(exist_ok=True)
             os.replace(tmp, final)
+            return actual
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             close = getattr(stream, "close", None)
             if close:
                 close()
+
+
+def _mismatch(filename: str, expected: str | frozenset[str], actual: str) -> ArtifactError:
+    if isinstance(expected, str):
+        return ArtifactError(
+            f"{filename} does not match the lock: expected sha256 {expected}, got {actual}",
+            hint="the file on the index changed or was tampered with; do not use it. "
+            "If the change is expected, run 'reprolock lock --upgrade-package' for it")
+    return ArtifactError(
+        f"{filename}, which the index serves without a hash, has sha256 {actual}; the "
+        f"resolver pinned {', '.join(sorted(expected))}", hint="the file changed between "
+        "the resolution and this download, or the index serves different bytes to different "
+        "clients: do not use it; lock again, and ask the index to serve hashes")
 
 
 def _sha256(path: Path) -> str:

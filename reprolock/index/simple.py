@@ -46,6 +46,7 @@ class DistFile:
     size: int | None
     yanked: bool = False  # PEP 592: a resolver takes it only when pinned to it exactly
     requires_python: str | None = None
+    hash_computed: bool = False  # the index served no hash: reprolock downloaded and hashed it
 
 
 #: (normalized project name, version); no version: every release of the project

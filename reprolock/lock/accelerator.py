@@ -55,6 +55,24 @@ def cuda_of_packages(packages: Iterable[tuple[str, str]]) -> Accelerator:
                        tuple(sorted(evidence for _, evidence in found.values())))
 
 
+#: built together, for one CUDA (or CPU): their local version labels must agree
+TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
+
+
+def torch_family_problem(packages: Iterable[tuple[str, str]]) -> str | None:
+    """Why the locked torch family mixes builds (``torch 2.6.0+cu126`` beside
+    ``torchvision 0.21.0+cpu``, or beside PyPI's ``0.21.0``, which is another CUDA's
+    build), or None."""
+    labels = {name: version.partition("+")[2] or "(none)" for name, version in packages
+              if name in TORCH_FAMILY}
+    if len(set(labels.values())) <= 1:
+        return None
+    shown = ", ".join(f"{name} +{label}" if label != "(none)" else f"{name} (no local label)"
+                      for name, label in sorted(labels.items()))
+    return (f"the torch family is locked from different builds ({shown}): their binaries "
+            "are built together for one CUDA and do not load across builds")
+
+
 _PLAIN = re.compile(r"\d+\.\d+(?:\.\d+)?")
 
 
@@ -99,4 +117,5 @@ def _numbers(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
-__all__ = ["base_cuda", "cuda_of_packages", "driver_problem", "minimum_driver", "with_base"]
+__all__ = ["TORCH_FAMILY", "base_cuda", "cuda_of_packages", "driver_problem", "minimum_driver",
+           "torch_family_problem", "with_base"]

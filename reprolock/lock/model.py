@@ -108,6 +108,8 @@ class Artifact:
     url: str | None = None  # remote, credentials removed
     path: str | None = None  # a find-links file: absolute, or relative to the project root
     built: bool = False  # a wheel reprolock built from the package's locked sdist
+    # the index served no hash for the file: reprolock downloaded it and computed sha256
+    hash_computed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"filename": self.filename, "sha256": self.sha256,
@@ -118,6 +120,8 @@ class Artifact:
             data["path"] = self.path
         if self.built:
             data["builtFrom"] = "sdist"
+        if self.hash_computed:
+            data["hashSource"] = "computed"
         return data
 
     @classmethod
@@ -137,7 +141,7 @@ class Artifact:
                                 "of url, path or builtFrom", hint=_HINT)
         return cls(filename, checked(data["sha256"], "sha256", f"{where}.sha256"),
                    data.get("size"), None if url is None else checked(url, "text", f"{where}.url"),
-                   path, built)
+                   path, built, data.get("hashSource") == "computed")
 
 
 @dataclass(frozen=True)

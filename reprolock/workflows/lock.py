@@ -30,13 +30,19 @@ from reprolock.errors import (
     ArtifactError,
     IndexError_,
     LockFileError,
+    ResolverError,
     UsageError,
 )
 from reprolock.image.interface import check_platform
 from reprolock.image.probe import probe
 from reprolock.image.reference import open_source, parse_reference
 from reprolock.imagebuild.store import cache_fix, disk_space, sweep_stale
-from reprolock.lock.accelerator import base_cuda, cuda_of_packages, with_base
+from reprolock.lock.accelerator import (
+    base_cuda,
+    cuda_of_packages,
+    torch_family_problem,
+    with_base,
+)
 from reprolock.lock.inputs import collect_inputs, inputs_digest, pyproject_dependencies
 from reprolock.lock.io import read_lock, render, write_lock
 from reprolock.lock.model import (
@@ -157,6 +163,11 @@ class Locker:
         kept = _kept(previous, upgrade, upgrade_packages)
         honesty = Honesty(self.resolver, request, client, requested, kept)
         honesty.refuse_prereleases(pins)
+        mixed = torch_family_problem((p.name, p.version) for p in pins)
+        if mixed is not None:
+            raise ResolverError(mixed, hint="pin every one of them with the same local "
+                                "version label (e.g. torch==2.6.0+cu126 and "
+                                "torchvision==0.21.0+cu126) from the same index")
         packages = self._packages(pins, target, client, request,
                                   _kept_builds(previous, kept, config.build_from_source))
         warnings += honesty.skipped_releases(pins)
@@ -368,7 +379,10 @@ class Locker:
                     "build-from-source names it", hint=f"remove {pin.name} from "
                     "dependencies.build-from-source: its wheels are used then")
             return found[0]
-        best = best_wheel(known, target)
+        unhashed = [f for f in files if f.sha256 is None and f.url is not None]
+        best = best_wheel([*known, *unhashed], target)
+        if best is not None and best.sha256 is None:
+            return self._hashed(pin, best, frozenset(hashes))
         if best is None:
             offered = wheel_platforms([f.filename for f in known]) or ["no wheels (sdist only)"]
             raise ArtifactError(
@@ -380,6 +394,19 @@ class Locker:
                 "dependencies.build-from-source",
             )
         return best
+
+    def _hashed(self, pin: Pin, dist: DistFile, accepted: frozenset[str]) -> DistFile:
+        """``dist``, which its index serves with no hash, downloaded into the artifact
+        cache and hashed: it must be one of the files the resolver pinned."""
+        from reprolock.imagebuild.artifacts import ArtifactStore
+
+        assert dist.url is not None
+        self.progress(f"hashing {dist.filename} (its index serves no hash)")
+        store = ArtifactStore(self.cache_dir, project=self.config.root,
+                              credentials=index_credentials(self.config))
+        path, sha256 = store.download_unhashed(dist.url, dist.filename, accepted)
+        return dataclasses.replace(dist, sha256=sha256, size=path.stat().st_size,
+                                   hash_computed=True)
 
     def _package(self, pin: Pin, dist: DistFile, modules: tuple[str, ...]) -> Package:
         artifact = self._artifact(pin, dist, kind="wheel")
@@ -397,7 +424,8 @@ class Locker:
         if dist.path is not None:
             return Artifact(dist.filename, dist.sha256, dist.size,
                             path=self._as_written(dist.path))
-        return Artifact(dist.filename, dist.sha256, dist.size, url=redact(dist.url or ""))
+        return Artifact(dist.filename, dist.sha256, dist.size, url=redact(dist.url or ""),
+                        hash_computed=dist.hash_computed)
 
     def _as_written(self, wheel: Path) -> str:
         """A find-links wheel's path as the config's entry names it: an absolute

@@ -37,6 +37,13 @@ class DistFile:
     sha256: str
     size: int
     requires_python: str | None = None
+    # what the pages say the sha256 is: the file's by default, "" for no hash (as some
+    # PyTorch-style indexes serve), or another value (a file that changed under its hash)
+    served: str | None = None
+
+    @property
+    def served_sha256(self) -> str:
+        return self.sha256 if self.served is None else self.served
 
 
 def project_name_of(filename: str) -> tuple[str, str]:
@@ -90,7 +97,8 @@ def _file_href(dist: DistFile) -> str:
 
 
 def _html_link(dist: DistFile) -> str:
-    attrs = f'href="{html.escape(_file_href(dist))}#sha256={dist.sha256}"'
+    fragment = f"#sha256={dist.served_sha256}" if dist.served_sha256 else ""
+    attrs = f'href="{html.escape(_file_href(dist))}{fragment}"'
     if dist.requires_python:
         attrs += f' data-requires-python="{html.escape(dist.requires_python)}"'
     return f"<a {attrs}>{html.escape(dist.filename)}</a>"
@@ -100,7 +108,7 @@ def _json_file(dist: DistFile) -> dict[str, object]:
     entry: dict[str, object] = {
         "filename": dist.filename,
         "url": _file_href(dist),
-        "hashes": {"sha256": dist.sha256},
+        "hashes": {"sha256": dist.served_sha256} if dist.served_sha256 else {},
         "size": dist.size,
     }
     if dist.requires_python:
@@ -124,15 +132,18 @@ class LocalIndex:
         self._write_pages()
 
     # -- content -------------------------------------------------------
-    def add(self, path: Path, *, requires_python: str | None = None) -> Path:
-        """Copy a dist file into the index and regenerate the pages."""
+    def add(self, path: Path, *, requires_python: str | None = None,
+            served: str | None = None) -> Path:
+        """Copy a dist file into the index and regenerate the pages; ``served``: the
+        sha256 the pages give ("" for none), when it is not the file's."""
         path = Path(path)
         project, version = project_name_of(path.name)
         target = self.files_dir / path.name
         if path.resolve() != target.resolve():
             shutil.copyfile(path, target)
         size = target.stat().st_size
-        dist = DistFile(path.name, project, version, _sha256(target), size, requires_python)
+        dist = DistFile(path.name, project, version, _sha256(target), size, requires_python,
+                        served)
         with self._lock:
             self._dists[path.name] = dist
             self._write_pages()
