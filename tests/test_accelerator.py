@@ -149,6 +149,7 @@ def test_a_cpu_lock_says_so_and_a_forged_kind_is_refused(
     assert proc.returncode == 2 and "accelerator" in proc.stderr, proc.stderr
 
 
+@pytest.mark.docker
 def test_run_with_gpus_on_a_host_without_a_driver_starts_nothing(
         make_project: Callable[..., Path], tmp_path: Path) -> None:
     """This machine has no NVIDIA driver: the preflight says so, exit 2, no record."""

@@ -1,0 +1,114 @@
+"""Issue 13, bases that real teams use: a base whose own site-packages already holds a
+package the lock also pins (an older tinyml, in Debian's dist-packages, as `apt install
+python3-…` or a pip-installed base leaves one). The lock still pins and installs its own;
+the image's venv does not see the base's; the runtime check is not fooled by it.
+
+The base is the example's Debian base with one more layer, built here; real containers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reprolock.oci.model import LayerBlob
+from tests.support.cli import run_cli
+from tests.support.oci_writer import add_layer_from_dir, write_image
+
+pytestmark = [pytest.mark.docker, pytest.mark.debootstrap]
+EXAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "example"
+BASE = EXAMPLE / ".reprolock" / "base"
+SHADOW = "/usr/lib/python3/dist-packages"
+PROBE = ("import json, tinyml; print(json.dumps({'version': tinyml.__version__, "
+         "'file': tinyml.__file__}))")
+
+
+def _blob(layout: Path, digest: str) -> dict:
+    return json.loads((layout / "blobs" / "sha256" / digest.split(":")[1]).read_text())
+
+
+def shadowing_base(layout: Path, work: Path) -> None:
+    """The Debian base plus a layer with tinyml 0.0.1 in the system site-packages."""
+    shutil.copytree(BASE, layout)
+    index = json.loads((layout / "index.json").read_text())
+    manifest = _blob(layout, index["manifests"][0]["digest"])
+    config = _blob(layout, manifest["config"]["digest"])
+    layers = [LayerBlob(d["digest"], diff_id, d["size"], d["mediaType"])
+              for d, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"],
+                                    strict=True)]
+    site = work / SHADOW.lstrip("/")
+    (site / "tinyml").mkdir(parents=True)
+    (site / "tinyml" / "__init__.py").write_text("__version__ = '0.0.1-from-the-base'\n")
+    (site / "tinyml-0.0.1.dist-info").mkdir()
+    (site / "tinyml-0.0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: tinyml\nVersion: 0.0.1\n")
+    layers.append(add_layer_from_dir(layout, work))
+    write_image(layout, config={k: v for k, v in config.items() if k != "rootfs"},
+                layers=layers, tag="shadow")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    from tests.support.services import docker_available, remove_images, require
+
+    require((BASE / "index.json").is_file(),
+            f"the Debian base is missing: run python fixtures/make_base.py {BASE}")
+    require(docker_available(), "no Docker Engine is running")
+    work = tmp_path_factory.mktemp("shadow")
+    root = work / "example"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(
+        ".reprolock", "reprolock.lock.json*", "reprolock.sbom*", "outputs"))
+    shadowing_base(root / ".reprolock" / "base", work / "layer")
+    config = root / "reprolock.toml"
+    config.write_text(config.read_text().replace('base = "oci-layout:.reprolock/base:bookworm"',
+                                                 'base = "oci-layout:.reprolock/base:shadow"'))
+    proc = run_cli("lock", "-C", root, "--no-sbom")
+    assert proc.returncode == 0, proc.stderr
+    name = f"reprolock-test/shadow-{uuid.uuid4().hex[:8]}"
+    proc = run_cli("build", "-C", root, "-q", "-o", f"docker:{name}:v1")
+    assert proc.returncode == 0, proc.stderr
+    yield {"root": root, "name": f"{name}:v1", "work": work}
+    remove_images(name)
+
+
+def test_the_lock_pins_its_own_version_over_the_bases(project: dict) -> None:
+    lock = json.loads((project["root"] / "reprolock.lock.json").read_text())
+    [tinyml] = [p for p in lock["packages"] if p["name"] == "tinyml"]
+    assert tinyml["version"] == "1.0.0"
+
+
+def test_the_venv_does_not_see_the_bases_copy_and_the_check_passes(project: dict) -> None:
+    record = project["work"] / "r.json"
+    proc = run_cli("run", "-C", project["root"], "--record", record, "--",
+                   "python", "-c", PROBE)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["version"] == "1.0.0"
+    assert seen["file"].startswith("/opt/venv/")
+    assert json.loads(record.read_text())["check"]["ok"]
+
+
+def test_the_check_is_not_fooled_when_the_venvs_copy_is_removed(project: dict) -> None:
+    """Without the venv's tinyml, `import tinyml` fails (the venv is isolated; it never
+    falls back to the base's copy), and the runtime check names what is missing."""
+    import docker
+
+    client = docker.from_env()
+    container = client.containers.run(
+        project["name"], ["sh", "-c", "rm -rf /opt/venv/lib/python3.11/site-packages/tinyml"],
+        entrypoint=[], network_mode="none", detach=True)
+    try:
+        assert container.wait()["StatusCode"] == 0
+        repository = project["name"].split(":")[0]
+        container.commit(repository=repository, tag="gutted")
+    finally:
+        container.remove(force=True)
+    proc = run_cli("run", "-C", project["root"], "--image", f"{repository}:gutted",
+                   "--record", project["work"] / "g.json", "--", "python", "-c", PROBE)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "tinyml" in proc.stderr and "the run was refused" in proc.stderr
+    assert not (project["work"] / "g.json").exists()
