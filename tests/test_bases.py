@@ -112,3 +112,80 @@ def test_the_check_is_not_fooled_when_the_venvs_copy_is_removed(project: dict) -
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "tinyml" in proc.stderr and "the run was refused" in proc.stderr
     assert not (project["work"] / "g.json").exists()
+
+
+# -- Python under another prefix ----------------------------------------------------------
+
+def moved_python_base(layout: Path, work: Path, prefix: str) -> None:
+    """The Debian base with its interpreter moved to ``prefix`` (as python:*-slim keeps
+    it in /usr/local/bin, pytorch/pytorch in /opt/conda/bin): the old one whited out."""
+    shutil.copytree(BASE, layout)
+    index = json.loads((layout / "index.json").read_text())
+    manifest = _blob(layout, index["manifests"][0]["digest"])
+    config = _blob(layout, manifest["config"]["digest"])
+    layers = [LayerBlob(d["digest"], diff_id, d["size"], d["mediaType"])
+              for d, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"],
+                                    strict=True)]
+    python = _interpreter_of(layout, manifest)
+    bin_dir = work / prefix.lstrip("/")
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python3.11").write_bytes(python)
+    (bin_dir / "python3.11").chmod(0o755)
+    (bin_dir / "python3").symlink_to("python3.11")
+    (work / "usr/bin").mkdir(parents=True, exist_ok=True)
+    for name in ("python3.11", "python3"):
+        (work / "usr/bin" / f".wh.{name}").write_bytes(b"")
+    layers.append(add_layer_from_dir(layout, work))
+    image = {k: v for k, v in config.items() if k != "rootfs"}
+    env = [e for e in image.get("config", {}).get("Env", []) if not e.startswith("PATH=")]
+    image["config"] = {**image.get("config", {}),
+                       "Env": [f"PATH={prefix}:/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+                               "/usr/bin:/sbin:/bin", *env]}
+    write_image(layout, config=image, layers=layers, tag="moved")
+
+
+def _interpreter_of(layout: Path, manifest: dict) -> bytes:
+    """The base's /usr/bin/python3.11, read from its layers (the last one that has it)."""
+    import tarfile
+
+    found = b""
+    for layer in manifest["layers"]:
+        with tarfile.open(layout / "blobs" / "sha256" / layer["digest"].split(":")[1]) as tar:
+            for member in tar:
+                handle = tar.extractfile(member) if member.isfile() else None
+                if member.name.lstrip("./") == "usr/bin/python3.11" and handle is not None:
+                    found = handle.read()
+    assert found, "the base has no /usr/bin/python3.11"
+    return found
+
+
+@pytest.mark.parametrize("prefix", ["/usr/local/bin", "/opt/conda/bin"])
+def test_a_base_with_python_under_another_prefix(tmp_path: Path, prefix: str) -> None:
+    """Probed, locked, built and run: the lock names the interpreter where it is, the
+    venv links to it, and the runtime check passes in the container."""
+    from tests.support.services import docker_available, remove_images, require
+
+    require((BASE / "index.json").is_file(), "the Debian base is missing")
+    require(docker_available(), "no Docker Engine is running")
+    root = tmp_path / "example"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(
+        ".reprolock", "reprolock.lock.json*", "reprolock.sbom*", "outputs"))
+    moved_python_base(root / ".reprolock" / "base", tmp_path / "layer", prefix)
+    config = root / "reprolock.toml"
+    config.write_text(config.read_text().replace('base = "oci-layout:.reprolock/base:bookworm"',
+                                                 'base = "oci-layout:.reprolock/base:moved"'))
+    proc = run_cli("lock", "-C", root, "--no-sbom")
+    assert proc.returncode == 0, proc.stderr
+    lock = json.loads((root / "reprolock.lock.json").read_text())
+    assert lock["base"]["python"]["path"] == f"{prefix}/python3.11"
+    name = f"reprolock-test/moved-{uuid.uuid4().hex[:8]}"
+    try:
+        proc = run_cli("build", "-C", root, "-q", "-o", f"docker:{name}:v1")
+        assert proc.returncode == 0, proc.stderr
+        proc = run_cli("run", "-C", root, "--record", tmp_path / "r.json", "--", "python",
+                       "-c", "import sys, tinyml; print(sys._base_executable, tinyml.__file__)")
+        assert proc.returncode == 0, proc.stderr
+        base_python, module = proc.stdout.strip().splitlines()[-1].split()
+        assert base_python.startswith(prefix) and module.startswith("/opt/venv/")
+    finally:
+        remove_images(name)
