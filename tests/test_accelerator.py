@@ -268,3 +268,12 @@ def test_a_lock_on_a_cuda_base_records_its_toolkit_and_warns_on_another_major(
     assert "CUDA 12.6" in proc.stderr and "CUDA 13.0.1 toolkit" in proc.stderr
     accelerator = json.loads((root / "reprolock.lock.json").read_text())["accelerator"]
     assert accelerator["baseCuda"] == "13.0.1" and accelerator["minDriver"] == "580.65.06"
+
+
+def test_the_record_keeps_the_variables_that_decide_repeatability() -> None:
+    from reprolock.workflows.run import determinism_env
+
+    env = {"PYTHONHASHSEED": "0", "CUBLAS_WORKSPACE_CONFIG": ":4096:8", "NCCL_ALGO": "Ring",
+           "OMP_NUM_THREADS": "1", "HOME": "/root", "AWS_SECRET_ACCESS_KEY": "x" * 40}
+    assert determinism_env(env) == {"CUBLAS_WORKSPACE_CONFIG": ":4096:8", "NCCL_ALGO": "Ring",
+                                    "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}

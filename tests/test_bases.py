@@ -89,7 +89,9 @@ def test_the_venv_does_not_see_the_bases_copy_and_the_check_passes(project: dict
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["version"] == "1.0.0"
     assert seen["file"].startswith("/opt/venv/")
-    assert json.loads(record.read_text())["check"]["ok"]
+    written = json.loads(record.read_text())
+    assert written["check"]["ok"]
+    assert written["determinism"] == {"PYTHONHASHSEED": "0"}  # what the image sets
 
 
 def test_the_check_is_not_fooled_when_the_venvs_copy_is_removed(project: dict) -> None:

@@ -272,6 +272,7 @@ class Runner:
         self.gpus = check_gpus(options.gpus)
         self.client = connect()
         self.host: HostGpus | None = None
+        self.determinism: dict[str, str] = {}
 
     def run(self, cache_dir: Path) -> RunOutcome:
         config, options = self.config, self.options
@@ -292,6 +293,7 @@ class Runner:
         outputs.mkdir(parents=True, exist_ok=True)
         self.progress("reading the image configuration")
         image_conf = image_config(image)
+        self.determinism = determinism_env({**env_pairs(image_conf), **options.env})
         configured = config_check(lock, image_conf, config)
         if configured["ok"]:
             self.progress("comparing the image's code layer with this checkout's")
@@ -406,6 +408,7 @@ class Runner:
             "network": self.options.network,
             "gpus": self.options.gpus,
             **({"gpuHost": self.host.to_json()} if self.host is not None else {}),
+            "determinism": self.determinism,
             "started": _iso(started), "ended": _iso(ended), "exitCode": exit_code,
             "check": {"ok": bool(check["ok"]), "mode": check["mode"],
                       "warnOnly": self.options.warn_only,
@@ -414,6 +417,19 @@ class Runner:
             "accelerators": dict(check.get("accelerators") or {}),
             "outputs": {"dir": _relative(outputs, config.root), "files": written},
         }
+
+
+#: variables that change whether a run repeats bit for bit: the record keeps their values
+_DETERMINISM = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "CUDA_LAUNCH_BLOCKING",
+                "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "TF_DETERMINISTIC_OPS", "NVIDIA_TF32_OVERRIDE")
+
+
+def determinism_env(env: Mapping[str, str]) -> dict[str, str]:
+    """What the container runs with of the variables that decide whether a training
+    repeats (hash seed, cuBLAS workspace, thread counts, NCCL_*), for the record."""
+    return {name: value[:256] for name, value in sorted(env.items())
+            if name in _DETERMINISM or name.startswith("NCCL_")}
 
 
 def gpu_preflight(lock: Lock, gpus: str | None,
