@@ -141,10 +141,45 @@ def save_to(image: Any, path: Path) -> None:
             out.write(chunk)
 
 
-def image_config(image: Any) -> dict[str, Any]:
+def remember_config(cache_dir: Path | None, data: bytes) -> None:
+    """Keep an image configuration's exact bytes by their sha256 (the engine's image ID
+    for its classic store), so that :func:`image_config` finds them without exporting
+    the whole image; what is read back is checked against the ID it is asked for."""
+    if cache_dir is None:
+        return
+    from reprolock._internal.files import atomic_write_bytes
+
+    with contextlib.suppress(OSError):  # a read-only cache only costs time
+        atomic_write_bytes(cache_dir / "engine-configs" /
+                           f"{hashlib.sha256(data).hexdigest()}.json", data)
+
+
+def _remembered(cache_dir: Path | None, image_id: str) -> dict[str, Any] | None:
+    algorithm, _, want = image_id.partition(":")
+    if cache_dir is None or algorithm != "sha256" or len(want) != 64 or not want.isalnum():
+        return None
+    try:
+        data = (cache_dir / "engine-configs" / f"{want}.json").read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != want:
+        return None  # not what this cache wrote: never used
+    with contextlib.suppress(ValueError):
+        found = json.loads(data)
+        return found if isinstance(found, dict) else None
+    return None
+
+
+def image_config(image: Any, *, cache_dir: Path | None = None) -> dict[str, Any]:
     """The image's configuration exactly as stored: the engine's image ID is the digest
     of those bytes. The inspect API only shows a rewritten copy, so the config is read
-    from the ``docker save`` stream, which is not written anywhere and stops once found."""
+    from the cache (bytes whose sha256 is the ID, which ``build --output docker`` and an
+    earlier export left there), else from the ``docker save`` stream, which is not
+    written anywhere and stops once found (for a multi-gigabyte image, after every layer
+    before the config: that is what the cache spares)."""
+    remembered = _remembered(cache_dir, str(image.id))
+    if remembered is not None:
+        return remembered
     algorithm, _, want = str(image.id).partition(":")
     small: dict[str, bytes] = {}  # manifest.json and configs, for engines whose image
     with engine_errors(f"export the image {want[:12]}"), tarfile.open(  # IDs are not config
@@ -154,6 +189,7 @@ def image_config(image: Any) -> dict[str, Any]:
                 continue
             data = (tar.extractfile(member) or io.BytesIO()).read()
             if algorithm == "sha256" and hashlib.sha256(data).hexdigest() == want:
+                remember_config(cache_dir, data)
                 return dict(json.loads(data))
             if member.name.endswith(".json") or member.name.startswith("blobs/"):
                 small[member.name] = data

@@ -21,7 +21,8 @@ class DockerOutput(Output):
     def write(self, image: Image, blobs: BlobStore, *, tag: str | None,
               progress: Progress, referrers: Sequence[Referrer] = ()) -> Written:
         """The engine stores images only: artifacts that refer to one are not loaded."""
-        from reprolock.engine.docker import connect, load_archive
+        from reprolock._internal.cache import default_cache_dir
+        from reprolock.engine.docker import connect, load_archive, remember_config
 
         name = self.name or docker_name(tag or self.default_tag, "reprolock/image")
         if ":" not in name.rsplit("/", 1)[-1]:
@@ -36,4 +37,6 @@ class DockerOutput(Output):
         if image.config_digest not in ids:
             raise ToolError(f"the Docker Engine loaded {sorted(ids)}, not {image.config_digest}",
                             hint="this is a bug in reprolock; please report it")
+        # 'run' reads the config by the image ID: without an export of the whole image
+        remember_config(default_cache_dir(), blobs.read(image.config_digest))
         return Written(f"docker-daemon:{name}", image.config_digest)

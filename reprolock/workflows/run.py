@@ -292,7 +292,7 @@ class Runner:
         outputs = (options.outputs or config.root / config.run_outputs).resolve()
         outputs.mkdir(parents=True, exist_ok=True)
         self.progress("reading the image configuration")
-        image_conf = image_config(image)
+        image_conf = image_config(image, cache_dir=cache_dir)
         self.determinism = determinism_env({**env_pairs(image_conf), **options.env})
         configured = config_check(lock, image_conf, config)
         if configured["ok"]:
