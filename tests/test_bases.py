@@ -31,8 +31,8 @@ def _blob(layout: Path, digest: str) -> dict:
     return json.loads((layout / "blobs" / "sha256" / digest.split(":")[1]).read_text())
 
 
-def shadowing_base(layout: Path, work: Path) -> None:
-    """The Debian base plus a layer with tinyml 0.0.1 in the system site-packages."""
+def _copy_base(layout: Path) -> tuple[dict, dict, list[LayerBlob]]:
+    """The Debian base copied to ``layout``: its manifest, config and layers."""
     shutil.copytree(BASE, layout)
     index = json.loads((layout / "index.json").read_text())
     manifest = _blob(layout, index["manifests"][0]["digest"])
@@ -40,6 +40,12 @@ def shadowing_base(layout: Path, work: Path) -> None:
     layers = [LayerBlob(d["digest"], diff_id, d["size"], d["mediaType"])
               for d, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"],
                                     strict=True)]
+    return manifest, config, layers
+
+
+def shadowing_base(layout: Path, work: Path) -> None:
+    """The Debian base plus a layer with tinyml 0.0.1 in the system site-packages."""
+    _manifest, config, layers = _copy_base(layout)
     site = work / SHADOW.lstrip("/")
     (site / "tinyml").mkdir(parents=True)
     (site / "tinyml" / "__init__.py").write_text("__version__ = '0.0.1-from-the-base'\n")
@@ -121,13 +127,7 @@ def test_the_check_is_not_fooled_when_the_venvs_copy_is_removed(project: dict) -
 def moved_python_base(layout: Path, work: Path, prefix: str) -> None:
     """The Debian base with its interpreter moved to ``prefix`` (as python:*-slim keeps
     it in /usr/local/bin, pytorch/pytorch in /opt/conda/bin): the old one whited out."""
-    shutil.copytree(BASE, layout)
-    index = json.loads((layout / "index.json").read_text())
-    manifest = _blob(layout, index["manifests"][0]["digest"])
-    config = _blob(layout, manifest["config"]["digest"])
-    layers = [LayerBlob(d["digest"], diff_id, d["size"], d["mediaType"])
-              for d, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"],
-                                    strict=True)]
+    manifest, config, layers = _copy_base(layout)
     python = _interpreter_of(layout, manifest)
     bin_dir = work / prefix.lstrip("/")
     bin_dir.mkdir(parents=True)

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -156,7 +157,7 @@ def remember_config(cache_dir: Path | None, data: bytes) -> None:
 
 def _remembered(cache_dir: Path | None, image_id: str) -> dict[str, Any] | None:
     algorithm, _, want = image_id.partition(":")
-    if cache_dir is None or algorithm != "sha256" or len(want) != 64 or not want.isalnum():
+    if cache_dir is None or algorithm != "sha256" or not re.fullmatch("[0-9a-f]{64}", want):
         return None
     try:
         data = (cache_dir / "engine-configs" / f"{want}.json").read_bytes()

@@ -111,33 +111,21 @@ class ArtifactStore:
                           accepted: frozenset[str]) -> tuple[Path, str]:
         """Download a file its index serves with no hash, hash it, and keep it if the
         hash is one of ``accepted`` (the resolver's pins): its path and sha256."""
-        real = self._with_credentials(url)
-        try:
-            response = self.session.get(real, stream=True, timeout=120)
-        except requests.RequestException as exc:
-            raise ArtifactError(f"cannot download {filename} from {redact(url)}: "
-                                f"{exc.__class__.__name__}",
-                                hint="check your network and the index") from exc
-        if response.status_code != 200:
-            raise ArtifactError(f"cannot download {filename} from {redact(url)}: HTTP "
-                                f"{response.status_code}", hint="check the index and credentials")
-        with response:
-            actual = self._store(response.raw, accepted, filename, None, decode=True)
+        actual = self._download(url, accepted, filename, None)
         return self.path_for(actual, filename), actual
 
     def keep(self, path: Path) -> tuple[str, int]:
         """Store the file at ``path`` (a wheel just built) under its sha256; that and its
         size."""
-        sha256 = _sha256(path)
-        self._store(path.open("rb"), sha256, path.name, None)
+        sha256 = self._store(path.open("rb"), None, path.name, None)
         return sha256, path.stat().st_size
 
     @staticmethod
     def valid(path: Path, sha256: str) -> bool:
         return _sha256(path) == sha256
 
-    def _download(self, url: str, sha256: str, filename: str,
-                  progress: Callable[[int], None] | None) -> None:
+    def _download(self, url: str, sha256: str | frozenset[str], filename: str,
+                  progress: Callable[[int], None] | None) -> str:
         real = self._with_credentials(url)
         try:
             response = self.session.get(real, stream=True, timeout=120)
@@ -149,17 +137,17 @@ class ArtifactStore:
             raise ArtifactError(f"cannot download {filename} from {redact(url)}: HTTP "
                                 f"{response.status_code}", hint="check the index and credentials")
         with response:
-            self._store(response.raw, sha256, filename, progress, decode=True)
+            return self._store(response.raw, sha256, filename, progress, decode=True)
 
     def _with_credentials(self, url: str) -> str:
         # exact origin only: a string prefix handed the password to
         # https://pypi.corp.example.evil.net and to another port of the same host
         return with_credentials(url, [expand_env(u) for u in self.credentials.values()])
 
-    def _store(self, stream: object, sha256: str | frozenset[str], filename: str,
+    def _store(self, stream: object, sha256: str | frozenset[str] | None, filename: str,
                progress: Callable[[int], None] | None, *, decode: bool = False) -> str:
-        """Copy ``stream`` into the store if its sha256 is ``sha256`` (or one of them);
-        its sha256."""
+        """Copy ``stream`` into the store if its sha256 is ``sha256`` (or one of them; any,
+        for None: a file made here); its sha256."""
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         # owned by this process: a killed download is swept at the next start
@@ -175,7 +163,8 @@ class ArtifactStore:
                     if progress:
                         progress(len(chunk))
             actual = digest.hexdigest()
-            if actual not in ({sha256} if isinstance(sha256, str) else sha256):
+            if sha256 is not None and actual not in (
+                    {sha256} if isinstance(sha256, str) else sha256):
                 raise _mismatch(filename, sha256, actual)
             final = self.path_for(actual, filename)
             if final.parent.exists() and not final.parent.is_dir():
