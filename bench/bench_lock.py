@@ -475,14 +475,16 @@ def lock_stats(project: Path) -> dict[str, Any]:
 # Phases of ``reprolock lock``, found in a cProfile by (file suffix, function name) so
 # that line-number changes do not matter; a phase the code no longer has shows "n/a".
 PHASES = [
-    ("read the previous lock", "reprolock/core.py", "_previous"),
-    ("base image: open, resolve, probe", "reprolock/core.py", "_base"),
+    ("read the previous lock", "reprolock/workflows/lock.py", "_previous"),
+    ("base image: open, resolve, probe", "reprolock/workflows/lock.py", "_base"),
     ("resolver (subprocess, with its --version call)", "reprolock/resolver/", "resolve"),
     ("index pages: fetch and parse every pinned project's page",
      "reprolock/index/simple.py", "files_for"),
-    ("wheel file lists (modules) and choosing artifacts", "reprolock/core.py", "_packages"),
+    ("wheel file lists (modules) and choosing artifacts", "reprolock/workflows/lock.py",
+     "_packages"),
     ("validate and write the lock", "reprolock/lock/io.py", "write_lock"),
-    ("lock report: code set and import scan", "reprolock/cli.py", "_lock_report"),
+    ("code set and import scan (beside the resolver)", "reprolock/workflows/lock.py",
+     "_scan_code"),
 ]
 
 

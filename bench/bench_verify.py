@@ -26,7 +26,6 @@ import datetime as dt
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -51,7 +50,9 @@ def make_environment(root: Path) -> Path:
     from reprolock.runtime.records import record_digests
 
     venv = root / PREFIX.lstrip("/")
-    uv = shutil.which("uv") or "uv"
+    from reprolock.resolver.uv import uv_binary
+
+    uv = uv_binary()  # as reprolock finds it: beside the interpreter, else on PATH
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin/python"), *S1],
                    check=True)

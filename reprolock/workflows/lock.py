@@ -333,13 +333,13 @@ class Locker:
                kept: dict[tuple[str, str], tuple[BuildRequirement, ...]],
                ) -> dict[str, BuiltWheel]:
         """The wheels of the packages that the config builds from their sdist."""
+        wanted = [p for p in pins if p.name in self.config.build_from_source]
+        if not wanted:
+            return {}  # before the imports: the builder and requests cost every lock time
         from reprolock.imagebuild.artifacts import ArtifactStore
         from reprolock.imagebuild.sdist import SdistBuilder
         from reprolock.imagebuild.sources import SourceLocker
 
-        wanted = [p for p in pins if p.name in self.config.build_from_source]
-        if not wanted:
-            return {}
         store = ArtifactStore(self.cache_dir, project=self.config.root,
                               credentials=index_credentials(self.config))
         locker = SourceLocker(store, SdistBuilder(request.index), cache_dir=self.cache_dir,
