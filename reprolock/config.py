@@ -28,11 +28,26 @@ _MAX_DEPTH = 32  # no setting nests deeper; a deeper document is refused before 
 
 
 @dataclass(frozen=True)
+class NamedIndex:
+    """An index that serves only the packages pinned to it, and those only from it (uv's
+    explicit index with first-index semantics): ``[[index.named]]``."""
+
+    name: str
+    url: str  # as written: may hold ${VARS}
+    packages: tuple[str, ...]  # normalized names
+
+
+@dataclass(frozen=True)
 class IndexConfig:
     url: str | None = None
     extra_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     no_index: bool = False
+    named: tuple[NamedIndex, ...] = ()
+
+    def pinned(self) -> dict[str, str]:
+        """Each package pinned to a named index, and the index's name."""
+        return {pkg: index.name for index in self.named for pkg in index.packages}
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,8 @@ def _refuse_literal_credentials(table: Mapping[str, Any], where: str) -> None:
     urls = [("index.url", index.get("url"))]
     for key in ("extra-urls", "find-links"):
         urls += [(f"index.{key}[{i}]", url) for i, url in enumerate(index.get(key, ()))]
+    urls += [(f"index.named[{i}].url", entry.get("url"))
+             for i, entry in enumerate(index.get("named", ())) if isinstance(entry, dict)]
     for key, url in urls:
         if isinstance(url, str) and literal_credential(url):
             raise ConfigError(
@@ -158,15 +175,16 @@ def _from_table(root: Path, source: Path, table: Mapping[str, Any]) -> Config:
         lockfile=table.get("lockfile", DEFAULT_LOCKFILE),
         requirements=tuple(deps.get("requirements", ())),
         pyproject_dependencies=bool(deps.get("pyproject", False)),
-        # PEP 503 normalization, as packaging's canonicalize_name (not imported: the
-        # pre-commit check reads the config and must start light)
-        build_from_source=tuple(sorted({re.sub(r"[-_.]+", "-", n).lower()
+        build_from_source=tuple(sorted({_normalized(n)
                                         for n in deps.get("build-from-source", ())})),
         index=IndexConfig(
             url=index.get("url"),
             extra_urls=tuple(index.get("extra-urls", ())),
             find_links=tuple(index.get("find-links", ())),
             no_index=bool(index.get("no-index", False)),
+            named=tuple(NamedIndex(entry["name"], entry["url"],
+                                   tuple(sorted({_normalized(n) for n in entry["packages"]})))
+                        for entry in index.get("named", ())),
         ),
         code_include=tuple(code.get("include", ())),
         code_exclude=tuple(code.get("exclude", ())),
@@ -214,6 +232,32 @@ def _check_paths(config: Config) -> None:
     if config.index.no_index and not config.index.find_links:
         raise ConfigError(f"{where}: index.no-index is true but index.find-links is empty",
                           hint="add a wheel directory to index.find-links")
+    _check_named(config.index, where)
+
+
+def _normalized(name: str) -> str:
+    # PEP 503 normalization, as packaging's canonicalize_name (not imported: the
+    # pre-commit check reads the config and must start light)
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _check_named(index: IndexConfig, where: str) -> None:
+    if index.named and index.no_index:
+        raise ConfigError(f"{where}: index.no-index is true, but index.named lists indexes",
+                          hint="remove index.no-index, or the [[index.named]] tables")
+    seen: dict[str, str] = {}
+    names = [entry.name for entry in index.named]
+    for i, entry in enumerate(index.named):
+        if names.count(entry.name) > 1:
+            raise ConfigError(f"{where}: index.named[{i}].name {entry.name!r} is used twice",
+                              hint="give each named index its own name")
+        for package in entry.packages:
+            if package in seen:
+                raise ConfigError(
+                    f"{where}: {package} is pinned to two named indexes, {seen[package]!r} "
+                    f"and {entry.name!r}", hint="a package comes from one index only: "
+                    "remove it from the packages of one of them")
+            seen[package] = entry.name
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

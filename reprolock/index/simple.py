@@ -98,16 +98,26 @@ class IndexClient:
                 self._session.headers["User-Agent"] = "reprolock"
             return self._session
 
-    def indexes(self) -> list[str]:
+    def indexes(self, name: str | None = None) -> list[str]:
+        """The indexes that may serve ``name`` (a normalized name): its named index alone
+        if it is pinned to one, else the unnamed ones; all of them for None."""
+        named = self.settings.named_for(name) if name is not None else None
+        if named is not None:
+            return [named.url]
         if self.settings.no_index:
             return []
-        return [self.settings.url or PYPI, *self.settings.extra_urls]
+        unnamed = [self.settings.url or PYPI, *self.settings.extra_urls]
+        return unnamed + ([n.url for n in self.settings.named] if name is None else [])
+
+    def _links(self, name: str) -> tuple[str, ...]:
+        """find-links serve every package but those pinned to a named index."""
+        return () if self.settings.named_for(name) else self.settings.find_links
 
     def release_files(self, name: str, version: str,
                       hashes: Iterable[str] = ()) -> list[DistFile]:
         wanted = (canonicalize_name(name), Version(version))
         found = self._remote_files(wanted, {h.removeprefix("sha256:") for h in hashes})
-        for link in self.settings.find_links:
+        for link in self._links(wanted[0]):
             found += self._find_links(link, wanted)
         return found
 
@@ -115,8 +125,9 @@ class IndexClient:
         """Every file of every release of ``name`` (never cached: a release may have been
         added since). A find-links file is listed, not hashed."""
         wanted: Wanted = (canonicalize_name(name), None)
-        found = [f for index in self.indexes() for f in self._project_page(index, wanted)]
-        for link in self.settings.find_links:
+        found = [f for index in self.indexes(wanted[0])
+                 for f in self._project_page(index, wanted)]
+        for link in self._links(wanted[0]):
             found += self._find_links(link, wanted)
         return found
 
@@ -128,7 +139,7 @@ class IndexClient:
             return {(n, v): files for (n, v, _), files in zip(todo, results, strict=True)}
 
     def _remote_files(self, wanted: tuple[str, Version], hashes: set[str]) -> list[DistFile]:
-        indexes = self.indexes()
+        indexes = self.indexes(wanted[0])
         if not indexes:
             return []
         cache = self._cache_path(indexes, wanted)

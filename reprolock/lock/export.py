@@ -83,7 +83,9 @@ def to_requirements(lock: Lock, *, project: Path, dest_dir: Path) -> str:
             checked(url, "token", f"indexes[{i}].url")
         if index["kind"] == "index":
             lines.append(f"--index-url {url}")
-        elif index["kind"] == "extra-index":
+        elif index["kind"] in ("extra-index", "named"):
+            # pip has no per-package index; every file is pinned by its hash below, so a
+            # package that another index also serves cannot be swapped for its copy
             lines.append(f"--extra-index-url {url}")
         else:
             link = url if is_remote(url) else _rebase(url, project, dest_dir)

@@ -451,7 +451,7 @@ class Lock:
     target: LockTarget
     base: BaseImage
     resolver: Mapping[str, str]
-    indexes: tuple[Mapping[str, str], ...]
+    indexes: tuple[Mapping[str, Any], ...]  # kind and url; a named one: name and packages
     packages: tuple[Package, ...]
     generator: Mapping[str, str]
     image: ImageRecord | None = None
@@ -523,6 +523,11 @@ def _input_file(data: Mapping[str, Any], where: str) -> InputFile:
                      checked(data["sha256"], "sha256", f"{where}.sha256"))
 
 
-def _index(data: Mapping[str, Any], where: str) -> dict[str, str]:
-    return {"kind": checked(data["kind"], "token", f"{where}.kind"),
-            "url": checked(data["url"], "text", f"{where}.url")}
+def _index(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    index: dict[str, Any] = {"kind": checked(data["kind"], "token", f"{where}.kind"),
+                             "url": checked(data["url"], "text", f"{where}.url")}
+    if "name" in data:  # a named index, and the packages pinned to it
+        index["name"] = checked(data["name"], "name", f"{where}.name")
+        index["packages"] = [checked(n, "name", f"{where}.packages[{i}]")
+                             for i, n in enumerate(data.get("packages", ()))]
+    return index

@@ -17,6 +17,16 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class NamedIndexSettings:
+    """A named index, its URL expanded (may hold credentials), and the packages that come
+    from it and from nowhere else."""
+
+    name: str
+    url: str
+    packages: tuple[str, ...]  # normalized names
+
+
+@dataclass(frozen=True)
 class IndexSettings:
     """Where packages come from, with ``${VAR}`` already expanded (may hold credentials)."""
 
@@ -24,6 +34,11 @@ class IndexSettings:
     extra_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()  # absolute directories or URLs
     no_index: bool = False
+    named: tuple[NamedIndexSettings, ...] = ()
+
+    def named_for(self, package: str) -> NamedIndexSettings | None:
+        """The named index ``package`` (a normalized name) is pinned to, if any."""
+        return next((n for n in self.named if package in n.packages), None)
 
     def options(self, names: IndexVariables) -> tuple[list[str], dict[str, str]]:
         """The command-line options and environment variables that give the tool these
@@ -52,7 +67,8 @@ class IndexSettings:
         return argv, env
 
     def secrets(self) -> list[str]:
-        return [u for u in (self.url, *self.extra_urls, *self.find_links) if u]
+        return [u for u in (self.url, *self.extra_urls, *self.find_links,
+                            *(n.url for n in self.named)) if u]
 
 
 @dataclass(frozen=True)
@@ -123,7 +139,9 @@ def index_settings(config: Config) -> IndexSettings:
     return IndexSettings(
         url=expand_env(index.url) if index.url else None,
         extra_urls=tuple(expand_env(u) for u in index.extra_urls),
-        find_links=links, no_index=index.no_index)
+        find_links=links, no_index=index.no_index,
+        named=tuple(NamedIndexSettings(n.name, expand_env(n.url), n.packages)
+                    for n in index.named))
 
 
 def index_credentials(config: Config) -> dict[str, str]:
@@ -132,7 +150,8 @@ def index_credentials(config: Config) -> dict[str, str]:
     from urllib.parse import urlsplit
 
     found = {}
-    for url in (config.index.url, *config.index.extra_urls):
+    for url in (config.index.url, *config.index.extra_urls,
+                *(n.url for n in config.index.named)):
         parts = urlsplit(url or "")
         if "@" in parts.netloc:
             found[f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[1]}"] = \

@@ -48,6 +48,9 @@ class PipToolsResolver(Resolver):
             )
 
     def resolve(self, request: ResolveRequest) -> Resolution:
+        from reprolock.resolver.named import refuse_named
+
+        refuse_named(request.index, "pip-compile")
         self.check_target(request.target)
         version = self.version()
         with scratch_dir() as tmp:

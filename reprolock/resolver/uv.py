@@ -7,12 +7,19 @@ import contextlib
 import functools
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from reprolock._internal.proc import find_tool, run
 from reprolock.errors import ToolError
 from reprolock.resolver._common import explain_failure, relative_inputs, scratch_dir, scratch_output
-from reprolock.resolver.interface import IndexVariables, Resolution, Resolver, ResolveRequest
+from reprolock.resolver.interface import (
+    IndexVariables,
+    Pin,
+    Resolution,
+    Resolver,
+    ResolveRequest,
+)
 from reprolock.target import Target
 
 _UV_INDEX = IndexVariables(
@@ -62,36 +69,63 @@ class UvResolver(Resolver):
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool, \
                 scratch_dir() as tmp:
             version = pool.submit(self.version)  # beside the resolution, not before it
-            out = scratch_output(request, Path(tmp))
-            index_argv, index_env = request.index.options(_UV_INDEX)
-            argv = [uv_binary(), "pip", "compile", *relative_inputs(request),
-                    "--generate-hashes", "--no-header", "--annotation-style", "split",
-                    "--no-config", "--quiet", "--only-binary", ":all:",
-                    # a pre-release only where a requirement names one: uv's default takes
-                    # one when no final release can be used (an sdist-only dependency)
-                    "--prerelease", "explicit",
-                    "--python-version", request.target.python_version,
-                    # With --python-version and wheels only, uv needs no interpreter; naming
-                    # one spares its search of PATH (0.6 s through pyenv shims here).
-                    "--python", sys.executable,
-                    "--python-platform", request.target.uv_platform,
-                    "--output-file", str(out), *index_argv]
-            for name in request.upgrade_packages:
-                argv += ["--upgrade-package", name]
-            for name in request.from_source:  # its sdist, even where a wheel exists
-                argv += ["--no-binary", name]
-            try:
-                run(argv, cwd=request.root, env=_env(index_env), what="uv pip compile",
-                    hint=_HINT)
-            except ToolError as exc:
-                raise explain_failure(exc, request, "uv") from exc
-            from reprolock.resolver.compiled import parse_compiled
+            if not request.index.named:
+                pins = _compile(request, scratch_output(request, Path(tmp)), ())
+            else:
+                from reprolock.resolver.named import resolve_pinned
 
-            pins = parse_compiled(out.read_text(encoding="utf-8"), tool="uv")
+                # each pass starts from the previous lock's pins, not the last pass's
+                pins = resolve_pinned(request.index, _direct_names(request), lambda declared:
+                                      _compile(request, scratch_output(request, Path(tmp)),
+                                               declared))
             return Resolution(pins=pins, resolver=self.name, resolver_version=version.result())
 
 
+def _direct_names(request: ResolveRequest) -> set[str]:
+    from reprolock.resolver.requested import read_requested
+
+    return {r.name for r in read_requested((p, p.name) for p in request.inputs)}
+
+
+def _compile(request: ResolveRequest, out: Path, declared: Iterable[str]) -> tuple[Pin, ...]:
+    """One ``uv pip compile`` into ``out``; with named indexes, ``declared`` are the
+    pinned packages the written project declares (see reprolock.resolver.named)."""
+    index_argv, index_env = request.index.options(_UV_INDEX)
+    inputs = relative_inputs(request)
+    if request.index.named:
+        from reprolock.resolver.named import write_project
+
+        project = out.parent / "index-pins"
+        index_env.update(write_project(request.index, declared, project))
+        inputs.append(str(project / "pyproject.toml"))
+    argv = [uv_binary(), "pip", "compile", *inputs,
+            "--generate-hashes", "--no-header", "--annotation-style", "split",
+            "--no-config", "--quiet", "--only-binary", ":all:",
+            # a pre-release only where a requirement names one: uv's default takes
+            # one when no final release can be used (an sdist-only dependency)
+            "--prerelease", "explicit",
+            "--python-version", request.target.python_version,
+            # With --python-version and wheels only, uv needs no interpreter; naming
+            # one spares its search of PATH (0.6 s through pyenv shims here).
+            "--python", sys.executable,
+            "--python-platform", request.target.uv_platform,
+            "--output-file", str(out), *index_argv]
+    for name in request.upgrade_packages:
+        argv += ["--upgrade-package", name]
+    for name in request.from_source:  # its sdist, even where a wheel exists
+        argv += ["--no-binary", name]
+    try:
+        run(argv, cwd=request.root, env=_env(index_env), what="uv pip compile", hint=_HINT)
+    except ToolError as exc:
+        raise explain_failure(exc, request, "uv") from exc
+    from reprolock.resolver.compiled import parse_compiled
+
+    return parse_compiled(out.read_text(encoding="utf-8"), tool="uv")
+
+
 def _env(index: dict[str, str]) -> dict[str, str]:
-    env = _UV_INDEX.environment(os.environ, index)
+    # the user's UV_INDEX_<NAME>_* would give their credentials to an index of that name
+    base = {k: v for k, v in os.environ.items() if not k.startswith("UV_INDEX_")}
+    env = _UV_INDEX.environment(base, index)
     env.setdefault("UV_NO_PROGRESS", "1")
     return env

@@ -16,10 +16,10 @@ import posixpath
 import re
 import sysconfig
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reprolock import __version__
 from reprolock._internal.cache import default_cache_dir
@@ -293,13 +293,15 @@ class Locker:
     def _index_settings(self) -> IndexSettings:
         return index_settings(self.config)
 
-    def _indexes(self) -> list[dict[str, str]]:
+    def _indexes(self) -> list[dict[str, Any]]:
         index = self.config.index
-        found = []
+        found: list[dict[str, Any]] = []
         if not index.no_index:
             found.append({"kind": "index", "url": redact(index.url or "https://pypi.org/simple")})
             found += [{"kind": "extra-index", "url": redact(u)} for u in index.extra_urls]
         found += [{"kind": "find-links", "url": redact(u)} for u in index.find_links]
+        found += [{"kind": "named", "url": redact(n.url), "name": n.name,
+                   "packages": list(n.packages)} for n in index.named]
         return found
 
     def _packages(self, pins: tuple[Pin, ...], target: Target, client: IndexClient,
@@ -311,6 +313,7 @@ class Locker:
 
         self.progress(f"finding artifacts of {len(pins)} packages")
         files = client.files_for((p.name, p.version, p.hashes) for p in pins)
+        _check_named_sources(pins, files, client.settings)
         sources = set(self.config.build_from_source)
         chosen = {p.name: self._choose(p, files[(p.name, p.version)], target, sdist=p.name
                                        in sources) for p in pins}
@@ -521,6 +524,25 @@ def _kept_builds(previous: Lock | None, kept: Mapping[str, str],
         return {}
     return {(p.name, p.source.sdist.sha256): p.source.requires for p in previous.packages
             if p.source is not None and p.name in names and p.name in kept}
+
+
+def _check_named_sources(pins: Iterable[Pin], files: Mapping[tuple[str, str], list[DistFile]],
+                         settings: IndexSettings) -> None:
+    """A package pinned to a named index must have been resolved to files of that index:
+    the files were looked up there alone, so a pin none of whose hashes (or hashless
+    files) is among them came from somewhere else."""
+    for pin in pins:
+        named = settings.named_for(pin.name)
+        if named is None:
+            continue
+        hashes = {h.removeprefix("sha256:") for h in pin.hashes}
+        if not any(f.sha256 is None or f.sha256 in hashes for f in files[(pin.name, pin.version)]):
+            raise ArtifactError(
+                f"{pin.name}=={pin.version} was resolved to files that its named index "
+                f"{named.name} ({redact(named.url)}) does not serve: it came from another "
+                "index, which index.named forbids", hint="check that the named index serves "
+                f"{pin.name} (its URL and credentials), then lock again; if the resolver "
+                "ignored the pin, report it")
 
 
 def _preferred(previous: Lock | None) -> str:
