@@ -39,6 +39,9 @@ SignKeyOpt = Annotated[Path | None, typer.Option(
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")]
 CompressionOpt = Annotated[str, typer.Option(
     "--compression", help="Layer compression: gzip, zstd or none, optionally NAME:LEVEL.")]
+JobsOpt = Annotated[int | None, typer.Option(
+    "--jobs", "-j", min=1, help="Threads that write and compress layers (default: one per "
+    "core). The image's bytes are the same for any number.")]
 ProjectOpt = Annotated[Path, typer.Option("--project", "-C", help="Project directory.",
                                           file_okay=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -141,6 +144,7 @@ def lock(
     no_build: Annotated[bool, typer.Option(
         "--no-build", help="Resolve only; do not build the environment image.")] = False,
     compression: CompressionOpt = "gzip",
+    jobs: JobsOpt = None,
     no_sbom: Annotated[bool, typer.Option(
         "--no-sbom", help="Do not write the SBOM of the environment image.")] = False,
     sbom_format: Annotated[str, typer.Option(
@@ -163,7 +167,7 @@ def lock(
     from reprolock.sbom import check_sbom_format
 
     check_sbom_format(sbom_format)
-    options = None if no_build else _build_options(compression)
+    options = None if no_build else _build_options(compression, jobs)
     signer = _signer(sign_key) if sign_key else None  # ask for the passphrase before working
     locker = Locker(config, resolver_for(config.resolver), progress=_progress(not quiet))
     outcome = locker.lock(upgrade=upgrade, upgrade_packages=tuple(upgrade_package or ()),
@@ -209,12 +213,15 @@ def _signer(path: Path) -> Any:
     return load_signer(path, passphrase=_passphrase())
 
 
-def _build_options(compression: str | None) -> Any:
+def _build_options(compression: str | None, jobs: int | None) -> Any:
+    import dataclasses
+
     from reprolock.imagebuild.builder import BuildOptions
     from reprolock.oci.compress import Compressor
 
-    return BuildOptions(compressor=None if compression is None
-                        else Compressor.parse(compression))
+    options = BuildOptions(compressor=None if compression is None
+                           else Compressor.parse(compression))
+    return options if jobs is None else dataclasses.replace(options, jobs=jobs)
 
 
 @app.command()
@@ -231,6 +238,7 @@ def build(
     compression: Annotated[str | None, typer.Option(
         "--compression", help="Layer compression: gzip, zstd or none, optionally NAME:LEVEL. "
         "Default: what the lock records (so the digests match it), else gzip.")] = None,
+    jobs: JobsOpt = None,
     sign_key: SignKeyOpt = None,
     attestation: Annotated[Path | None, typer.Option(
         help="Where the signed provenance goes. Default: .reprolock/build.dsse.json")] = None,
@@ -249,7 +257,7 @@ def build(
     outputs = [parse_output(o) for o in (output or [f"oci:{config.root / '.reprolock/image'}"])]
     say = _progress(not quiet)
     signer = _signer(sign_key) if sign_key else None
-    result = build_image(config, _build_options(compression), outputs=outputs, tag=tag,
+    result = build_image(config, _build_options(compression, jobs), outputs=outputs, tag=tag,
                          progress=say, env_only=env_only, signer=signer, attestation=attestation,
                          attach=attach)
     if as_json:

@@ -4,6 +4,8 @@ syft) reading what reprolock wrote."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ from tests.support.services import docker_available, require, require_tool, skop
 EXAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "example"
 BASE = EXAMPLE / ".reprolock" / "base"
 ACCEPT = "application/vnd.oci.image.manifest.v1+json"
+BIG = (16 << 20) + 12345
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: str) -> dict[str, 
         ".reprolock", "reprolock.lock.json", "outputs"))
     (root / ".reprolock").mkdir()
     (root / ".reprolock" / "base").symlink_to(BASE)
+    # more than one compression block (16 MiB): the code layer is several gzip members
+    (root / "assets").mkdir()
+    (root / "assets" / "blob.bin").write_bytes(os.urandom(BIG))
     lock = run_cli("lock", "-C", root)
     assert lock.returncode == 0, lock.stderr
     out = root.parent
@@ -56,6 +62,30 @@ def test_image_runs_the_training_in_docker(built: dict) -> None:
     assert output.startswith("accuracy=0.9"), output
     image = client.images.get("reprolock-e2e/example:v1")
     assert image.id == built["result"]["configDigest"]
+
+
+def test_a_layer_of_several_blocks_reads_back_in_docker(built: dict) -> None:
+    import docker
+
+    assert built["lock"]["image"]["compression"]["blockSize"] < BIG
+    blob = (built["root"] / "assets" / "blob.bin").read_bytes()
+    output = docker.from_env().containers.run(
+        "reprolock-e2e/example:v1", entrypoint=["sha256sum", "/app/assets/blob.bin"],
+        network_mode="none", remove=True).decode()
+    assert output.split()[0] == hashlib.sha256(blob).hexdigest()
+
+
+def test_one_thread_builds_the_same_image_as_every_core(built: dict, tmp_path: Path) -> None:
+    """Built again with an empty cache (no layer reused) on one thread; the first build
+    used one per core."""
+    assert (os.cpu_count() or 1) > 1
+    proc = run_cli("build", "-C", built["root"], "--json", "-q", "--jobs", "1",
+                   "-o", f"oci:{built['out']}/one-thread:v1",
+                   env={**os.environ, "REPROLOCK_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["manifestDigest"] == built["result"]["manifestDigest"]
+    assert result["layers"] == built["result"]["layers"]
 
 
 def test_archive_loads_with_docker_load(built: dict) -> None:
@@ -143,3 +173,33 @@ def test_syft_reads_the_archive(built: dict) -> None:
     assert proc.returncode == 0, proc.stderr
     names = {a["name"] for a in json.loads(proc.stdout)["artifacts"]}
     assert {"tinyml", "tinyconfig"} <= names
+
+
+def test_a_load_that_outlasts_its_wait_says_so(built: dict) -> None:
+    """The true reason, not a version hint: the engine was still working."""
+    from reprolock.engine.docker import connect, load_archive
+    from reprolock.errors import ToolError
+
+    with pytest.raises(ToolError) as caught:
+        load_archive(connect(), built["out"] / "image.tar", timeout=0.001)
+    assert "did not finish loading the image" in str(caught.value)
+    assert "20.10" not in str(caught.value) + (caught.value.hint or "")
+
+
+def test_a_load_the_engine_refuses_gives_its_reason(tmp_path: Path) -> None:
+    import tarfile
+
+    from reprolock.engine.docker import connect, load_archive
+    from reprolock.errors import ToolError
+
+    archive = tmp_path / "not-an-image.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"hi\n"))
+    with pytest.raises(ToolError) as caught:
+        load_archive(connect(), archive)
+    # the engine's own reason, and a hint about the archive
+    assert "docker load failed" in str(caught.value)
+    assert "no such file or directory" in str(caught.value)
+    assert "found no image in the archive" in (caught.value.hint or "")

@@ -202,15 +202,69 @@ def image_config(image: Any, *, cache_dir: Path | None = None) -> dict[str, Any]
                     "docker-daemon:REF' reads it the same way")
 
 
-def load_archive(client: Any, archive: Path) -> set[str]:
+# The engine answers a load only once it has unpacked every layer: minutes for a CUDA
+# image. The SDK's 60 s read timeout failed such loads that went on to succeed, so the
+# wait scales with the archive (a disk writing 10 MB/s, at least 5 minutes).
+LOAD_FLOOR_SECONDS = 300
+LOAD_BYTES_PER_SECOND = 10_000_000
+
+
+def load_timeout(size: int) -> float:
+    return float(LOAD_FLOOR_SECONDS + size // LOAD_BYTES_PER_SECOND)
+
+
+def load_archive(client: Any, archive: Path, *, timeout: float | None = None) -> set[str]:
     """``docker load`` the archive; the IDs of the images it loaded."""
-    with open(archive, "rb") as handle:
-        try:
+    import requests
+
+    size = archive.stat().st_size
+    wait = load_timeout(size) if timeout is None else timeout
+    previous, client.api.timeout = client.api.timeout, wait
+    try:
+        with open(archive, "rb") as handle:
             loaded = client.images.load(handle)
-        except Exception as exc:  # the SDK raises APIError and friends
-            raise ToolError(f"docker load failed: {exc}",
-                            hint="check the engine's log; Docker 20.10+ is needed") from exc
+    except (requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+        if not _timed_out(exc):
+            raise ToolError(f"the Docker Engine closed the connection while loading: {exc}",
+                            hint=_load_hint(str(exc))) from exc
+        raise ToolError(
+            f"the Docker Engine did not finish loading the image ({size / 1e9:.2f} GB) "
+            f"within {wait:.0f} s", hint="it may still finish: 'docker images' lists it "
+            "then; else check the engine's log and its disk ('docker system df')") from exc
+    except Exception as exc:  # the SDK raises APIError, ImageLoadError and friends
+        raise ToolError(f"docker load failed: {getattr(exc, 'explanation', None) or exc}",
+                        hint=_load_hint(str(exc))) from exc
+    finally:
+        client.api.timeout = previous
     return {img.id for img in loaded}
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """requests reports a wait that ran out during the upload as a ConnectionError
+    holding the socket's TimeoutError."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.Timeout):
+        return True
+    return any(isinstance(arg, TimeoutError) for arg in _args(exc))
+
+
+def _args(exc: BaseException) -> Iterator[object]:
+    for arg in exc.args:
+        yield arg
+        if isinstance(arg, BaseException):
+            yield from _args(arg)
+
+
+def _load_hint(text: str) -> str:
+    lowered = text.lower()
+    if "manifest.json" in lowered or "repositories" in lowered:
+        return ("the engine found no image in the archive (no manifest.json it could read); "
+                "Docker 20.10 or newer reads the archives reprolock writes ('docker version' "
+                "shows yours)")
+    if "no space" in lowered:
+        return "free space where the engine keeps its images ('docker system df')"
+    return "read the engine's message above and its log ('journalctl -u docker')"
 
 
 # -- containers ----------------------------------------------------------------------------

@@ -85,7 +85,8 @@ def locked_compressor(lock: Lock) -> Compressor:
     """The compressor the lock's environment image was made with, so that a build of the
     same lock gives the manifest digests the lock records; gzip when it records none."""
     if lock.image is not None:
-        return Compressor.parse(lock.image.compression.spec)
+        record = lock.image.compression
+        return Compressor.parse(record.spec, block_size=record.block_size)
     return Compressor.parse("gzip")
 
 
@@ -327,7 +328,7 @@ class Builder:
         try:
             # into the cache, where every read checks the digest: no fsync needed
             blob = write_layer(entries, dest, compressor=self.compressor,
-                               mtime=self.mtime, durable=False)
+                               mtime=self.mtime, durable=False, threads=self.options.jobs)
             self.blobs.adopt(dest, blob.digest)
         finally:
             dest.unlink(missing_ok=True)

@@ -283,6 +283,7 @@ class Compression:
     name: str  # gzip, zstd or none
     level: int
     library: str  # the library and version whose bytes these are
+    block_size: int = 0  # uncompressed bytes per member; 0: one stream (older locks)
 
     @property
     def spec(self) -> str:
@@ -290,16 +291,28 @@ class Compression:
         return f"{self.name}:{self.level}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "level": self.level, "library": self.library}
+        found: dict[str, Any] = {"name": self.name, "level": self.level,
+                                 "library": self.library}
+        if self.block_size:
+            found["blockSize"] = self.block_size
+        return found
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Compression:
-        level = data["level"]
-        if not isinstance(level, int) or isinstance(level, bool):
-            raise LockFileError("the lock's image.compression.level is not a number",
-                                hint=_HINT)
+        from reprolock.oci.compress import MAX_BLOCK_SIZE, MIN_BLOCK_SIZE
+
+        level, blocks = data["level"], data.get("blockSize", 0)
+        for value, key in ((level, "level"), (blocks, "blockSize")):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise LockFileError(f"the lock's image.compression.{key} is not a number",
+                                    hint=_HINT)
+        if blocks and not MIN_BLOCK_SIZE <= blocks <= MAX_BLOCK_SIZE:
+            # each block is held in memory while it is compressed
+            raise LockFileError(
+                f"the lock's image.compression.blockSize is {blocks}, outside "
+                f"{MIN_BLOCK_SIZE}..{MAX_BLOCK_SIZE}", hint=_HINT)
         return cls(checked(data["name"], "token", "image.compression.name"), level,
-                   checked(data["library"], "text", "image.compression.library"))
+                   checked(data["library"], "text", "image.compression.library"), blocks)
 
 
 @dataclass(frozen=True)

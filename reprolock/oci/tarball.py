@@ -311,13 +311,17 @@ def write_tar(entries: Iterable[Entry], out: Sink, *, mtime: int = DEFAULT_MTIME
 
 
 def write_layer(entries: Iterable[Entry], dest: Path, *, compressor: Compressor,
-                mtime: int = DEFAULT_MTIME, durable: bool = True) -> LayerBlob:
-    """Write the layer to ``dest`` atomically and return its digests."""
+                mtime: int = DEFAULT_MTIME, durable: bool = True, threads: int = 1,
+                ) -> LayerBlob:
+    """Write the layer to ``dest`` atomically and return its digests; ``threads``
+    compress its blocks (the bytes are the same for any number)."""
     with atomic_writer(dest, durable=durable) as handle:
         blob = HashingWriter(handle)
-        compressed = compressor.open(blob)  # type: ignore[arg-type]
+        compressed = compressor.open(blob, threads=threads)  # type: ignore[arg-type]
         tar = HashingWriter(compressed)
-        write_tar(entries, tar, mtime=mtime)
-        compressed.close()
+        try:
+            write_tar(entries, tar, mtime=mtime)
+        finally:  # also on failure: the compressing threads end (the file is discarded)
+            compressed.close()
     return LayerBlob(f"sha256:{blob.sha.hexdigest()}", f"sha256:{tar.sha.hexdigest()}",
                      blob.size, compressor.media_type)

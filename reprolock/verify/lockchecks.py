@@ -190,11 +190,10 @@ def _compare_build(config: Config, lock: Lock, cache: Path, progress: Progress) 
 
 
 def _options(lock: Lock) -> Any:
-    from reprolock.imagebuild.builder import BuildOptions
-    from reprolock.oci.compress import Compressor
+    from reprolock.imagebuild.builder import BuildOptions, locked_compressor
 
     assert lock.image is not None
-    return BuildOptions(compressor=Compressor.parse(lock.image.compression.spec))
+    return BuildOptions(compressor=locked_compressor(lock))
 
 
 # -- provenance ---------------------------------------------------------------------------
