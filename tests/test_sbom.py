@@ -71,6 +71,41 @@ def test_edited_sbom_is_caught(project: Path, tmp_path: Path) -> None:
     assert not (project / "out").exists()
 
 
+def logging_syft(tmp_path: Path) -> tuple[Path, Path]:
+    """The real syft behind a script that writes down each command it is given."""
+    from reprolock.sbom.syft import syft_binary
+
+    real = syft_binary()  # as reprolock finds it: beside Python, else on PATH
+    log, wrapper = tmp_path / "syft.log", tmp_path / "syft-logging"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper, log
+
+
+def test_an_unchanged_relock_reuses_the_sbom_without_scanning(project: Path,
+                                                               tmp_path: Path) -> None:
+    before = (project / "reprolock.sbom.spdx.json").read_bytes()
+    wrapper, log = logging_syft(tmp_path)
+    proc = cli("lock", "-C", project, cache=tmp_path / "c",
+               env={"REPROLOCK_SYFT": str(wrapper)})
+    assert proc.returncode == 0, proc.stderr
+    assert "SBOM unchanged" in proc.stderr
+    assert "scan" not in log.read_text().split()  # asked its version only
+    assert (project / "reprolock.sbom.spdx.json").read_bytes() == before
+
+
+def test_an_sbom_edited_since_is_made_again(project: Path, tmp_path: Path) -> None:
+    sbom = project / "reprolock.sbom.spdx.json"
+    before = sbom.read_bytes()
+    sbom.write_text(sbom.read_text().replace("tinyml", "tinyml-evil", 1))
+    wrapper, log = logging_syft(tmp_path)
+    proc = cli("lock", "-C", project, cache=tmp_path / "c",
+               env={"REPROLOCK_SYFT": str(wrapper)})
+    assert proc.returncode == 0, proc.stderr
+    assert "scan" in log.read_text().split()
+    assert sbom.read_bytes() == before
+
+
 def test_missing_syft_says_how_to_install(project: Path, tmp_path: Path) -> None:
     before = (project / "reprolock.lock.json").read_bytes()
     (project / "requirements.in").write_text("tinyml\nbigdata\n# touched\n")

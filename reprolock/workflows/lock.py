@@ -30,6 +30,7 @@ from reprolock.errors import (
     ArtifactError,
     IndexError_,
     LockFileError,
+    ReprolockError,
     ResolverError,
     UsageError,
 )
@@ -184,7 +185,7 @@ class Locker:
             accelerator=accelerator)
         self._sbom: Sbom | None = None
         if build is not None:
-            lock = self._with_image(lock, build, sbom_format)
+            lock = self._with_image(lock, build, sbom_format, previous)
         old_text = render(previous) if previous else None
         with disk_space(config.root, fix=f"free space on the disk that holds {config.root}"):
             text = self._write(lock)
@@ -241,7 +242,8 @@ class Locker:
             inputs.append(extra)
         return tuple(inputs)
 
-    def _with_image(self, lock: Lock, options: BuildOptions, sbom_format: str | None) -> Lock:
+    def _with_image(self, lock: Lock, options: BuildOptions, sbom_format: str | None,
+                    previous: Lock | None = None) -> Lock:
         from reprolock.imagebuild.builder import Builder
         from reprolock.workflows.build import make_sbom
 
@@ -258,12 +260,36 @@ class Locker:
             prefix=result.prefix, records=dict(result.records))
         lock = dataclasses.replace(lock, image=record)
         if sbom_format is not None:
-            self._sbom = make_sbom(lock, result, fmt=sbom_format, progress=self.progress)
+            self._sbom = self._unchanged_sbom(previous, record, sbom_format) \
+                or make_sbom(lock, result, fmt=sbom_format, progress=self.progress)
             lock = dataclasses.replace(lock, sbom=SbomRecord(
                 path=self._sbom.file_name, format=self._sbom.format,
                 sha256=sha256_bytes(self._sbom.data), tool=self._sbom.tool,
                 tool_version=self._sbom.tool_version))
         return lock
+
+    def _unchanged_sbom(self, previous: Lock | None, image: ImageRecord,
+                        fmt: str) -> Sbom | None:
+        """The previous lock's SBOM, where it describes this very environment image: the
+        same manifest, format, syft and reprolock (whose syft settings shape it), and the
+        file still the one the lock records. syft on a CUDA image takes minutes."""
+        from reprolock.lock.check import locked_sbom
+        from reprolock.sbom.interface import Sbom
+        from reprolock.sbom.syft import SyftGenerator
+
+        old = previous.sbom if previous is not None else None
+        if previous is None or old is None or previous.image is None \
+                or previous.image.manifest_digest != image.manifest_digest \
+                or old.format != fmt or previous.generator.get("version") != __version__:
+            return None
+        try:
+            data = locked_sbom(self.config.root, previous)
+            if SyftGenerator().version() != old.tool_version:
+                return None
+        except ReprolockError:
+            return None  # missing, changed or no syft: made anew, which says why if it fails
+        self.progress("SBOM unchanged: the environment image is the one the lock records")
+        return Sbom(data, old.format, old.tool, old.tool_version, frozenset())
 
     def _previous(self) -> Lock | None:
         try:
