@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
-from reprolock.index.simple import DistFile, release_of
+from reprolock.index.simple import DistFile
 from reprolock.target import Target, best_wheel, wheel_platforms
 
 
@@ -21,17 +21,38 @@ class Release:
 
 def newest_final(files: Iterable[DistFile], specifier: SpecifierSet) -> Release | None:
     """The newest final (not pre-release, not yanked) release that ``specifier`` allows."""
-    by_version: dict[Version, list[DistFile]] = {}
+    # a project page lists thousands of files over a few hundred versions: each version
+    # is parsed once (parsing every file name cost 0.4 s of a warm lock of six projects)
+    by_text: dict[str, list[DistFile]] = {}
     for dist in files:
-        release = release_of(dist.filename)
-        if release is not None and not dist.yanked:
-            by_version.setdefault(release[1], []).append(dist)
+        text = _version_text(dist.filename)
+        if text is not None and not dist.yanked:
+            by_text.setdefault(text, []).append(dist)
+    by_version: dict[Version, list[DistFile]] = {}
+    for text, dists in by_text.items():
+        try:
+            by_version.setdefault(Version(text), []).extend(dists)
+        except InvalidVersion:
+            continue
     finals = [v for v in by_version if not v.is_prerelease
               and specifier.contains(v, prereleases=False)]
     if not finals:
         return None
     newest = max(finals)
     return Release(newest, tuple(by_version[newest]))
+
+
+def _version_text(filename: str) -> str | None:
+    """The version part of a wheel or sdist file name, unparsed, as
+    packaging.utils.parse_wheel_filename/parse_sdist_filename split it."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        return parts[1] if len(parts) in (5, 6) else None
+    for suffix in (".tar.gz", ".zip"):
+        if filename.endswith(suffix):
+            name, dash, version = filename[:-len(suffix)].rpartition("-")
+            return version if dash and name else None
+    return None
 
 
 def unusable(release: Release, target: Target) -> str | None:

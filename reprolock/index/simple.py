@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import html.parser
 import json
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from reprolock._internal.files import atomic_write_text, sha256_file
+from reprolock._internal.jsonio import parse_json
 from reprolock._internal.urls import redact, userinfo, with_credentials
-from reprolock.errors import IndexError_
+from reprolock.errors import IndexError_, ReprolockError
 from reprolock.resolver.interface import IndexSettings
 
 if TYPE_CHECKING:
@@ -65,6 +67,8 @@ def release_of(filename: str) -> tuple[str, Version] | None:
 
 
 def _is_wanted(filename: str, wanted: Wanted) -> bool:
+    if wanted[1] is None:  # every release: the name alone, without parsing every version
+        return _name_of(filename) == wanted[0]
     release = release_of(filename)
     if release is None or release[0] != wanted[0]:
         return False
@@ -86,6 +90,7 @@ class IndexClient:
         self.cache_dir = cache_dir
         self._session = session
         self._dir_cache: dict[Path, list[Path]] = {}
+        self._prefetched: dict[str, concurrent.futures.Future[list[DistFile]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -121,9 +126,21 @@ class IndexClient:
             found += self._find_links(link, wanted)
         return found
 
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Start reading these projects' pages in the background (while the resolver
+        runs): project_files then takes the answer, or the error, from here."""
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
+        for name in {canonicalize_name(n) for n in names}:
+            self._prefetched[name] = pool.submit(self._project_files, name)
+        pool.shutdown(wait=False)
+
     def project_files(self, name: str) -> list[DistFile]:
-        """Every file of every release of ``name`` (never cached: a release may have been
-        added since). A find-links file is listed, not hashed."""
+        """Every file of every release of ``name`` (never cached across runs: a release
+        may have been added since). A find-links file is listed, not hashed."""
+        future = self._prefetched.pop(canonicalize_name(name), None)
+        return future.result() if future is not None else self._project_files(name)
+
+    def _project_files(self, name: str) -> list[DistFile]:
         wanted: Wanted = (canonicalize_name(name), None)
         found = [f for index in self.indexes(wanted[0])
                  for f in self._project_page(index, wanted)]
@@ -223,6 +240,17 @@ def _version_hint(version: Version | None) -> str:
     return text
 
 
+def _name_of(filename: str) -> str | None:
+    """The normalized project name of a wheel or sdist file name, unparsed otherwise."""
+    if filename.endswith(".whl"):
+        name = filename.split("-", 1)[0]
+    elif filename.endswith((".tar.gz", ".zip")):
+        name = filename.rpartition("-")[0]
+    else:
+        return None  # an egg or installer: never a file reprolock takes
+    return re.sub(r"[-_.]+", "-", name).lower() if name else None
+
+
 def _maybe(filename: str, wanted: Wanted) -> bool:
     """A cheap test before the costly parse: a page lists every version's files."""
     return _version_hint(wanted[1]) in filename.lower()
@@ -284,18 +312,24 @@ def _read_cache(path: Path | None) -> list[DistFile] | None:
     if path is None or not path.is_file():
         return None
     try:
-        return [DistFile(d["filename"], d["url"], None, d["sha256"], d["size"])
-                for d in json.loads(path.read_text())]
-    except (OSError, ValueError, KeyError, TypeError):
+        return [DistFile(d["filename"], d["url"], None, d["sha256"], d["size"],
+                         yanked=d.get("yanked") is True,
+                         requires_python=_text_or_none(d.get("requires_python")))
+                for d in parse_json(path.read_bytes(), source=str(path), want_object=False)]
+    except (OSError, ValueError, KeyError, TypeError, ReprolockError):
         path.unlink(missing_ok=True)  # a corrupt entry is discarded, never used
         return None
 
 
 def _write_cache(path: Path, files: list[DistFile]) -> None:
-    doc = [{"filename": f.filename, "url": f.url, "sha256": f.sha256, "size": f.size}
-           for f in files]
+    doc = [{"filename": f.filename, "url": f.url, "sha256": f.sha256, "size": f.size,
+            "yanked": f.yanked, "requires_python": f.requires_python} for f in files]
     with contextlib.suppress(OSError):  # a read-only cache only costs time
         atomic_write_text(path, json.dumps(doc, sort_keys=True))
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _scan_dir(path: Path) -> list[Path]:

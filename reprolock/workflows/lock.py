@@ -147,6 +147,11 @@ class Locker:
                 index=settings, upgrade=upgrade, upgrade_packages=upgrade_packages,
                 preferred=_preferred(previous), from_source=config.build_from_source)
             requested = read_requested((p, self._shown(p)) for p in request.inputs)
+            from reprolock.index.simple import IndexClient
+
+            client = IndexClient(settings, cache_dir=self.cache_dir)
+            # the pages the checks after resolving read, fetched while the resolver works
+            client.prefetch(r.name for r in requested)
             self.progress(f"resolving with {self.resolver.name} for {target.describe()}")
             # sysconfig's first use is not thread-safe (it handed uv's finder None for EXE
             # in a fresh venv); fill it here before any thread can race for it
@@ -157,9 +162,6 @@ class Locker:
                 _warm_up(target)
                 scan = self._scan_code()
                 resolution = future.result()
-        from reprolock.index.simple import IndexClient
-
-        client = IndexClient(settings, cache_dir=self.cache_dir)
         pins = with_pinned_hashes(resolution.pins, requested)
         kept = _kept(previous, upgrade, upgrade_packages)
         honesty = Honesty(self.resolver, request, client, requested, kept)
