@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SECTIONS = ("lock", "build", "verify", "audit")
+SECTIONS = ("lock", "build", "verify", "audit", "s2")
 
 HEADER = """# Benchmarks
 
-Four benchmarks, each made by its own script in `bench/` (see `bench/README.md`), each run
+Five benchmarks, each made by its own script in `bench/` (see `bench/README.md`), each run
 on its own and so each with its own machine section:
 
 - [Lock](#lock-reprolock-lock-vs-uv-and-pip-tools-issue-2): `bench/bench_lock.py`,
@@ -26,7 +26,10 @@ on its own and so each with its own machine section:
 - [Verify](#verify-the-runtime-check-and-lock---check-issue-5): `bench/bench_verify.py`,
   the runtime check against `find | xargs sha256sum`, and `lock --check` (issue 5);
 - [Audit](#audit-reprolock-audit-on-a-50000-line-project-issue-6): `bench/bench_audit.py`,
-  `reprolock audit` against parsing the same files alone (issue 6).
+  `reprolock audit` against parsing the same files alone (issue 6);
+- S2: `bench/bench_s2.py`, a multi-gigabyte CUDA training stack (`torch==2.13.0` from PyPI,
+  transformers, accelerate, datasets): `reprolock build` against `docker build` and a
+  floor script, thread determinism, memory, SBOM, `docker load` and `run` (issue 13).
 
 Within a section every number comes from one run, side by side, so ratios compare like
 with like. Absolute times depend on the machine's load at the time (recorded).

@@ -369,6 +369,17 @@ def test_run_usage_and_engine_errors_exit_2(built: dict, tmp_path: Path) -> None
     assert proc.stdout.strip() == "['--flag', '-x']"
 
 
+def test_a_lock_made_without_an_image_says_to_lock_again(built: dict, tmp_path: Path) -> None:
+    """Found by the S2 benchmark: the hint said to rebuild, which cannot help."""
+    root = tmp_path / "nobuild"
+    shutil.copytree(built["root"], root, symlinks=True)
+    assert run_cli("lock", "-C", root, "--no-build").returncode == 0
+    proc = run_cli("run", "-C", root, "--image", built["name"], "--", "true")
+    assert proc.returncode == 2, proc.stderr
+    assert "records no environment image (it was made with --no-build)" in proc.stderr
+    assert "run 'reprolock lock' (without --no-build)" in proc.stderr
+
+
 def test_run_without_an_nvidia_runtime_is_a_tool_error(built: dict, tmp_path: Path) -> None:
     import docker
 
