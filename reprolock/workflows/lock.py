@@ -68,7 +68,7 @@ from reprolock.resolver.interface import (
     index_credentials,
     index_settings,
 )
-from reprolock.resolver.requested import read_requested
+from reprolock.resolver.requested import Requested, read_requested
 from reprolock.target import Platform, Target, best_wheel, wheel_platforms
 
 if TYPE_CHECKING:
@@ -147,11 +147,7 @@ class Locker:
                 index=settings, upgrade=upgrade, upgrade_packages=upgrade_packages,
                 preferred=_preferred(previous), from_source=config.build_from_source)
             requested = read_requested((p, self._shown(p)) for p in request.inputs)
-            from reprolock.index.simple import IndexClient
-
-            client = IndexClient(settings, cache_dir=self.cache_dir)
-            # the pages the checks after resolving read, fetched while the resolver works
-            client.prefetch(r.name for r in requested)
+            client = self._client(settings, requested)
             self.progress(f"resolving with {self.resolver.name} for {target.describe()}")
             # sysconfig's first use is not thread-safe (it handed uv's finder None for EXE
             # in a fresh venv); fill it here before any thread can race for it
@@ -194,6 +190,14 @@ class Locker:
         changes = tuple(describe_package_changes(previous, lock)) if previous else ()
         warnings += _code_warnings(scan, lock)
         return LockOutcome(lock, config.lock_path, text != old_text, changes, tuple(warnings))
+
+    def _client(self, settings: IndexSettings, requested: Sequence[Requested]) -> IndexClient:
+        from reprolock.index.simple import IndexClient
+
+        client = IndexClient(settings, cache_dir=self.cache_dir)
+        # the pages the checks after resolving read, fetched while the resolver works
+        client.prefetch(r.name for r in requested)
+        return client
 
     def _scan_code(self) -> _CodeScan:
         """The code set and its imports: read while the resolver works, to warn about
