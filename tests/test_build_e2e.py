@@ -21,7 +21,7 @@ from tests.support.services import docker_available, require, require_tool, skop
 EXAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "example"
 BASE = EXAMPLE / ".reprolock" / "base"
 ACCEPT = "application/vnd.oci.image.manifest.v1+json"
-BIG = (16 << 20) + 12345
+BIG = (8 << 20) * 2 + 12345
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: str) -> dict[str, 
         ".reprolock", "reprolock.lock.json", "outputs"))
     (root / ".reprolock").mkdir()
     (root / ".reprolock" / "base").symlink_to(BASE)
-    # more than one compression block (16 MiB): the code layer is several gzip members
+    # more than two compression blocks (8 MiB): the code layer is several gzip members
     (root / "assets").mkdir()
     (root / "assets" / "blob.bin").write_bytes(os.urandom(BIG))
     lock = run_cli("lock", "-C", root)

@@ -1,7 +1,7 @@
 """Layer compressors. The compressed bytes depend on the library and its version, so
 the lock records them (name, level, library version, block size) next to the digests.
 
-A layer is compressed in blocks of a fixed uncompressed size, each an independent gzip
+A layer is compressed in blocks of a fixed uncompressed size (8 MiB), each an independent gzip
 member or zstd frame (a valid gzip or zstd stream either way; Docker, containerd and
 every OCI runtime read concatenated members). The blocks are compressed on every core,
 and the bytes depend only on the block size, never on the number of threads: one big
@@ -30,9 +30,10 @@ MEDIA_TYPES = {
 # gzip 5, as podman and containers/image use: on the S1 layers 1.6x faster than zlib's 6
 # for 1.4% more bytes (docs/benchmarks.md); zstd 3 is zstd's own default
 DEFAULT_LEVELS = {"gzip": 5, "zstd": 3, "none": 0}
-# 16 MiB: resetting the dictionary that often costs well under 0.1% in size (deflate's
-# window is 32 KiB, zstd 3's 2 MiB), and a few blocks in flight per layer bound memory
-DEFAULT_BLOCK_SIZE = 16 << 20
+# 8 MiB: resetting the dictionary that often costs well under 0.1% in size (deflate's
+# window is 32 KiB, zstd 3's 2 MiB), and the blocks in flight stay small: with 16 MiB and
+# one more block in flight per layer, two S2 layers at once peaked at 553 MB
+DEFAULT_BLOCK_SIZE = 8 << 20
 MAX_BLOCK_SIZE = 64 << 20  # a lock may be hostile: its block size is held in memory
 MIN_BLOCK_SIZE = 64 << 10
 
@@ -117,7 +118,8 @@ class Compressor:
 class _Blocks:
     """Cuts what is written into blocks of ``block_size`` and compresses them on a pool
     of threads (zlib and zstd release the GIL), writing the members in order. At most
-    ``threads + 1`` blocks are in flight, so memory stays bounded on any layer size."""
+    ``threads`` blocks are in flight besides the one filling, so memory stays bounded on
+    any layer size."""
 
     def __init__(self, sink: IO[bytes], compressor: Compressor, threads: int) -> None:
         self.sink = sink
@@ -126,7 +128,7 @@ class _Blocks:
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, threads),
                                                           thread_name_prefix="compress")
         self.pending: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
-        self.limit = max(1, threads) + 1
+        self.limit = max(1, threads)
         self.members = 0
 
     def write(self, data: bytes) -> int:

@@ -80,8 +80,8 @@ def test_a_layer_within_one_block_is_what_the_single_stream_wrote(name: str, siz
 
 
 def test_a_new_image_gets_blocks_and_none_never_does() -> None:
-    assert Compressor.parse("gzip").block_size == 16 << 20
-    assert Compressor.parse("zstd:9").describe()["blockSize"] == 16 << 20
+    assert Compressor.parse("gzip").block_size == 8 << 20
+    assert Compressor.parse("zstd:9").describe()["blockSize"] == 8 << 20
     assert Compressor.parse("none").block_size == 0
     assert "blockSize" not in Compressor.parse("none").describe()
 
