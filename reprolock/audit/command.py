@@ -5,13 +5,26 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from reprolock.errors import EXIT_OK, ReprolockError
 
+if TYPE_CHECKING:
+    from reprolock.audit.engine import AuditOptions
+    from reprolock.audit.model import AuditReport
+
 _SEVERITIES = ("error", "warning", "info")
+
+BaselineOpt = Annotated[Path | None, typer.Option(
+    "--baseline", help="Report only findings not recorded in this file (from "
+    "--write-baseline); those are suppressed and the exit code counts only the new.",
+    dir_okay=False)]
+WriteBaselineOpt = Annotated[Path | None, typer.Option(
+    "--write-baseline", help="Record every unsuppressed finding in this file "
+    "(atomically), then report with it; with --baseline, keep only findings already "
+    "recorded there.", dir_okay=False)]
 
 
 def audit(
@@ -36,6 +49,8 @@ def audit(
     no_hadolint: Annotated[bool, typer.Option(
         "--no-hadolint", help="Do not run hadolint (its Dockerfile rules are skipped).")
     ] = False,
+    baseline: BaselineOpt = None,
+    write_baseline: WriteBaselineOpt = None,
 ) -> None:
     """Find what makes a training run unreproducible: unpinned dependencies, moving base
     images, unseeded or nondeterministic training code, unverified downloads, secrets
@@ -46,15 +61,15 @@ def audit(
     if list_rules:
         _list_rules()
         return
-    from reprolock.audit.engine import AuditOptions, audit_project
+    from reprolock.audit.engine import AuditOptions
     from reprolock.audit.model import Severity
     from reprolock.audit.report import FormatChoice
 
     choice = _choice(fmt, [c.value for c in FormatChoice], "--format")
     _choice(color, ["auto", "always", "never"], "--color")
     asked = Severity(_choice(fail_on, list(_SEVERITIES), "--fail-on")) if fail_on else None
-    report = audit_project(path, AuditOptions(ignore=tuple(ignore or ()),
-                                              hadolint=not no_hadolint))
+    report = _audit(path, AuditOptions(ignore=tuple(ignore or ()), hadolint=not no_hadolint),
+                    baseline, write_baseline)
     threshold = asked or report.fail_on or Severity.ERROR
     rendered = FormatChoice(choice).to_format().render(
         report, fail_on=threshold, color=output is None and _use_color(color))
@@ -67,6 +82,42 @@ def audit(
         atomic_write_text(output, rendered)
         print(f"wrote {output}: {summary(report)}", file=sys.stderr)
     raise typer.Exit(report.exit_code(threshold))
+
+
+def _audit(path: Path, options: AuditOptions, read: Path | None,
+           write: Path | None) -> AuditReport:
+    """The audit, with the baseline ``read`` applied; after writing ``write``, that one is
+    applied. What the baseline did goes to standard error: stdout stays the report."""
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.audit import baseline
+    from reprolock.audit.engine import audit_project
+
+    # a bad baseline stops before the audit runs
+    old = baseline.load(read, cache_dir=default_cache_dir()) if read is not None else None
+    report = audit_project(path, options)
+    if read is None and write is None:
+        return report
+    entries = baseline.entries_for(report.findings, baseline.project_lines(report.root))
+    if write is not None:
+        used, name = baseline.record(report, entries, within=old), write
+        baseline.save(write, used)
+        print(f"wrote {write}: {_count(len(used.entries), 'finding')} recorded",
+              file=sys.stderr)
+    elif old is not None and read is not None:
+        used, name = old, read
+    else:
+        return report
+    applied = baseline.apply(report, entries, used, detail=f"--baseline {name}")
+    stale = (f"; {_count(applied.stale, 'recorded finding')} no longer found (drop them: "
+             f"reprolock audit --baseline {name} --write-baseline {name})"
+             if applied.stale else "")
+    print(f"baseline {name}: {_count(applied.baselined, 'finding')} baselined (suppressed, "
+          f"not counted){stale}", file=sys.stderr)
+    return applied.report
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
 
 
 def _explain(rule_id: str) -> None:

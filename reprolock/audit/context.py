@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from reprolock.audit.model import Finding
 from reprolock.audit.pyindex import FileFacts
 from reprolock.audit.sources import SourceFile
 from reprolock.config import Config
 from reprolock.inspection.dockerfile import Dockerfile
+from reprolock.lock.model import Lock
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,10 @@ class AuditContext:
     lock_inputs: frozenset[str]  # requirement files a lock pins (exempt from RL101/RL102)
     in_image: frozenset[str]  # the code set; other files were read only as lock inputs
     use_hadolint: bool = True
+    lock: Lock | None = None  # read once, when the project has a config and a valid lock
+    lock_problem: Finding | None = None  # RL107: why there is no lock to read
+    # notebook code cells' shell lines (!pip, %pip, %%bash): (path, file line, command)
+    notebook_shell: tuple[tuple[str, int, str], ...] = ()
 
     def environment_names(self) -> set[str]:
         """Variables set for the run: in code, in [image] env or by a Dockerfile ENV."""

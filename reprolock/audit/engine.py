@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import gc
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,21 +18,30 @@ from pathlib import Path
 
 from reprolock.audit.context import AuditContext
 from reprolock.audit.model import AuditReport, Finding, Severity
+from reprolock.audit.notebooks import Notebook, read_notebook
 from reprolock.audit.pyindex import FileFacts, index_file
 from reprolock.audit.rules import config as config_rules
 from reprolock.audit.rules import (
+    coverage,
     dockerfiles,
     environment,
     lockfile,
     requirements,
+    scripts,
     secrets,
     training,
 )
-from reprolock.audit.sources import SourceFile, code_paths, read_source, read_sources
+from reprolock.audit.sources import (
+    SourceFile,
+    audited_dockerfile,
+    code_paths,
+    read_source,
+    read_sources,
+)
 from reprolock.audit.suppress import Suppressions, apply
 from reprolock.config import CONFIG_NAME, Config
 from reprolock.errors import ConfigError, ReprolockError
-from reprolock.inspection.dockerfile import Dockerfile, is_dockerfile, parse_dockerfile
+from reprolock.inspection.dockerfile import Dockerfile, parse_dockerfile
 
 
 @dataclass(frozen=True)
@@ -44,12 +54,14 @@ def audit_project(path: Path, options: AuditOptions) -> AuditReport:
     root = _root(path)
     config = _config(root)
     suppressions = _suppressions(config, options)
-    ctx, problems = _context(root, config, use_hadolint=options.hadolint)
+    ctx, problems, notebooks = _context(root, config, use_hadolint=options.hadolint)
     hadolint = dockerfiles.hadolint_for(ctx)
-    found: list[Finding] = [*problems]
-    for rules in (requirements.check(ctx), lockfile.check(ctx), config_rules.check(ctx),
-                  dockerfiles.check(ctx, hadolint), training.check(ctx), secrets.check(ctx),
-                  environment.check(ctx)):
+    # what is read from Python (notebooks' code cells included) is placed back in notebooks
+    found = _in_notebooks([*problems.python, *lockfile.check(ctx), *training.check(ctx),
+                           *scripts.check_python(ctx)], notebooks)
+    for rules in (problems.files, requirements.check(ctx), config_rules.check(ctx),
+                  dockerfiles.check(ctx, hadolint), secrets.check(ctx), scripts.check(ctx),
+                  coverage.check(ctx.in_image), environment.check(ctx)):
         found.extend(rules)
     lines = _LineReader(root, ctx.files)
     marked = apply(_unique(found), suppressions, lines.line)
@@ -92,22 +104,66 @@ def _suppressions(config: Config | None, options: AuditOptions) -> Suppressions:
                        (audit.per_path_ignores if audit else ())))
 
 
-def _context(root: Path, config: Config | None, *,
-             use_hadolint: bool) -> tuple[AuditContext, list[Finding]]:
+@dataclass(frozen=True)
+class _Problems:
+    files: list[Finding]  # files that could not be read as they should
+    python: list[Finding]  # Python (or notebook code) that does not parse
+
+
+def _context(root: Path, config: Config | None, *, use_hadolint: bool
+             ) -> tuple[AuditContext, _Problems, dict[str, Notebook]]:
     listing = config or Config(root=root, source=root / CONFIG_NAME, data={}, base="")
     paths = code_paths(listing)
-    wanted = {p for p in paths if p.endswith(".py") or is_dockerfile(p)
-              or requirements.is_requirement_file(p)}
+    wanted = {p for p in paths if p.endswith((".py", ".ipynb")) or audited_dockerfile(p)
+              or requirements.is_requirement_file(p) or scripts.is_script(p)}
     files, problems = read_sources(root, paths, wanted)
     by_path = {f.path: f for f in files}
     requirement_files, lock_inputs = _requirement_files(root, config, paths, by_path, problems)
-    python, syntax = _index_python(by_path.values())
+    notebooks = _notebooks(by_path.values(), problems)
+    python, syntax = _index_python([
+        *(f for f in by_path.values() if not f.path.endswith(".ipynb")),
+        *(SourceFile(path, nb.python.encode()) for path, nb in notebooks.items())])
+    lock, lock_problem = lockfile.read(config) if config is not None else (None, None)
     ctx = AuditContext(
         root=root, config=config, files=tuple(by_path.values()), python=tuple(python),
         dockerfiles=tuple(_dockerfiles(by_path.values())),
         requirement_files=tuple(requirement_files), lock_inputs=frozenset(lock_inputs),
-        in_image=frozenset(paths), use_hadolint=use_hadolint)
-    return ctx, [*problems, *syntax]
+        in_image=frozenset(paths), use_hadolint=use_hadolint, lock=lock,
+        lock_problem=lock_problem, notebook_shell=tuple(
+            (path, line, command) for path, nb in notebooks.items()
+            for line, command in nb.shell))
+    return ctx, _Problems(problems, syntax), notebooks
+
+
+def _notebooks(files: Iterable[SourceFile], problems: list[Finding]) -> dict[str, Notebook]:
+    """The notebooks of the code set; one that is not notebook JSON is RL003."""
+    found = {}
+    for source in files:
+        text = source.text() if source.path.endswith(".ipynb") else None
+        if text is None:
+            continue
+        notebook = read_notebook(text)
+        if notebook is None:
+            problems.append(Finding("RL003", Severity.INFO, source.path, 0,
+                                    "not audited: not a notebook (no JSON list of cells)"))
+        else:
+            found[source.path] = notebook
+    return found
+
+
+def _in_notebooks(findings: list[Finding], notebooks: dict[str, Notebook]) -> list[Finding]:
+    """A notebook's Python findings carry lines of its code cells put end to end: each
+    goes back to its line in the .ipynb file (columns do not carry over)."""
+    if not notebooks:
+        return findings
+    placed = []
+    for finding in findings:
+        notebook = notebooks.get(finding.path)
+        if notebook is not None and finding.line:
+            finding = dataclasses.replace(finding, line=notebook.file_line(finding.line),
+                                          column=0)
+        placed.append(finding)
+    return placed
 
 
 def _requirement_files(root: Path, config: Config | None, paths: list[str],
@@ -173,11 +229,17 @@ def _parse_and_index(files: Iterable[SourceFile]) -> tuple[list[FileFacts], list
     facts: list[FileFacts] = []
     problems: list[Finding] = []
     for source in files:
-        if not source.path.endswith(".py") or source.data is None or source.binary:
+        if not source.path.endswith((".py", ".ipynb")) or source.data is None \
+                or source.binary:
             continue
         try:
             tree = ast.parse(source.data, filename=source.path)
         except SyntaxError as exc:
+            if _undecodable(source.data):  # docs/audit.md: not text, so not audited
+                problems.append(Finding("RL003", Severity.INFO, source.path, 0,
+                                        "not audited: the file is not UTF-8 text (nor in "
+                                        "the encoding it declares)"))
+                continue
             problems.append(Finding("RL001", Severity.ERROR, source.path, exc.lineno or 0,
                                     f"does not parse: {exc.msg}", column=exc.offset or 0))
             continue
@@ -193,10 +255,24 @@ def _parse_and_index(files: Iterable[SourceFile]) -> tuple[list[FileFacts], list
     return facts, problems
 
 
+def _undecodable(data: bytes) -> bool:
+    """The bytes do not decode in the encoding the file declares (PEP 263, else UTF-8):
+    a text problem, not a syntax error."""
+    import io
+    import tokenize
+
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        data.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return True
+    return False
+
+
 def _dockerfiles(files: Iterable[SourceFile]) -> list[Dockerfile]:
     found = []
     for source in files:
-        text = source.text() if is_dockerfile(source.path) else None
+        text = source.text() if audited_dockerfile(source.path) else None
         if text is not None:
             found.append(parse_dockerfile(source.path, text))
     return found

@@ -26,7 +26,8 @@ _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 @dataclass(frozen=True)
 class Suppression:
     """Why a finding is not counted: ``inline`` (a comment on its line), ``config``
-    (``[audit]`` in the config) or ``option`` (``--ignore``)."""
+    (``[audit]`` in the config), ``option`` (``--ignore``) or ``baseline`` (recorded in
+    the ``--baseline`` file)."""
 
     kind: str
     detail: str
@@ -73,6 +74,11 @@ class AuditReport:
         """Active findings per severity, every severity present (0 when none)."""
         found = Counter(f.severity.value for f in self.active)
         return {s.value: found.get(s.value, 0) for s in Severity}
+
+    def baselined(self) -> int:
+        """Findings suppressed because the ``--baseline`` file records them."""
+        return sum(1 for f in self.suppressed if f.suppression and
+                   f.suppression.kind == "baseline")
 
     def suppressed_by_rule(self) -> dict[str, int]:
         return dict(sorted(Counter(f.rule for f in self.suppressed).items()))

@@ -33,6 +33,17 @@ CLOCK_CALLS = frozenset({
     "secrets.randbits", "secrets.randbelow", "secrets.token_bytes", "secrets.token_hex",
     "random.SystemRandom",
 })
+# draws from the global generators of random and NumPy: a seed drawn from one is a seed
+# only if that generator is itself seeded
+RANDOM_FUNCS = frozenset({
+    "random", "randint", "randrange", "choice", "choices", "shuffle", "sample", "uniform",
+    "gauss", "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate",
+    "gammavariate", "betavariate", "paretovariate", "weibullvariate", "triangular",
+    "getrandbits", "randbytes", "binomialvariate"})
+# numpy.random names that are not draws from the global generator
+NUMPY_NOT_GLOBAL = frozenset({
+    "seed", "default_rng", "RandomState", "Generator", "SeedSequence", "BitGenerator",
+    "PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64", "get_state", "set_state"})
 # calls that take a seed as their first argument (or seed=)
 SEED_CALLS = frozenset({
     "random.seed", "random.Random", "numpy.random.seed", "numpy.random.default_rng",
@@ -62,7 +73,10 @@ DOWNLOAD_CALLS = frozenset({
 # builtin hash() and a function merely named "verify" are not checks)
 _VERIFYING_CALLS = frozenset({"hmac.compare_digest", "secrets.compare_digest"})
 _WATCHED_METHODS = frozenset({"from_pretrained", "manual_seed", "save_pretrained",
-                              "save_model"})
+                              "save_model", "fit"})
+# calls whose value is an object whose attributes the rules read: options = Options()
+# then options.experimental_deterministic = False resolves through the call
+_INSTANCES = frozenset({"tensorflow.data.Options"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,7 @@ class CallSite:
     node: ast.Call
     scope: int  # the enclosing function (0: module level)
     clock_seeded: bool = False  # a seed call fed by the clock, or seed() with no seed
+    drawn_from: frozenset[str] = frozenset()  # generators whose draws its arguments hold
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,8 @@ class _Indexer:
         self.scopes: list[dict[str, str]] = [{}]  # local name → qualified name
         self.tainted: list[set[str]] = [set()]  # names holding a clock value, per scope
         self.ever_tainted: set[str] = set()  # a cheap first test for every Name
+        self.drawn: list[str] = []  # generators drawn from so far (in evaluation order)
+        self.draw_tainted: list[dict[str, frozenset[str]]] = [{}]  # name → generators
         self.scope_ids = [0]
         self.scope_nodes: list[ast.AST] = [tree]
         self.scope_names: list[str | None] = [None]  # function names (None: module, lambda)
@@ -146,6 +163,9 @@ class _Indexer:
         if isinstance(node, ast.Attribute):
             base = self.resolve(node.value)
             return None if base is None else f"{base}.{node.attr}"
+        if isinstance(node, ast.Call) and not node.args and not node.keywords:
+            made = self.resolve(node.func)
+            return f"{made}()" if made in _INSTANCES else None
         return None
 
     def bind(self, local: str, qualified: str) -> None:
@@ -174,6 +194,7 @@ class _Indexer:
             self.walk_all(node.decorator_list)
         self.scopes.append({})
         self.tainted.append(set())
+        self.draw_tainted.append({})
         self.scope_ids.append(self.next_scope)
         self.scope_nodes.append(node)
         self.scope_names.append(None if isinstance(node, ast.Lambda) else node.name)
@@ -184,6 +205,7 @@ class _Indexer:
             self.walk_all(node.body)
         self.scopes.pop()
         self.tainted.pop()
+        self.draw_tainted.pop()
         self.scope_ids.pop()
         self.scope_nodes.pop()
         self.scope_names.pop()
@@ -207,13 +229,16 @@ class _Indexer:
         value = node.value
         if value is None:
             return
-        before = self.clock_hits
+        before, drawn = self.clock_hits, len(self.drawn)
         self.walk(value)
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        sources = frozenset(self.drawn[drawn:])
         for target in targets:
-            self.assign_target(target, value, clocked=self.clock_hits > before)
+            self.assign_target(target, value, clocked=self.clock_hits > before,
+                               sources=sources)
 
-    def assign_target(self, target: ast.expr, value: ast.expr, *, clocked: bool) -> None:
+    def assign_target(self, target: ast.expr, value: ast.expr, *, clocked: bool,
+                      sources: frozenset[str] = frozenset()) -> None:
         if isinstance(target, ast.Name):
             aliased = self.resolve(value)
             if aliased is not None:  # cudnn = torch.backends.cudnn
@@ -223,6 +248,11 @@ class _Indexer:
                 self.ever_tainted.add(target.id)
             else:
                 self.tainted[-1].discard(target.id)
+            if sources:  # seed = random.randint(0, 2**31)
+                self.draw_tainted[-1][target.id] = sources
+                self.ever_tainted.add(target.id)
+            else:
+                self.draw_tainted[-1].pop(target.id, None)
         elif isinstance(target, ast.Attribute):
             name = self.resolve(target)
             if name is not None:
@@ -238,12 +268,12 @@ class _Indexer:
             self.walk(target.slice)
         elif isinstance(target, ast.Tuple | ast.List):
             for element in target.elts:
-                self.assign_target(element, value, clocked=clocked)
+                self.assign_target(element, value, clocked=clocked, sources=sources)
 
     def on_call(self, node: ast.Call) -> None:
         func = node.func
         name = self.resolve(func)
-        before = self.clock_hits
+        before, drawn = self.clock_hits, len(self.drawn)
         self.walk(func)
         self.walk_all(node.args)
         seed_clocked = False
@@ -258,21 +288,29 @@ class _Indexer:
             return
         if name in CLOCK_CALLS:
             self.clock_hits += 1
+        self.note_draw(name)
         if name in SEED_KEYWORD_CALLS:
             seed = _keyword(node, "seed")
             clocked = seed_clocked or (isinstance(seed, ast.Constant) and seed.value is None)
         else:
             clocked = name in SEED_CALLS and self.seed_from_clock(
                 node, self.clock_hits > before, reseeds=name.endswith(".seed"))
-        self.record(name, node, clocked=clocked)
+        self.record(name, node, clocked=clocked, drawn=frozenset(self.drawn[drawn:])
+                    if name in SEED_CALLS or name in SEED_KEYWORD_CALLS else frozenset())
         self.note_environment(name, node)
         self.note_verification(name)
         if name in DOWNLOAD_CALLS:
             self.facts.download_scopes[self.scope_ids[-1]] = self.scope_nodes[-1]
 
     def on_name(self, node: ast.Name) -> None:
-        if node.id in self.ever_tainted and any(node.id in names for names in self.tainted):
+        if node.id not in self.ever_tainted:
+            return
+        if any(node.id in names for names in self.tainted):
             self.clock_hits += 1
+        for names in reversed(self.draw_tainted):
+            if node.id in names:
+                self.drawn.extend(names[node.id])
+                break
 
     def on_attribute(self, node: ast.Attribute) -> None:
         if node.attr == "cuda":
@@ -284,8 +322,17 @@ class _Indexer:
             self.facts.mentions_cuda = True
 
     # --- what calls tell -----------------------------------------------------------
-    def record(self, name: str, node: ast.Call, *, clocked: bool) -> None:
-        self.facts.calls.append(CallSite(name, node, self.scope_ids[-1], clocked))
+    def record(self, name: str, node: ast.Call, *, clocked: bool,
+               drawn: frozenset[str] = frozenset()) -> None:
+        self.facts.calls.append(CallSite(name, node, self.scope_ids[-1], clocked, drawn))
+
+    def note_draw(self, name: str) -> None:
+        """A draw from the global generator of random or NumPy."""
+        module, _, function = name.rpartition(".")
+        if module == "random" and function in RANDOM_FUNCS:
+            self.drawn.append("random")
+        elif module == "numpy.random" and function not in NUMPY_NOT_GLOBAL:
+            self.drawn.append("numpy")
 
     def seed_from_clock(self, node: ast.Call, clock_in_args: bool, *, reseeds: bool) -> bool:
         """``seed()``/``seed(None)`` reseed from the OS; a clock value is as bad. (A

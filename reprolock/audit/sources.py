@@ -39,6 +39,18 @@ class SourceFile:
         return self.data.decode("utf-8", errors="replace")
 
 
+def audited_dockerfile(path: str) -> bool:
+    """A Dockerfile as the audit reads it: ``is_dockerfile`` (Dockerfile, Dockerfile.*,
+    *.Dockerfile, Containerfile) and Dockerfile-* (Dockerfile-gpu), less the files the
+    audit reads as something else (``dockerfile.py`` matches Dockerfile.*)."""
+    from reprolock.inspection.dockerfile import is_dockerfile
+
+    name = PurePosixPath(path).name.lower()
+    if name.endswith((".py", ".ipynb", ".sh", ".bash")):
+        return False
+    return is_dockerfile(path) or name.startswith(("dockerfile-", "containerfile-"))
+
+
 def code_paths(config: Config) -> list[str]:
     """The paths ``collect_code(config)`` would choose, sorted, without reading them."""
     from reprolock.inspection.codeset import select_code

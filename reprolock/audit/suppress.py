@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from reprolock.audit.catalog import RULES
 from reprolock.audit.model import Finding, Suppression
+from reprolock.audit.sources import audited_dockerfile
 from reprolock.errors import ConfigError
-from reprolock.inspection.dockerfile import is_dockerfile
 
 _INLINE = re.compile(r"#\s*reprolock:\s*ignore\[([A-Za-z0-9,\s]+)\]")
 
@@ -65,7 +65,7 @@ def _why(finding: Finding, suppressions: Suppressions,
         text = line_text(finding.path, finding.line)
         if text is not None and finding.rule in inline_rules(text):
             return Suppression("inline", f"# reprolock: ignore[{finding.rule}] on the line")
-        if is_dockerfile(finding.path) and _above(finding, line_text):
+        if audited_dockerfile(finding.path) and _above(finding, line_text):
             return Suppression("inline", f"# reprolock: ignore[{finding.rule}] on the line "
                                "before the instruction")
     if finding.rule in suppressions.option:

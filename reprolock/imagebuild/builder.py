@@ -289,10 +289,12 @@ class Builder:
 
     # -- layers ------------------------------------------------------------------------
     def _build_layers(self, plans: Sequence[_Plan]) -> list[Layer]:
-        # each cache entry is checked (hashed) once: here, not again after the build
+        # each cache entry is checked (hashed) once: here, not again after the build; on
+        # every core, as a code-only rebuild of a CUDA image re-hashes gigabytes of them
         blobs: dict[str, LayerBlob | None] = {}
-        for plan in plans:
-            cached = self.layers.get(plan.key)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
+            found = list(pool.map(self.layers.get, [plan.key for plan in plans]))
+        for plan, cached in zip(plans, found, strict=True):
             blobs[plan.key] = None if cached is None else cached[0]
             if cached is not None:
                 self.records.update(cached[1])

@@ -28,6 +28,7 @@ def to_json(report: AuditReport, fail_on: Severity) -> dict[str, Any]:
         "exitCode": report.exit_code(fail_on),
         "summary": {**counts, "findings": sum(counts.values()),
                     "suppressed": len(report.suppressed),
+                    "baselined": report.baselined(),
                     "suppressedByRule": report.suppressed_by_rule(),
                     "filesAudited": report.files_audited},
         "findings": [_finding(f) for f in report.findings],

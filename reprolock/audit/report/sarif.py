@@ -4,7 +4,9 @@ Every rule of the catalog is in ``tool.driver.rules`` (id, name, short and full
 description, help text and helpUri, default level); each result points at its rule by
 ``ruleIndex``, at its file relative to ``%SRCROOT%`` and, when it has one, at its line.
 Suppressed findings are kept, with a SARIF ``suppressions`` entry (``inSource`` for a
-comment on the line, ``external`` for the config or ``--ignore``).
+comment on the line, ``external`` for the config, ``--ignore`` or ``--baseline``; a
+baselined result also has ``baselineState: unchanged`` and the run counts them in
+``properties.baselined``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def to_sarif(report: AuditReport, fail_on: Severity) -> dict[str, Any]:
     }
     if report.tools:
         run["tool"]["driver"]["properties"] = {"tools": dict(report.tools)}
+    if report.baselined():
+        run["properties"] = {"baselined": report.baselined()}
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
 
 
@@ -78,4 +82,6 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
         kind = "inSource" if finding.suppression.kind == "inline" else "external"
         # no status/state: the OASIS 2.1.0 schema says "state", its errata "status"
         result["suppressions"] = [{"kind": kind, "justification": finding.suppression.detail}]
+        if finding.suppression.kind == "baseline":
+            result["baselineState"] = "unchanged"
     return result

@@ -32,7 +32,10 @@ def summary(report: AuditReport) -> str:
     if suppressed:
         listed = ", ".join(f"{rule} ×{n}" for rule, n in suppressed.items())
         text += f"; {sum(suppressed.values())} suppressed ({listed})"
-    return text + f"; {report.files_audited} files audited"
+    if report.baselined():
+        text += f", {report.baselined()} of them by the baseline"
+    files = report.files_audited
+    return text + f"; {files} file{'s' * (files != 1)} audited"
 
 
 def _line(finding: Finding, paint: _Painter) -> str:

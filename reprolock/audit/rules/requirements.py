@@ -9,7 +9,7 @@ each requirement must be pinned (RL101) and hashed (RL102).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -78,22 +78,101 @@ def _normalize(path: PurePosixPath) -> str | None:
 
 
 def check(ctx: AuditContext) -> Iterator[Finding]:
+    locked = _locked(ctx)
     for path in ctx.requirement_files:
         source = ctx.file(path)
         text = source.text() if source is not None else None
         if text is None:
             continue
-        exempt = path in ctx.lock_inputs or (ctx.config is None and path.endswith(".in"))
+        exempt = _exempt(ctx, path)
         for logical in logical_lines(text):
-            yield from _check_line(path, logical, pins_required=not exempt)
+            yield from _check_line(path, logical, pins_required=not exempt, locked=locked)
 
 
-def _check_line(path: str, logical: LogicalLine, *, pins_required: bool) -> Iterator[Finding]:
+def _exempt(ctx: AuditContext, path: str) -> bool:
+    return path in ctx.lock_inputs or (ctx.config is None and path.endswith(".in"))
+
+
+def _locked(ctx: AuditContext) -> frozenset[tuple[str, str]]:
+    """(name, version) of every package the project's lock pins with its hashes."""
+    if ctx.lock is None:
+        return frozenset()
+    return frozenset((_canonical(p.name), p.version) for p in ctx.lock.packages if p.hashes)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def file_judge(ctx: AuditContext, folder: str = "") -> Callable[[str], str]:
+    """How a requirement file named by ``pip install -r PATH`` (in a Dockerfile or a
+    script in ``folder``) stands (see reprolock.audit.shell.FileJudge); PATH is matched
+    to the project's requirement files by :func:`match_requirement_file`."""
+    locked = _locked(ctx)
+    cache: dict[str, str] = {}
+
+    def judge(written: str) -> str:
+        path = match_requirement_file(ctx.requirement_files, written, folder)
+        if path is None:
+            return "unknown"
+        if path not in cache:
+            cache[path] = _file_state(ctx, path, locked)
+        return cache[path]
+
+    return judge
+
+
+def match_requirement_file(paths: tuple[str, ...], written: str, folder: str) -> str | None:
+    """The file of ``paths`` that ``written`` (a path in the image, ``/app/req.txt``)
+    most likely is: the longest common tail, then one under ``folder`` (the build
+    context is often the Dockerfile's folder), then the shallowest; None when that
+    leaves more than one (the audit does not guess)."""
+    wanted = PurePosixPath(written.lstrip("./")).parts
+    scored: dict[str, int] = {}
+    for path in paths:
+        parts = PurePosixPath(path).parts
+        common = 0
+        while common < min(len(parts), len(wanted)) and \
+                parts[-1 - common] == wanted[-1 - common]:
+            common += 1
+        if common:
+            scored[path] = common
+    if not scored:
+        return None
+    best = max(scored.values())
+    found = [p for p, score in scored.items() if score == best]
+    inside = [p for p in found if p.startswith(folder + "/")] if folder else []
+    found = inside or found
+    shallowest = min(p.count("/") for p in found)
+    found = [p for p in found if p.count("/") == shallowest]
+    return found[0] if len(found) == 1 else None
+
+
+def _file_state(ctx: AuditContext, path: str, locked: frozenset[tuple[str, str]]) -> str:
+    if _exempt(ctx, path):
+        return "lock"
+    source = ctx.file(path)
+    text = source.text() if source is not None else None
+    if text is None:
+        return "unknown"
+    found = [f for logical in logical_lines(text)
+             for f in _check_line(path, logical, pins_required=True, locked=locked)]
+    if any(f.severity == Severity.ERROR for f in found):
+        return "reported"  # its own lines are RL101/RL105 findings already
+    if not found:
+        hashed = "--hash" in text
+        return "hashed" if hashed else "covered"  # pip's hash mode, or the lock pins all
+    return "pinned"
+
+
+def _check_line(path: str, logical: LogicalLine, *, pins_required: bool,
+                locked: frozenset[tuple[str, str]] = frozenset()) -> Iterator[Finding]:
     text = logical.text
     editable = _EDITABLE.match(text)
     if editable:
         text = editable.group(3)
     elif text.startswith("-"):
+        yield from _prerelease(path, logical)
         return  # an option line (--index-url, -r, --find-links): nothing to pin
     spec, _, options = text.partition(" --")
     spec = spec.strip()
@@ -114,7 +193,16 @@ def _check_line(path: str, logical: LogicalLine, *, pins_required: bool) -> Iter
         yield Finding("RL106", Severity.WARNING, path, line,
                       f"{_short(spec)} installs a local path: not pinned by version or hash")
     elif pins_required:
-        yield from _named(path, line, spec, hashed)
+        yield from _named(path, line, spec, hashed, locked)
+
+
+def _prerelease(path: str, logical: LogicalLine) -> Iterator[Finding]:
+    option, _, value = logical.text.replace("=", " ", 1).partition(" ")
+    if option == "--pre" or (option in ("-i", "--index-url", "--extra-index-url")
+                             and "nightly" in value):
+        yield Finding("RL310", Severity.ERROR, path, logical.line,
+                      f"{_short(logical.text)}: pre-releases and nightly builds are replaced "
+                      "every day; pin a release")
 
 
 def _kind(spec: str) -> str:
@@ -129,7 +217,8 @@ def _kind(spec: str) -> str:
     return "name"
 
 
-def _named(path: str, line: int, spec: str, hashed: bool) -> Iterator[Finding]:
+def _named(path: str, line: int, spec: str, hashed: bool,
+           locked: frozenset[tuple[str, str]]) -> Iterator[Finding]:
     from packaging.requirements import InvalidRequirement, Requirement
 
     try:
@@ -143,7 +232,7 @@ def _named(path: str, line: int, spec: str, hashed: bool) -> Iterator[Finding]:
         yield Finding("RL101", Severity.ERROR, path, line,
                       f"{requirement.name} is not pinned ({shown}): pip installs whatever is "
                       "newest at build time")
-    elif not hashed:
+    elif not hashed and (_canonical(requirement.name), pins[0].version) not in locked:
         yield Finding("RL102", Severity.WARNING, path, line,
                       f"{requirement.name}{requirement.specifier} has no --hash: another file "
                       "could be served for the same version")

@@ -14,19 +14,18 @@ from dataclasses import dataclass
 
 from reprolock.audit.context import AuditContext
 from reprolock.audit.model import Finding, Severity
-from reprolock.audit.pyindex import DOWNLOAD_CALLS, SEED_KEYWORD_CALLS, CallSite, FileFacts
+from reprolock.audit.pyindex import (
+    DOWNLOAD_CALLS,
+    NUMPY_NOT_GLOBAL,
+    RANDOM_FUNCS,
+    SEED_CALLS,
+    SEED_KEYWORD_CALLS,
+    CallSite,
+    FileFacts,
+)
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _CHECKPOINT = re.compile(r"(^|/)checkpoint-[0-9]+/?$")  # the Trainer's checkpoint folders
-_RANDOM_FUNCS = frozenset({
-    "random", "randint", "randrange", "choice", "choices", "shuffle", "sample", "uniform",
-    "gauss", "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate",
-    "gammavariate", "betavariate", "paretovariate", "weibullvariate", "triangular",
-    "getrandbits", "randbytes", "binomialvariate"})
-# numpy.random names that are not draws from the global generator
-_NUMPY_NOT_GLOBAL = frozenset({
-    "seed", "default_rng", "RandomState", "Generator", "SeedSequence", "BitGenerator",
-    "PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64", "get_state", "set_state"})
 _JAX_KEY_FUNCS = frozenset({"PRNGKey", "key", "split", "fold_in", "key_data",
                             "wrap_key_data", "clone", "key_impl"})
 # helpers that seed several generators at once → which ones
@@ -40,8 +39,8 @@ _SEED_HELPERS: dict[str, frozenset[str]] = {
                      "accelerate.utils.set_seed"),
                     frozenset({"random", "numpy", "torch"})),
     **dict.fromkeys(("tensorflow.keras.utils.set_random_seed", "keras.utils.set_random_seed",
-                     "tf_keras.utils.set_random_seed"),
-                    frozenset({"random", "numpy", "tensorflow"})),
+                     "tf_keras.utils.set_random_seed", "keras.src.utils.set_random_seed"),
+                    frozenset({"random", "numpy", "tensorflow", "keras"})),
     "random.seed": frozenset({"random"}),
     "numpy.random.seed": frozenset({"numpy"}),
     "torch.manual_seed": frozenset({"torch"}),
@@ -51,6 +50,36 @@ _SEED_HELPERS: dict[str, frozenset[str]] = {
     "jax.random.PRNGKey": frozenset({"jax"}),
     "jax.random.key": frozenset({"jax"}),
 }
+# TensorFlow used only to write TensorBoard events or to export a model trains nothing:
+# a file whose every TensorFlow call is one of these is not TensorFlow training
+_TF_TOOLING = ("tensorflow.summary.", "tensorflow.compat.v1.summary.",
+               "tensorflow.compat.v2.summary.", "tensorflow.io.", "tensorflow.compat.v1.io.",
+               "tensorflow.saved_model.", "tensorflow.compat.v1.saved_model.",
+               "tensorflow.lite.", "tensorflow.python.summary.", "tensorflow.core.",
+               "tensorflow.train.summary_iterator", "tensorflow.compat.v1.train."
+               "summary_iterator", "tensorflow.Summary", "tensorflow.compat.v1.Summary",
+               "tensorflow.compat.v1.Event", "tensorflow.TensorSpec", "tensorflow.function",
+               "tensorflow.constant", "tensorflow.convert_to_tensor", "tensorflow.Module",
+               "tensorflow.config.set_visible_devices", "tensorflow.config.experimental."
+               "set_memory_growth", "tensorflow.config.list_physical_devices",
+               "tensorflow.config.experimental.set_visible_devices", "tensorflow.make_"
+               "tensor_proto", "tensorflow.compat.v1.enable_eager_execution")
+# an input pipeline (tf.data, decoding, augmenting on the CPU) runs no GPU kernels, so
+# op determinism (RL412) is not its concern; its random ops still need a seed (RL404)
+_TF_PIPELINE = (*_TF_TOOLING, "tensorflow.data.", "tensorflow.image.", "tensorflow.io.",
+                "tensorflow.random.", "tensorflow.strings.", "tensorflow.cast",
+                "tensorflow.reshape", "tensorflow.shape", "tensorflow.stack",
+                "tensorflow.unstack", "tensorflow.concat", "tensorflow.squeeze",
+                "tensorflow.expand_dims", "tensorflow.clip_by_value", "tensorflow.py_function",
+                "tensorflow.numpy_function", "tensorflow.one_hot", "tensorflow.range",
+                "tensorflow.zeros", "tensorflow.ones", "tensorflow.where", "tensorflow.round",
+                "tensorflow.minimum", "tensorflow.maximum", "tensorflow.sequence_mask",
+                "tensorflow.cond", "tensorflow.equal", "tensorflow.not_equal",
+                "tensorflow.greater", "tensorflow.less", "tensorflow.logical_",
+                "tensorflow.reduce_", "tensorflow.math.", "tensorflow.pad", "tensorflow.gather",
+                "tensorflow.transpose", "tensorflow.tile")
+_TF_DATA_DETERMINISM = frozenset({"tensorflow.data.Options().experimental_deterministic",
+                                  "tensorflow.data.Options().deterministic"})
 _TRAINERS = frozenset({"lightning.Trainer", "lightning.pytorch.Trainer",
                        "pytorch_lightning.Trainer"})
 # Hugging Face trainers call set_seed(args.seed) (default 42) when they are made, or
@@ -104,6 +133,10 @@ class _Project:
     """What the whole code set does, computed once for every rule."""
 
     seeded: frozenset[str]  # generators seeded somewhere, by a seed that is not the clock
+    # generators seeded from the clock or an unseeded draw: RL406 reports them, so the
+    # "never seeded" rules stay silent (one root cause, one finding)
+    badly_seeded: frozenset[str]
+    workers_seeded: bool  # torch's base seed is fixed, so DataLoader workers are seeded
     asks_determinism: tuple[tuple[FileFacts, CallSite], ...]
     cudnn_deterministic: tuple[_Site, ...]  # torch.backends.cudnn.deterministic = True
     full_determinism_helper: bool  # transformers' full determinism does it all
@@ -118,34 +151,74 @@ def check(ctx: AuditContext) -> Iterator[Finding]:
 
 
 def _summarize(ctx: AuditContext) -> _Project:
-    seeded: set[str] = set()
+    seeds = _Seeds()
     asks: list[tuple[FileFacts, CallSite]] = []
     cudnn: list[_Site] = []
     local_dirs: set[str] = set()
     verifying: set[str] = set()
-    helper = hf_trainer = hf_clock_seed = False
+    helper = False
     for facts in ctx.python:
-        hf_trainer |= not _HF_TRAINERS.isdisjoint(facts.subclassed)
+        seeds.hf_trainer |= not _HF_TRAINERS.isdisjoint(facts.subclassed)
         verifying |= facts.verifying_functions
         for call in facts.calls:
-            covers = _SEED_HELPERS.get(call.name)
-            if covers and not call.clock_seeded and (call.node.args or call.node.keywords):
-                seeded |= covers
+            seeds.note(call)
             if _asks_determinism(call):
                 asks.append((facts, call))
             helper |= call.name in _FULL_DETERMINISM
-            hf_trainer |= call.name in _HF_TRAINERS
             if call.name in SEED_KEYWORD_CALLS:
-                hf_clock_seed |= call.clock_seeded
                 helper |= _constant(_argument(call.node, 99, "full_determinism")) is True
             local_dirs.update(_saved_to(call))
         cudnn += [_Site(facts.path, s.line, s.column, s.name) for s in facts.attribute_sets
                   if s.name == "torch.backends.cudnn.deterministic"
                   and _constant(s.value) is True]
-    if hf_trainer and not hf_clock_seed:  # Trainer(...) calls set_seed(args.seed)
-        seeded |= {"random", "numpy", "torch"}
-    return _Project(frozenset(seeded), tuple(asks), tuple(cudnn), helper,
-                    frozenset(local_dirs), frozenset(verifying))
+    seeded = seeds.seeded()
+    return _Project(seeded, frozenset(seeds.bad - seeded),
+                    "torch" in seeded or seeds.hf_arguments_seed, tuple(asks), tuple(cudnn),
+                    helper, frozenset(local_dirs), frozenset(verifying))
+
+
+class _Seeds:
+    """What the seeding calls of the project seed, read call by call."""
+
+    def __init__(self) -> None:
+        self.good: set[str] = set()
+        self.bad: set[str] = set()  # from the clock, or from an unseeded draw
+        self.drawn: list[tuple[frozenset[str], frozenset[str]]] = []  # (from, covers)
+        self.hf_trainer = self.hf_clock_seed = self.hf_arguments_seed = False
+
+    def note(self, call: CallSite) -> None:
+        covers = _SEED_HELPERS.get(call.name)
+        self.hf_trainer |= call.name in _HF_TRAINERS
+        if call.name in SEED_KEYWORD_CALLS:
+            self.hf_clock_seed |= call.clock_seeded
+            seed = _argument(call.node, 99, "seed")
+            # TrainingArguments(seed=S) is what the Trainer's DataLoaders seed workers by
+            self.hf_arguments_seed |= seed is not None and not call.clock_seeded \
+                and _constant(seed) is not None
+        if not covers:
+            return
+        if call.clock_seeded:
+            self.bad |= covers
+        elif call.drawn_from:
+            self.drawn.append((call.drawn_from, covers))
+        elif call.node.args or call.node.keywords:
+            self.good |= covers
+
+    def seeded(self) -> frozenset[str]:
+        """A seed drawn from a generator is a seed only if that generator is seeded."""
+        good = set(self.good)
+        if self.hf_trainer and not self.hf_clock_seed:  # Trainer() calls set_seed(seed)
+            good |= {"random", "numpy", "torch"}
+        changed = True
+        while changed:
+            changed = False
+            for sources, covers in self.drawn:
+                if sources <= good and not covers <= good:
+                    good |= covers
+                    changed = True
+        self.bad |= {g for sources, covers in self.drawn if not sources <= good
+                     for g in covers}
+        return frozenset(good)
 
 
 def _saved_to(call: CallSite) -> list[str]:
@@ -207,10 +280,10 @@ def _check_random(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
             if call.name == "random.Random" and not (call.node.args or call.node.keywords):
                 yield _at(facts, call, "RL401", "random.Random() without a seed is seeded "
                           "from the OS on every run; pass a seed")
-    if "random" in project.seeded:
+    if "random" in project.seeded or "random" in project.badly_seeded:
         return
     uses = _calls(ctx, lambda c: c.name.startswith("random.")
-                  and c.name[len("random."):] in _RANDOM_FUNCS)
+                  and c.name[len("random."):] in RANDOM_FUNCS)
     yield from _first("RL401", Severity.ERROR, uses, lambda s: (
         f"{s.what}() draws from Python's global generator, but random.seed() is never "
         "called with a seed"))
@@ -224,18 +297,18 @@ def _check_numpy(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
                 yield _at(facts, call, "RL402", f"{_short(call.name)}() without a seed draws "
                           "fresh OS entropy on every run (numpy.random.seed does not seed "
                           "it); pass a seed")
-    if "numpy" in project.seeded:
+    if "numpy" in project.seeded or "numpy" in project.badly_seeded:
         return
     uses = _calls(ctx, lambda c: c.name.startswith("numpy.random.")
                   and c.name.count(".") == 2
-                  and c.name.rsplit(".", 1)[1] not in _NUMPY_NOT_GLOBAL)
+                  and c.name.rsplit(".", 1)[1] not in NUMPY_NOT_GLOBAL)
     yield from _first("RL402", Severity.ERROR, uses, lambda s: (
         f"{s.what}() draws from NumPy's global generator, but numpy.random.seed() is never "
         "called"))
 
 
 def _check_torch(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
-    if "torch" in project.seeded:
+    if "torch" in project.seeded or "torch" in project.badly_seeded:
         return
     yield from _first("RL403", Severity.ERROR, _imports(ctx, "torch"), lambda s: (
         "torch is imported, but torch.manual_seed() is never called: weights, dropout and "
@@ -243,14 +316,31 @@ def _check_torch(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
 
 
 def _check_tensorflow(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
-    if "tensorflow" in project.seeded:
+    if "tensorflow" in project.seeded or "tensorflow" in project.badly_seeded:
         return
-    yield from _first("RL404", Severity.ERROR, _imports(ctx, "tensorflow"), lambda s: (
+    yield from _first("RL404", Severity.ERROR, _tf_training(ctx, _TF_TOOLING), lambda s: (
         "TensorFlow is imported, but no global seed is set (tf.keras.utils.set_random_seed)"))
 
 
+def _tf_training(ctx: AuditContext, besides: tuple[str, ...]) -> list[_Site]:
+    """Imports of TensorFlow in the files that call more of it than the ``besides``
+    prefixes (a file that imports it and calls nothing of it counts: it may pass tf
+    around)."""
+    sites = []
+    for facts in ctx.python:
+        imports = [s for s in facts.imports if s.module == "tensorflow" and not s.optional]
+        if imports and not _tf_only(facts, besides):
+            sites += [_Site(s.path, s.line, 0, s.module) for s in imports]
+    return sites
+
+
+def _tf_only(facts: FileFacts, prefixes: tuple[str, ...]) -> bool:
+    used = [c.name for c in facts.calls if c.name.startswith("tensorflow.")]
+    return bool(used) and all(name.startswith(prefixes) for name in used)
+
+
 def _check_jax(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
-    if "jax" in project.seeded:
+    if "jax" in project.seeded or "jax" in project.badly_seeded:
         return
     uses = _calls(ctx, lambda c: c.name.startswith("jax.random.")
                   and c.name.rsplit(".", 1)[1] not in _JAX_KEY_FUNCS)
@@ -259,12 +349,41 @@ def _check_jax(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
         "anywhere in the project"))
 
 
+def _check_keras(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    """Keras 3 (``import keras``, any backend) training without its global seed."""
+    if "keras" in project.seeded or "keras" in project.badly_seeded:
+        return
+    fits = [_Site(f.path, c.node.lineno, c.node.col_offset, "fit") for f in ctx.python
+            if any(s.module == "keras" and not s.optional for s in f.imports)
+            for c in f.calls if c.name in ("?.fit", "keras.Model.fit")]
+    yield from _first("RL416", Severity.ERROR, fits, lambda s: (
+        "a Keras model is trained (.fit), but keras.utils.set_random_seed() is never called: "
+        "weights, dropout and shuffling differ on every run"))
+
+
 def _check_clock_seeds(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+    """One finding per function: ``seed = time.time()`` handed to three seeding calls
+    is one root cause."""
     for facts in ctx.python:
+        by_scope: dict[int, list[CallSite]] = {}
         for call in facts.calls:
-            if call.clock_seeded:
-                yield _at(facts, call, "RL406", f"{_short(call.name)}() is seeded from the "
-                          "clock or the OS, so the run cannot be repeated; use a fixed seed")
+            if call.clock_seeded or (call.drawn_from - project.seeded
+                                     and call.name in SEED_CALLS):
+                by_scope.setdefault(call.scope, []).append(call)
+        for calls in by_scope.values():
+            first, more = calls[0], len(calls) - 1
+            tail = f" ({more} more seeding call{'s' * (more != 1)} here)" if more else ""
+            yield _at(facts, first, "RL406", _clock_message(first, project) + tail)
+
+
+def _clock_message(call: CallSite, project: _Project) -> str:
+    if call.clock_seeded:
+        return (f"{_short(call.name)}() is seeded from the clock or the OS, so the run "
+                "cannot be repeated; use a fixed seed")
+    unseeded = sorted(call.drawn_from - project.seeded)
+    return (f"{_short(call.name)}() is seeded by a draw from {' and '.join(unseeded)}'s "
+            "generator, which is never seeded: the seed differs on every run; use a fixed "
+            "seed")
 
 
 # --- determinism (RL407-RL412) ----------------------------------------------------------
@@ -325,6 +444,12 @@ def _check_determinism_disabled(ctx: AuditContext, project: _Project) -> Iterato
                               "torch.backends.cudnn.deterministic = False switches "
                               "nondeterministic cuDNN kernels back on",
                               column=setting.column + 1)
+            elif setting.name in _TF_DATA_DETERMINISM and _constant(setting.value) is False:
+                yield Finding("RL409", Severity.WARNING, facts.path, setting.line,
+                              f"tf.data.Options().{setting.name.rsplit('.', 1)[1]} = False "
+                              "lets tf.data return elements in any order (parallel map and "
+                              "interleave), so batches differ between runs",
+                              column=setting.column + 1)
 
 
 def _check_cublas(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
@@ -345,13 +470,15 @@ def _check_dataloaders(ctx: AuditContext, project: _Project) -> Iterator[Finding
             if call.name not in _DATALOADERS or _has_splat(call.node):
                 continue
             workers = _argument(call.node, 5, "num_workers")
-            if workers is None or _constant(workers) == 0:
-                continue
-            named = {k.arg for k in call.node.keywords}
+            if workers is None or _constant(workers) == 0 or project.workers_seeded \
+                    or "torch" in project.badly_seeded:
+                continue  # workers seed random, NumPy and torch from torch's base seed
+                # (a clock seed of torch is RL406's: one root cause, one finding)
+            named = {k.arg for k in call.node.keywords if _constant(k.value) is not None}
             if not named & {"worker_init_fn", "generator"}:
                 yield _at(facts, call, "RL411", "DataLoader with num_workers > 0 has neither "
-                          "worker_init_fn nor generator: worker random state differs between "
-                          "runs", Severity.WARNING)
+                          "worker_init_fn nor generator, and torch's seed is not fixed: worker "
+                          "random state differs between runs", Severity.WARNING)
 
 
 def _check_tensorflow_determinism(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
@@ -360,7 +487,7 @@ def _check_tensorflow_determinism(ctx: AuditContext, project: _Project) -> Itera
                   for f in ctx.python for c in f.calls)
     if enabled or "TF_DETERMINISTIC_OPS" in ctx.environment_names():
         return
-    yield from _first("RL412", Severity.WARNING, _imports(ctx, "tensorflow"), lambda s:
+    yield from _first("RL412", Severity.WARNING, _tf_training(ctx, _TF_PIPELINE), lambda s:
                       "TensorFlow is imported, but tf.config.experimental."
                       "enable_op_determinism() is never called")
 
@@ -612,7 +739,7 @@ def _short(name: str) -> str:
 
 
 _RULES: Iterable[Callable[[AuditContext, _Project], Iterator[Finding]]] = (
-    _check_random, _check_numpy, _check_torch, _check_tensorflow, _check_jax,
+    _check_random, _check_numpy, _check_torch, _check_tensorflow, _check_jax, _check_keras,
     _check_clock_seeds, _check_cudnn_benchmark, _check_torch_determinism,
     _check_determinism_disabled, _check_cublas, _check_dataloaders,
     _check_tensorflow_determinism, _check_downloads, _check_torch_hub, _check_huggingface,

@@ -1,7 +1,6 @@
 import torch
 from torch.utils.data import DataLoader
 
-torch.manual_seed(0)
 torch.use_deterministic_algorithms(True)
 
 
