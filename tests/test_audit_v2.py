@@ -180,6 +180,8 @@ def test_a_clock_seed_is_one_finding(tmp_path: Path) -> None:
      "RUN conda install -y -c conda-forge numpy=1.26.4"),
     ("RUN micromamba install -y python pytorch=2.1", "RL309",
      "RUN micromamba install -y python=3.11 pytorch=2.1"),
+    # the corpus (google/flax): -yn takes the environment's name, which is no package
+    ("RUN conda create -yn flax python", "RL309", "RUN conda create -yn flax python==3.9"),
     ("RUN apt update && apt install -y git", "RL302",
      "RUN apt update && apt install -y git=1:2.39.2-1"),
     ("RUN apt-get update && apt-get upgrade -y", "RL302", None),

@@ -423,11 +423,18 @@ def _conda(words: list[str]) -> Iterator[Hazard]:
                      "is newest at build time; pin name=version (or use a conda-lock file)")
 
 
+def _takes_value(option: str, valued: frozenset[str]) -> bool:
+    """``-n NAME``, and a cluster of short flags ending in one (``-yn NAME``)."""
+    if option in valued:
+        return True
+    return not option.startswith("--") and len(option) > 2 and f"-{option[-1]}" in valued
+
+
 def _positional(args: list[str], valued: frozenset[str]) -> list[str]:
     found, i = [], 0
     while i < len(args):
         if args[i].startswith("-"):
-            i += 2 if args[i] in valued else 1
+            i += 2 if _takes_value(args[i], valued) else 1
             continue
         found.append(args[i])
         i += 1
