@@ -234,6 +234,18 @@ def test_a_seed_drawn_from_an_unseeded_generator(tmp_path: Path) -> None:
     assert not rules_of(audit(root)) & {"RL406", "RL403"}
 
 
+def test_a_seed_drawn_into_an_attribute(tmp_path: Path) -> None:
+    """pytorch/examples' dcgan: ``opt.manualSeed = random.randint(...)`` when no seed is
+    given, then every generator seeded from it."""
+    code = ("import argparse\nimport random\nimport torch\n\n"
+            "opt = argparse.ArgumentParser().parse_args()\n"
+            "if opt.manualSeed is None:\n    opt.manualSeed = random.randint(1, 10000)\n"
+            "random.seed(opt.manualSeed)\ntorch.manual_seed(opt.manualSeed)\n")
+    report = audit(project(tmp_path, {"train.py": code}))
+    (finding,) = found(report, "RL406")
+    assert finding.line == 8 and "random's generator" in finding.message
+
+
 @pytest.mark.parametrize("code", [
     "options = tf.data.Options()\noptions.experimental_deterministic = False\n",
     "tf.data.Options().deterministic = False\n",

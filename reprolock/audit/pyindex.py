@@ -243,21 +243,15 @@ class _Indexer:
             aliased = self.resolve(value)
             if aliased is not None:  # cudnn = torch.backends.cudnn
                 self.bind(target.id, aliased)
-            if clocked:
-                self.tainted[-1].add(target.id)
-                self.ever_tainted.add(target.id)
-            else:
-                self.tainted[-1].discard(target.id)
-            if sources:  # seed = random.randint(0, 2**31)
-                self.draw_tainted[-1][target.id] = sources
-                self.ever_tainted.add(target.id)
-            else:
-                self.draw_tainted[-1].pop(target.id, None)
+            self.taint(target.id, clocked=clocked, sources=sources)
         elif isinstance(target, ast.Attribute):
             name = self.resolve(target)
             if name is not None:
                 self.facts.attribute_sets.append(
                     AttributeSet(name, value, target.lineno, target.col_offset))
+            dotted = _dotted(target)
+            if dotted is not None:  # opt.manualSeed = random.randint(1, 10000)
+                self.taint(dotted, clocked=clocked, sources=sources)
             self.walk(target.value)
         elif isinstance(target, ast.Subscript):
             if self.resolve(target.value) == "os.environ":
@@ -302,19 +296,38 @@ class _Indexer:
         if name in DOWNLOAD_CALLS:
             self.facts.download_scopes[self.scope_ids[-1]] = self.scope_nodes[-1]
 
-    def on_name(self, node: ast.Name) -> None:
-        if node.id not in self.ever_tainted:
-            return
-        if any(node.id in names for names in self.tainted):
+    def taint(self, key: str, *, clocked: bool, sources: frozenset[str]) -> None:
+        """``key`` (a name, or a dotted attribute such as ``opt.seed``) now holds a value
+        from the clock, from draws of ``sources``, or neither."""
+        if clocked:
+            self.tainted[-1].add(key)
+            self.ever_tainted.add(key)
+        else:
+            self.tainted[-1].discard(key)
+        if sources:  # seed = random.randint(0, 2**31)
+            self.draw_tainted[-1][key] = sources
+            self.ever_tainted.add(key)
+        else:
+            self.draw_tainted[-1].pop(key, None)
+
+    def read_tainted(self, key: str) -> None:
+        if any(key in names for names in self.tainted):
             self.clock_hits += 1
         for names in reversed(self.draw_tainted):
-            if node.id in names:
-                self.drawn.extend(names[node.id])
+            if key in names:
+                self.drawn.extend(names[key])
                 break
+
+    def on_name(self, node: ast.Name) -> None:
+        if node.id in self.ever_tainted:
+            self.read_tainted(node.id)
 
     def on_attribute(self, node: ast.Attribute) -> None:
         if node.attr == "cuda":
             self.facts.mentions_cuda = True
+        if self.ever_tainted and (dotted := _dotted(node)) in self.ever_tainted:
+            self.read_tainted(dotted)
+            return  # the chain's names hold no other taint to read
         self.walk(node.value)
 
     def on_constant(self, node: ast.Constant) -> None:
@@ -396,3 +409,14 @@ _HANDLERS: dict[type[ast.AST], Callable[[_Indexer, Any], None]] = {
     ast.Attribute: _Indexer.on_attribute,
     ast.Constant: _Indexer.on_constant,
 }
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """``a.b.c`` for a chain of attributes on a name, else None."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
