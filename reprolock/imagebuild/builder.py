@@ -119,6 +119,8 @@ class Builder:
                             else "sha256:" + hashlib.sha256(lock_bytes).hexdigest())
         self.records: dict[str, str] = {}
         self._dists: dict[str, InstalledDist] = {}  # package name -> its planned install
+        self._wheels: dict[str, Path] = {}  # package name -> its checked wheel in the cache
+        self._artifacts: ArtifactStore | None = None
         self._base_files: dict[str, Any] | None = None
         self.venv = VenvLayout(
             prefix=self.options.prefix,
@@ -139,10 +141,14 @@ class Builder:
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             checked_base = pool.submit(self._base_record)
             base, base_layers = self._base()
-            wheels = self._fetch_artifacts()
-            plans = self._plan(wheels)
+            plans = self._plan()
+            cached = self._cached(plans)
+            # a wheel is read (fetched, hashed) only for a layer the cache lacks: a
+            # code-only rebuild of a CUDA image skips gigabytes of them
+            self._fetch_artifacts([pkg for plan in plans if cached[plan.key] is None
+                                   for pkg in plan.packages])
             self._install_plans(plans)
-            dep_layers = self._build_layers(plans)
+            dep_layers = self._build_layers(plans, cached)
             self._dists.clear()
             checked_base.result()
         env = self._image(base, base_layers, dep_layers, code=None)
@@ -185,24 +191,35 @@ class Builder:
                      "base image layer")
 
     # -- dependencies ------------------------------------------------------------------
-    def _fetch_artifacts(self) -> dict[str, Path]:
+    def _store(self) -> ArtifactStore:
         from reprolock.imagebuild.sdist import SdistBuilder
 
-        store = ArtifactStore(self.cache_dir, project=self.config.root,
-                              credentials=index_credentials(self.config),
-                              sdists=SdistBuilder(index_settings(self.config)))
-        packages = sorted(self.lock.packages, key=lambda p: p.name)
-        self.progress(f"fetching {len(packages)} wheels (checked against the lock's sha256)")
-        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-            paths = list(pool.map(store.get, packages))
-        return {p.name: path for p, path in zip(packages, paths, strict=True)}
+        if self._artifacts is None:
+            self._artifacts = ArtifactStore(self.cache_dir, project=self.config.root,
+                                            credentials=index_credentials(self.config),
+                                            sdists=SdistBuilder(index_settings(self.config)))
+        return self._artifacts
 
-    def _plan(self, wheels: Mapping[str, Path]) -> list[_Plan]:
+    def _fetch_artifacts(self, packages: Sequence[Package]) -> None:
+        """Each wheel into the cache, checked against the lock's sha256: ``self._wheels``."""
+        todo = sorted((p for p in packages if p.name not in self._wheels), key=lambda p: p.name)
+        if not todo:
+            return
+        self.progress(f"fetching {len(todo)} wheels (checked against the lock's sha256)")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            paths = list(pool.map(self._store().get, todo))
+        self._wheels.update({p.name: path for p, path in zip(todo, paths, strict=True)})
+
+    def _wheel(self, pkg: Package) -> Path:
+        self._fetch_artifacts([pkg])
+        return self._wheels[pkg.name]
+
+    def _plan(self) -> list[_Plan]:
         comp = self.compressor.describe()
         common = {"v": LAYOUT_VERSION, "venv": self.venv.__dict__, "mtime": self.mtime,
                   "compressor": comp}
         plans = [_Plan("venv", "virtual environment", (), cache_key(kind="venv", **common))]
-        big = [p for p in self._packages() if (p.artifact.size or wheels[p.name].stat().st_size)
+        big = [p for p in self._packages() if (p.artifact.size or self._wheel(p).stat().st_size)
                >= self.options.own_layer_bytes]
         small = [p for p in self._packages() if p not in big]
         for pkg in big:
@@ -213,7 +230,6 @@ class Builder:
             plans.append(_Plan("packages", holds, tuple(small),
                                cache_key(kind="packages", wheels=[p.artifact.sha256 for p in small],
                                          **common)))
-        self._wheels = wheels
         return plans
 
     def _packages(self) -> list[Package]:
@@ -252,7 +268,7 @@ class Builder:
         return names
 
     def _plan_wheel(self, pkg: Package) -> InstalledDist:
-        return plan_wheel(self._wheels[pkg.name], self.venv, filename=pkg.artifact.filename)
+        return plan_wheel(self._wheel(pkg), self.venv, filename=pkg.artifact.filename)
 
     def code_layer(self, code: CodeSet, env: Mapping[str, str]) -> LayerBlob:
         """The code layer that :meth:`build` puts on the locked environment for ``code``,
@@ -288,16 +304,24 @@ class Builder:
         return self._base_files
 
     # -- layers ------------------------------------------------------------------------
-    def _build_layers(self, plans: Sequence[_Plan]) -> list[Layer]:
-        # each cache entry is checked (hashed) once: here, not again after the build; on
-        # every core, as a code-only rebuild of a CUDA image re-hashes gigabytes of them
-        blobs: dict[str, LayerBlob | None] = {}
+    def _cached(self, plans: Sequence[_Plan]) -> dict[str, tuple[LayerBlob, dict[str, str]] | None]:
+        """Each plan's layer from the cache, or None. Each entry is checked (hashed) once:
+        here, not again after the build; on every core, as a code-only rebuild of a CUDA
+        image re-hashes gigabytes of them."""
         with concurrent.futures.ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
             found = list(pool.map(self.layers.get, [plan.key for plan in plans]))
-        for plan, cached in zip(plans, found, strict=True):
-            blobs[plan.key] = None if cached is None else cached[0]
-            if cached is not None:
-                self.records.update(cached[1])
+        return {plan.key: entry for plan, entry in zip(plans, found, strict=True)}
+
+    def _build_layers(self, plans: Sequence[_Plan],
+                      cached: Mapping[str, tuple[LayerBlob, dict[str, str]] | None] | None = None,
+                      ) -> list[Layer]:
+        found = self._cached(plans) if cached is None else cached
+        blobs: dict[str, LayerBlob | None] = {}
+        for plan in plans:
+            entry = found[plan.key]
+            blobs[plan.key] = None if entry is None else entry[0]
+            if entry is not None:
+                self.records.update(entry[1])
         todo = [p for p in plans if blobs[p.key] is None]
         if todo:
             self.progress(f"building {len(todo)} of {len(plans)} layers "
