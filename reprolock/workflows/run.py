@@ -278,13 +278,13 @@ class Runner:
     def run(self, cache_dir: Path) -> RunOutcome:
         config, options = self.config, self.options
         lock, lock_bytes = read_lock_bytes(config.lock_path, cache_dir=cache_dir)
+        self.host = gpu_preflight(lock, self.gpus)  # before any container starts
         if lock.image is None and not options.warn_only:
             raise LockFileError(
                 f"{config.lockfile} records no environment image (it was made with "
                 "--no-build), so the image cannot be checked against it before the run",
                 hint="run 'reprolock lock' (without --no-build), then 'reprolock build "
                 "--output docker'; or pass --warn-only to run unchecked (the record says so)")
-        self.host = gpu_preflight(lock, self.gpus)  # before any container starts
         lock_digest = "sha256:" + sha256_bytes(lock_bytes)
         code = collect_code(config)
         for warning in code.warnings:
