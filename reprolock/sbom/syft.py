@@ -35,7 +35,10 @@ CATALOGERS = ("dpkg-db-cataloger", "apk-db-cataloger", "rpm-db-cataloger",
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
+    # catalogers on every core: syft on S2's image took 76 s instead of 87 s, and wrote
+    # the same document (compared after the time and namespace are set)
+    return {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false",
+            "SYFT_PARALLELISM": str(max(1, os.cpu_count() or 1))}
 
 
 def syft_binary() -> str:
