@@ -257,3 +257,17 @@ def test_read_requested_refuses_a_hash_it_cannot_check(tmp_path: Path) -> None:
     (tmp_path / "r.in").write_text("\nfoo --hash=md5:abc\n")
     with pytest.raises(ConfigError, match=r"r\.in:2"):
         read_requested([(tmp_path / "r.in", "r.in")])
+
+
+def test_the_users_named_index_credentials_never_reach_uv(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """uv reads UV_INDEX_<NAME>_PASSWORD for an index of that name: a user's own would
+    go to reprolock's named index of the same name. Only the configured one reaches uv."""
+    from reprolock.resolver.uv import _env
+
+    monkeypatch.setenv("UV_INDEX_PYTORCH_PASSWORD", "the-users-own")
+    monkeypatch.setenv("UV_INDEX_OTHER_USERNAME", "someone")
+    given = _env({"UV_INDEX_PYTORCH_PASSWORD": "from-reprolock-toml"})
+    assert given["UV_INDEX_PYTORCH_PASSWORD"] == "from-reprolock-toml"
+    assert "UV_INDEX_OTHER_USERNAME" not in given
+    assert "UV_INDEX_PYTORCH_PASSWORD" not in _env({})
