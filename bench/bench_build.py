@@ -62,17 +62,15 @@ from bench_lock import (  # the lock benchmark's environment handling, shared
     S1,
     BenchError,
     _os_name,
-    _reinstall,
     cache_vars,
     clean_env,
     ensure_base,
     fmt_delta,
     fmt_s,
-    install_missing,
     log,
-    make_venv,
     met,
     missing_from_wheel,
+    ready_venv,
     run,
 )
 
@@ -1256,11 +1254,7 @@ def main() -> int:
     ctx: Ctx | None = None
     try:
         venv = args.venv.resolve() if args.venv else scratch / "venv"
-        if (venv / "bin" / "python").exists():
-            _reinstall(venv)
-        else:
-            make_venv(venv)
-        undeclared = install_missing(venv)
+        undeclared = ready_venv(venv)
         work = args.work.resolve() if args.work else scratch / "work"
         work.mkdir(parents=True, exist_ok=True)
         ctx = Ctx(venv, scratch, work)

@@ -808,11 +808,7 @@ def main() -> int:
     log(f"scratch directory {scratch}")
     try:
         venv = args.venv.resolve() if args.venv else scratch / "venv"
-        if (venv / "bin" / "python").exists():
-            _reinstall(venv)
-        else:
-            make_venv(venv)
-        undeclared = install_missing(venv)
+        undeclared = ready_venv(venv)
         facts = machine_facts(venv, clean_env(venv, None))
         facts["undeclared_dependencies"] = undeclared
         facts["missing_from_wheel"] = missing_from_wheel(venv)
@@ -893,6 +889,16 @@ def main() -> int:
             log(f"kept {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def ready_venv(venv: Path) -> list[str]:
+    """``venv`` with this checkout installed (made, or reinstalled when it exists); the
+    modules reprolock imports but does not declare, installed to go on."""
+    if (venv / "bin" / "python").exists():
+        _reinstall(venv)
+    else:
+        make_venv(venv)
+    return install_missing(venv)
 
 
 def _reinstall(venv: Path) -> None:

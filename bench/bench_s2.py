@@ -93,15 +93,13 @@ from bench_lock import (  # the lock benchmark's environment handling, shared
     BENCH,
     REPO,
     BenchError,
-    _reinstall,
     cache_vars,
     clean_env,
     ensure_base,
     fmt_s,
-    install_missing,
     log,
-    make_venv,
     missing_from_wheel,
+    ready_venv,
     run,
 )
 
@@ -1033,11 +1031,7 @@ def main() -> int:
     ctx: S2Ctx | None = None
     try:
         venv = work / "venv"
-        if (venv / "bin" / "python").exists():
-            _reinstall(venv)
-        else:
-            make_venv(venv)
-        undeclared = install_missing(venv)
+        undeclared = ready_venv(venv)
         ctx = S2Ctx(venv, scratch, work, name)
         if _has_option(ctx, "build", "--jobs"):
             ctx.build_jobs = args.jobs

@@ -52,12 +52,10 @@ from bench_lock import (  # the lock benchmark's environment handling, shared
     REPO,
     S1,
     BenchError,
-    _reinstall,
     clean_env,
     ensure_base,
-    install_missing,
     log,
-    make_venv,
+    ready_venv,
     run,
 )
 
@@ -280,11 +278,7 @@ def main() -> int:
     log(f"scratch directory {scratch}")
     try:
         venv = args.venv.resolve() if args.venv else scratch / "venv"
-        if (venv / "bin" / "python").exists():
-            _reinstall(venv)
-        else:
-            make_venv(venv)
-        install_missing(venv)
+        ready_venv(venv)
         root, declared = make_environment(venv, scratch)
         data = measure(root, declared, venv, args.runs)
     except BenchError as exc:

@@ -22,6 +22,7 @@ from reprolock.config import Config
 from reprolock.errors import ToolError
 from reprolock.inspection.codeset import collect_code
 from tests.support.cli import run_cli
+from tests.support.projects import write_project
 from tests.support.services import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,16 +32,8 @@ REPORT_SCHEMA = json.loads((REPO / "schemas" / "audit-report.schema.json").read_
 HAZARDS = "import numpy as np\n\nx = np.random.rand(3)  # reprolock: ignore[RL101]\n"
 
 
-def _project(tmp_path: Path, files: dict[str, str]) -> Path:
-    root = tmp_path / "project"
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
-
-
 def _mixed(tmp_path: Path) -> Path:
-    return _project(tmp_path, {
+    return write_project(tmp_path, {
         "train.py": HAZARDS,
         "requirements.txt": "numpy==1.26.4\n",  # RL102: a warning
         "notes/data loader.py": "import random\nrandom.shuffle([1])  "
@@ -107,7 +100,7 @@ def test_sarif_is_valid_sarif_2_1_0(tmp_path: Path) -> None:
 
 
 def test_sarif_of_hadolint_and_whole_file_findings_validates(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"Dockerfile": "FROM python:latest\nRUN pip install x\n",
+    root = write_project(tmp_path, {"Dockerfile": "FROM python:latest\nRUN pip install x\n",
                                "big.py": "x = 1\n" * 10})
     (root / "bin.py").write_bytes(b"\0\1\2")
     log = _json(run_cli("audit", root, "--format", "sarif"))
@@ -129,13 +122,13 @@ def test_output_file_is_written_and_stdout_stays_empty(tmp_path: Path) -> None:
 # --- exit codes and suppression --------------------------------------------------------
 @pytest.mark.parametrize(("fail_on", "code"), [("error", 1), ("warning", 1), ("info", 1)])
 def test_fail_on(tmp_path: Path, fail_on: str, code: int) -> None:
-    root = _project(tmp_path, {"requirements.txt": "numpy==1.26.4\n"})  # one warning
+    root = write_project(tmp_path, {"requirements.txt": "numpy==1.26.4\n"})  # one warning
     expected = 0 if fail_on == "error" else code
     assert run_cli("audit", root, "--fail-on", fail_on).returncode == expected
 
 
 def test_clean_project_exits_0(tmp_path: Path) -> None:
-    proc = run_cli("audit", _project(tmp_path, {"train.py": "print('hi')\n"}))
+    proc = run_cli("audit", write_project(tmp_path, {"train.py": "print('hi')\n"}))
     assert proc.returncode == 0 and "0 findings" in proc.stdout
 
 
@@ -148,7 +141,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_config_ignores_and_fail_on(tmp_path: Path) -> None:
-    root = _project(tmp_path, {
+    root = write_project(tmp_path, {
         "requirements.in": "numpy\n",
         "train.py": "import random\nrandom.shuffle([1])\n",
         "tests/test_x.py": "import numpy as np\nnp.random.rand(2)\n",
@@ -168,7 +161,7 @@ def test_dockerfile_suppression_on_the_line_before(tmp_path: Path) -> None:
     """A Dockerfile comment must start a line: as with '# hadolint ignore=', the comment
     may stand on the comment lines right above the instruction."""
     base = "FROM python:3.11@sha256:" + "0" * 64 + "\nENV PYTHONHASHSEED=0\n"
-    root = _project(tmp_path, {"Dockerfile": base + (
+    root = write_project(tmp_path, {"Dockerfile": base + (
         "# reprolock: ignore[RL305]\n"
         "# the wheels are checked by the lock's build\n"
         "RUN pip install --no-deps -r requirements.txt\n"
@@ -191,7 +184,7 @@ def test_audit_table_does_not_stale_the_lock(tmp_path: Path) -> None:
     from reprolock.config import load_config
 
     config = 'base = "x:1"\n[dependencies]\nrequirements = ["requirements.in"]\n'
-    root = _project(tmp_path, {"requirements.in": "numpy\n", "reprolock.toml": config})
+    root = write_project(tmp_path, {"requirements.in": "numpy\n", "reprolock.toml": config})
     before = load_config(root).data
     with (root / "reprolock.toml").open("a") as handle:
         handle.write('[audit]\nignore = ["RL104"]\n')
@@ -257,7 +250,7 @@ def test_nested_import_in_one_function_does_not_leak() -> None:
 
 # --- bad input: never crash, never hide a file -----------------------------------------
 def test_syntax_error_is_a_finding_and_the_rest_is_audited(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"broken.py": "x = 1\ndef f(:\n",
+    root = write_project(tmp_path, {"broken.py": "x = 1\ndef f(:\n",
                                "train.py": "import random\nrandom.random()\n"})
     report = audit_project(root, AuditOptions())
     rules = {(f.rule, f.path, f.line) for f in report.active}
@@ -265,7 +258,7 @@ def test_syntax_error_is_a_finding_and_the_rest_is_audited(tmp_path: Path) -> No
 
 
 def test_binary_huge_and_symlink_loops(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"train.py": "print(1)\n", "Dockerfile": "FROM x@sha256:"
+    root = write_project(tmp_path, {"train.py": "print(1)\n", "Dockerfile": "FROM x@sha256:"
                                + "0" * 64 + "\nENV PYTHONHASHSEED=0\n"})
     (root / "model.py").write_bytes(b"\x00\x01binary")
     (root / "requirements.txt").write_bytes(b"\xff\xfe\x00n")
@@ -283,7 +276,7 @@ def test_binary_huge_and_symlink_loops(tmp_path: Path) -> None:
 
 
 def test_a_dockerfile_hadolint_rejects_is_a_finding(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"Dockerfile": "FROM python:3.11@sha256:" + "0" * 64
+    root = write_project(tmp_path, {"Dockerfile": "FROM python:3.11@sha256:" + "0" * 64
                                + "\nRUN [ \"unterminated\nFRUM x\n"})
     (root / "Other.dockerfile").write_bytes(b"\x00\xff binary")
     report = audit_project(root, AuditOptions())
@@ -291,7 +284,7 @@ def test_a_dockerfile_hadolint_rejects_is_a_finding(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = _project(tmp_path, {"train.py": "print(1)\n", "secret.txt": "x\n"})
+    root = write_project(tmp_path, {"train.py": "print(1)\n", "secret.txt": "x\n"})
     real = sources._read
 
     def deny(path: Path) -> bytes:
@@ -305,7 +298,7 @@ def test_unreadable_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_missing_requirement_include_is_reported(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"requirements.txt": "numpy==1.26.4 --hash=sha256:" + "0" * 64
+    root = write_project(tmp_path, {"requirements.txt": "numpy==1.26.4 --hash=sha256:" + "0" * 64
                                + "\n-r requirements/extra.txt\n-c constraints.txt\n",
                                "constraints.txt": "numpy==1.26.4\n"})
     found = [f for f in audit_project(root, AuditOptions()).active if f.rule == "RL002"]
@@ -318,7 +311,7 @@ def test_missing_lock_input_is_reported(tmp_path: Path) -> None:
     that a lock input includes is RL002 on the -r line (the lock input is kept out of
     the image here, so it is read only as a lock input)."""
     config = 'base = "oci-layout:base:tiny"\n[dependencies]\nrequirements = ["{}"]\n'
-    root = _project(tmp_path, {"reprolock.toml": config.format("deps/extra.in")})
+    root = write_project(tmp_path, {"reprolock.toml": config.format("deps/extra.in")})
     proc = run_cli("audit", root)
     assert proc.returncode == 2 and "deps/extra.in" in proc.stderr
     (root / "reprolock.toml").write_text(config.format("deps/main.in")
@@ -333,7 +326,7 @@ def test_missing_lock_input_is_reported(tmp_path: Path) -> None:
 def test_linked_python_files_are_not_hidden(tmp_path: Path) -> None:
     outside = tmp_path / "shared.py"
     outside.write_text("import random\nrandom.random()\n")
-    root = _project(tmp_path, {"src/train.py": "print(1)\n"})
+    root = write_project(tmp_path, {"src/train.py": "print(1)\n"})
     (root / "train.py").symlink_to("src/train.py")  # audited at its target: no finding
     (root / "shared.py").symlink_to(outside)
     (root / "loop.py").symlink_to("loop.py")
@@ -346,7 +339,7 @@ def test_linked_python_files_are_not_hidden(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads mode-000 files")
 def test_mode_000_file_is_reported(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"locked.py": "x = 1\n"})
+    root = write_project(tmp_path, {"locked.py": "x = 1\n"})
     (root / "locked.py").chmod(0)
     assert "RL002" in {f.rule for f in audit_project(root, AuditOptions()).active}
 
@@ -358,7 +351,7 @@ def test_missing_hadolint_is_a_finding(tmp_path: Path, monkeypatch: pytest.Monke
         raise ToolError(f"{name} was not found on PATH", hint=hint)
 
     monkeypatch.setattr(proc, "find_tool", missing)
-    root = _project(tmp_path, {"Dockerfile": "FROM python:latest\nENV PYTHONHASHSEED=0\n"})
+    root = write_project(tmp_path, {"Dockerfile": "FROM python:latest\nENV PYTHONHASHSEED=0\n"})
     report = audit_project(root, AuditOptions())
     rules = {f.rule for f in report.active}
     assert "RL004" in rules and "RL202" in rules  # the own fallback replaces DL3007
@@ -373,14 +366,14 @@ def test_symlinked_project_loop_is_a_usage_error(tmp_path: Path) -> None:
 
 # --- the file set, the example, the hook -----------------------------------------------
 def test_audit_reads_the_same_file_set_as_collect_code(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"train.py": "x\n", "data/a.csv": "1\n", "out/x.txt": "y\n",
+    root = write_project(tmp_path, {"train.py": "x\n", "data/a.csv": "1\n", "out/x.txt": "y\n",
                                ".gitignore": "out/\n", "reprolock.lock.json": "{}\n"})
     config = Config(root=root, source=root / "reprolock.toml", data={}, base="x",
                     code_exclude=("data/",))
     assert sources.code_paths(config) == [f.path for f in collect_code(config).files]
 
 
-def test_example_project(tmp_path: Path) -> None:
+def test_examplewrite_project(tmp_path: Path) -> None:
     """fixtures/example audits clean except for its lock, which a fresh clone does not
     have (it is made by 'reprolock lock'; docs/audit.md)."""
     root = tmp_path / "example"
@@ -404,7 +397,7 @@ def test_pre_commit_hook_runs_the_audit(tmp_path: Path) -> None:
     assert hooks["reprolock-check"]["entry"] == "reprolock lock --check"
     local = {k: v for k, v in hook.items() if k not in ("language", "description")}
     local["language"] = "system"
-    root = _project(tmp_path, {"train.py": "import random\nrandom.random()\n"})
+    root = write_project(tmp_path, {"train.py": "import random\nrandom.random()\n"})
     (root / ".pre-commit-config.yaml").write_text(yaml.safe_dump(
         {"repos": [{"repo": "local", "hooks": [local]}]}))
     # a 'system' hook runs 'reprolock' from PATH, as a user's activated venv provides it

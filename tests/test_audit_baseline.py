@@ -16,6 +16,7 @@ from reprolock.config import Config
 from reprolock.errors import ReprolockError
 from reprolock.inspection.codeset import select_code
 from tests.support.cli import run_cli
+from tests.support.projects import write_project
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_SCHEMA = json.loads((REPO / "schemas" / "audit-baseline.schema.json").read_text())
@@ -23,14 +24,6 @@ REPORT_SCHEMA = json.loads((REPO / "schemas" / "audit-report.schema.json").read_
 SARIF_SCHEMA = json.loads((REPO / "tests" / "audit" / "sarif-schema-2.1.0.json").read_text())
 REQUIREMENTS = "numpy\ntorch>=2\n"  # two RL101 errors
 TRAIN = "import numpy as np\n\nx = np.random.rand(3)\n"  # RL402 error
-
-
-def _project(tmp_path: Path, files: dict[str, str]) -> Path:
-    root = tmp_path / "project"
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
 
 
 def _active(proc: subprocess.CompletedProcess[str]) -> list[tuple[str, str, int]]:
@@ -41,7 +34,7 @@ def _active(proc: subprocess.CompletedProcess[str]) -> list[tuple[str, str, int]
 @pytest.fixture
 def adopted(tmp_path: Path) -> tuple[Path, Path]:
     """A project with three errors and the baseline that accepts them."""
-    root = _project(tmp_path, {"requirements.txt": REQUIREMENTS, "train.py": TRAIN})
+    root = write_project(tmp_path, {"requirements.txt": REQUIREMENTS, "train.py": TRAIN})
     assert run_cli("audit", root).returncode == 1
     file = tmp_path / "audit-baseline.json"
     proc = run_cli("audit", root, "--write-baseline", file)
@@ -66,8 +59,8 @@ def test_written_baseline_is_valid_sorted_and_stable(adopted: tuple[Path, Path])
 
 
 def test_suppressed_findings_are_not_recorded(tmp_path: Path) -> None:
-    root = _project(tmp_path, {"train.py": TRAIN.replace("(3)", "(3)  # reprolock: ignore[RL402]"),
-                               "requirements.txt": "numpy\n"})
+    ignored = TRAIN.replace("(3)", "(3)  # reprolock: ignore[RL402]")
+    root = write_project(tmp_path, {"train.py": ignored, "requirements.txt": "numpy\n"})
     file = tmp_path / "b.json"
     run_cli("audit", root, "--write-baseline", file, "--ignore", "RL101")
     assert json.loads(file.read_text())["entries"] == []
@@ -76,7 +69,7 @@ def test_suppressed_findings_are_not_recorded(tmp_path: Path) -> None:
 
 def test_a_baseline_in_dot_reprolock_is_not_in_the_code_set(tmp_path: Path) -> None:
     """docs/ci.md keeps the baseline in .reprolock/: it must not change the code set."""
-    root = _project(tmp_path, {"requirements.txt": REQUIREMENTS, "train.py": TRAIN})
+    root = write_project(tmp_path, {"requirements.txt": REQUIREMENTS, "train.py": TRAIN})
     file = root / ".reprolock" / "audit-baseline.json"
     assert run_cli("audit", root, "--write-baseline", file).returncode == 0
     (root / "elsewhere.json").write_text(file.read_text())
@@ -150,7 +143,7 @@ def test_rewriting_with_the_baseline_drops_fixed_and_adds_nothing(
 @pytest.mark.parametrize(("fail_on", "code"), [(None, 0), ("warning", 1), ("info", 1)])
 def test_fail_on_counts_only_new_findings(tmp_path: Path, fail_on: str | None,
                                           code: int) -> None:
-    root = _project(tmp_path, {"requirements.txt": "numpy\nscipy==1.13.0\n"})  # error, warning
+    root = write_project(tmp_path, {"requirements.txt": "numpy\nscipy==1.13.0\n"})  # error, warning
     file = tmp_path / "b.json"
     run_cli("audit", root, "--write-baseline", file)
     flags = ["--fail-on", fail_on] if fail_on else []
@@ -186,7 +179,7 @@ def _doc(**entry: object) -> bytes:
 ])
 def test_a_bad_baseline_exits_2_naming_the_field(tmp_path: Path, content: bytes,
                                                  says: str) -> None:
-    root = _project(tmp_path, {"train.py": TRAIN})
+    root = write_project(tmp_path, {"train.py": TRAIN})
     file = tmp_path / "bad.json"
     file.write_bytes(content)
     proc = run_cli("audit", root, "--baseline", file)
@@ -197,7 +190,7 @@ def test_a_bad_baseline_exits_2_naming_the_field(tmp_path: Path, content: bytes,
 
 
 def test_a_missing_baseline_says_how_to_write_one(tmp_path: Path) -> None:
-    proc = run_cli("audit", _project(tmp_path, {"train.py": TRAIN}), "--baseline",
+    proc = run_cli("audit", write_project(tmp_path, {"train.py": TRAIN}), "--baseline",
                    tmp_path / "none.json")
     assert proc.returncode == 2
     assert "no baseline file at" in proc.stderr and "--write-baseline" in proc.stderr
