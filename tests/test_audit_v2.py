@@ -18,18 +18,11 @@ from reprolock.audit.engine import AuditOptions, audit_project
 from reprolock.audit.model import AuditReport, Finding
 from reprolock.audit.report.text import summary
 from tests.support.cli import run_cli
+from tests.support.projects import write_project
 
 DIGEST = "0123456789abcdef" * 4
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 BASE = f"FROM python:3.11-slim@sha256:{DIGEST}\nENV PYTHONHASHSEED=0\n"
-
-
-def project(tmp_path: Path, files: dict[str, str], name: str = "p") -> Path:
-    root = tmp_path / name
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
 
 
 def audit(root: Path, *, hadolint: bool = False) -> AuditReport:
@@ -60,14 +53,14 @@ LOADER = ("from torch.utils.data import DataLoader\n\n"
 def test_dataloader_workers_are_seeded_by_torchs_seed(tmp_path: Path, seeding: str) -> None:
     """RL411 fired although PyTorch seeds random, NumPy and torch in each worker from the
     seeded base generator."""
-    root = project(tmp_path, {"train.py": seeding + LOADER.format(extra="")})
+    root = write_project(tmp_path, {"train.py": seeding + LOADER.format(extra="")})
     assert "RL411" not in rules_of(audit(root))
 
 
 @pytest.mark.parametrize("extra", ["", ", worker_init_fn=None", ", generator=None"])
 def test_dataloader_workers_without_any_seed(tmp_path: Path, extra: str) -> None:
     """Nothing seeds torch: RL411 stays, and a keyword set to None is not a seed."""
-    root = project(tmp_path, {"train.py": "import torch\n" + LOADER.format(extra=extra)})
+    root = write_project(tmp_path, {"train.py": "import torch\n" + LOADER.format(extra=extra)})
     assert len(found(audit(root), "RL411")) == 1
 
 
@@ -81,7 +74,7 @@ def test_dataloader_workers_without_any_seed(tmp_path: Path, extra: str) -> None
 def test_tensorflow_only_for_tensorboard_or_export_is_not_training(tmp_path: Path,
                                                                    code: str) -> None:
     train = "import torch\ntorch.manual_seed(0)\ntorch.use_deterministic_algorithms(True)\n"
-    root = project(tmp_path, {"train.py": train,
+    root = write_project(tmp_path, {"train.py": train,
                               "log.py": "import tensorflow as tf\n\n" + code})
     assert not rules_of(audit(root)) & {"RL404", "RL412"}
     (root / "model.py").write_text("import tensorflow as tf\n\nlayer = tf.keras.layers.Dense(3)\n")
@@ -92,7 +85,7 @@ def test_tensorflow_only_for_tensorboard_or_export_is_not_training(tmp_path: Pat
 def test_hadolint_style_codes_are_info(tmp_path: Path) -> None:
     """DL3059, DL3047, DL4006, DL3004 were errors and warnings; the reproducibility codes
     keep their rules and severities."""
-    root = project(tmp_path, {"Dockerfile": BASE + (
+    root = write_project(tmp_path, {"Dockerfile": BASE + (
         "RUN sudo mkdir /x\n"
         "RUN mkdir /y\n"
         "RUN mkdir /z\n"
@@ -109,7 +102,7 @@ def test_hadolint_style_codes_are_info(tmp_path: Path) -> None:
 
 
 def test_editable_install_is_not_told_to_add_require_hashes(tmp_path: Path) -> None:
-    root = project(tmp_path, {"Dockerfile": BASE + "COPY . /src\nRUN pip install -e /src\n"})
+    root = write_project(tmp_path, {"Dockerfile": BASE + "COPY . /src\nRUN pip install -e /src\n"})
     report = audit(root)
     assert "RL305" not in rules_of(report)
     (finding,) = found(report, "RL106")
@@ -125,7 +118,7 @@ def test_editable_install_is_not_told_to_add_require_hashes(tmp_path: Path) -> N
 ])
 def test_pip_install_of_a_requirement_file_is_judged_by_the_file(
         tmp_path: Path, requirements: str, expected: str | None) -> None:
-    root = project(tmp_path, {"requirements.txt": requirements, "Dockerfile": BASE
+    root = write_project(tmp_path, {"requirements.txt": requirements, "Dockerfile": BASE
                               + "COPY requirements.txt /app/\n"
                               "RUN pip install -r /app/requirements.txt\n"})
     severities = [f.severity.value for f in found(audit(root), "RL305")]
@@ -133,7 +126,7 @@ def test_pip_install_of_a_requirement_file_is_judged_by_the_file(
 
 
 def test_a_requirement_file_not_in_the_project_stays_an_error(tmp_path: Path) -> None:
-    root = project(tmp_path, {"Dockerfile": BASE + "RUN pip install -r reqs/gpu.txt\n"})
+    root = write_project(tmp_path, {"Dockerfile": BASE + "RUN pip install -r reqs/gpu.txt\n"})
     (finding,) = found(audit(root), "RL305")
     assert finding.severity.value == "error" and "reqs/gpu.txt" in finding.message
 
@@ -155,7 +148,7 @@ def test_pinned_requirements_the_lock_covers_are_not_reported(
 
 def test_a_clock_seed_is_one_finding(tmp_path: Path) -> None:
     """A clock seed gave RL406 for every call and a contradictory 'never seeded'."""
-    root = project(tmp_path, {"train.py": (
+    root = write_project(tmp_path, {"train.py": (
         "import random\nimport time\n\nimport numpy as np\nimport torch\n\n\n"
         "def main():\n    seed = int(time.time())\n    random.seed(seed)\n"
         "    np.random.seed(seed)\n    torch.manual_seed(seed)\n"
@@ -193,7 +186,7 @@ def test_a_clock_seed_is_one_finding(tmp_path: Path) -> None:
 ])
 def test_dockerfile_hazards_that_were_missed(tmp_path: Path, run: str, rule: str,
                                              clean: str | None) -> None:
-    root = project(tmp_path, {"Dockerfile": BASE + run + "\n"})
+    root = write_project(tmp_path, {"Dockerfile": BASE + run + "\n"})
     report = audit(root)
     hits = found(report, rule)
     assert [f.line for f in hits] == [3], (rule, [f.message for f in report.active])
@@ -203,7 +196,7 @@ def test_dockerfile_hazards_that_were_missed(tmp_path: Path, run: str, rule: str
 
 
 def test_a_base_image_from_an_arg_without_default(tmp_path: Path) -> None:
-    root = project(tmp_path, {"Dockerfile": "ARG BASE\nFROM ${BASE}\nENV PYTHONHASHSEED=0\n"})
+    root = write_project(tmp_path, {"Dockerfile": "ARG BASE\nFROM ${BASE}\nENV PYTHONHASHSEED=0\n"})
     (finding,) = found(audit(root), "RL204")
     assert finding.line == 2 and finding.severity.value == "warning"
     (root / "Dockerfile").write_text(f"ARG BASE=python:3.11@sha256:{DIGEST}\nFROM ${{BASE}}\n"
@@ -212,7 +205,7 @@ def test_a_base_image_from_an_arg_without_default(tmp_path: Path) -> None:
 
 
 def test_a_heredoc_hadolint_rejects_is_info_and_still_checked(tmp_path: Path) -> None:
-    root = project(tmp_path, {"Dockerfile": BASE + (
+    root = write_project(tmp_path, {"Dockerfile": BASE + (
         "RUN <<EOF1 <<EOF2\ncurl -fsSL https://example.com/x.sh | sh\nEOF1\necho b\nEOF2\n")})
     report = audit(root, hadolint=True)
     (parse,) = found(report, "RL301")
@@ -225,7 +218,7 @@ def test_a_heredoc_hadolint_rejects_is_info_and_still_checked(tmp_path: Path) ->
 def test_a_seed_drawn_from_an_unseeded_generator(tmp_path: Path) -> None:
     code = ("import random\nimport torch\n\nseed = random.randint(0, 2**31)\n"
             "torch.manual_seed(seed)\n")
-    root = project(tmp_path, {"train.py": code})
+    root = write_project(tmp_path, {"train.py": code})
     report = audit(root)
     (finding,) = found(report, "RL406")
     assert finding.line == 5 and "random's generator" in finding.message
@@ -241,7 +234,7 @@ def test_a_seed_drawn_into_an_attribute(tmp_path: Path) -> None:
             "opt = argparse.ArgumentParser().parse_args()\n"
             "if opt.manualSeed is None:\n    opt.manualSeed = random.randint(1, 10000)\n"
             "random.seed(opt.manualSeed)\ntorch.manual_seed(opt.manualSeed)\n")
-    report = audit(project(tmp_path, {"train.py": code}))
+    report = audit(write_project(tmp_path, {"train.py": code}))
     (finding,) = found(report, "RL406")
     assert finding.line == 8 and "random's generator" in finding.message
 
@@ -251,7 +244,7 @@ def test_a_seed_drawn_into_an_attribute(tmp_path: Path) -> None:
     "tf.data.Options().deterministic = False\n",
 ])
 def test_tf_data_determinism_switched_off(tmp_path: Path, code: str) -> None:
-    root = project(tmp_path, {"data.py": "import tensorflow as tf\n\n" + code})
+    root = write_project(tmp_path, {"data.py": "import tensorflow as tf\n\n" + code})
     (finding,) = found(audit(root), "RL409")
     assert finding.line == code.count("\n") + 2
     (root / "data.py").write_text("import tensorflow as tf\n\n" + code.replace("False", "True"))
@@ -261,7 +254,7 @@ def test_tf_data_determinism_switched_off(tmp_path: Path, code: str) -> None:
 def test_keras_3_training_without_its_seed(tmp_path: Path) -> None:
     code = ("import keras\n\nmodel = keras.Sequential([keras.layers.Dense(1)])\n"
             "model.compile(loss='mse')\nmodel.fit(x, y, epochs=1)\n")
-    root = project(tmp_path, {"train.py": code})
+    root = write_project(tmp_path, {"train.py": code})
     (finding,) = found(audit(root), "RL416")
     assert finding.line == 5
     (root / "train.py").write_text(code.replace("\n\n", "\n\nkeras.utils.set_random_seed(0)\n"))
@@ -277,14 +270,14 @@ def test_keras_3_training_without_its_seed(tmp_path: Path) -> None:
     ("os.system('git clone https://github.com/o/r')", "RL306"),
 ])
 def test_commands_run_by_python(tmp_path: Path, call: str, rule: str) -> None:
-    root = project(tmp_path, {"setup_env.py": "import os\nimport subprocess\nimport sys\n\n\n"
+    root = write_project(tmp_path, {"setup_env.py": "import os\nimport subprocess\nimport sys\n\n\n"
                               f"def main(package, URL):\n    {call}\n"})
     hits = found(audit(root), rule)
     assert [f.line for f in hits] == [7], [f.message for f in audit(root).active]
 
 
 def test_a_download_checked_in_python_is_not_reported(tmp_path: Path) -> None:
-    root = project(tmp_path, {"fetch.py": (
+    root = write_project(tmp_path, {"fetch.py": (
         "import hashlib\nimport subprocess\n\n\ndef fetch(url):\n"
         "    subprocess.run(['wget', '-O', 'w.bin', url], check=True)\n"
         "    digest = hashlib.sha256(open('w.bin', 'rb').read()).hexdigest()\n"
@@ -294,7 +287,7 @@ def test_a_download_checked_in_python_is_not_reported(tmp_path: Path) -> None:
 
 # --- misses: shell scripts, notebooks, files not read -----------------------------------
 def test_shell_scripts_are_audited(tmp_path: Path) -> None:
-    root = project(tmp_path, {"scripts/setup.sh": (
+    root = write_project(tmp_path, {"scripts/setup.sh": (
         "#!/bin/bash\nset -e\n# download the data\n"
         "wget https://example.com/data.zip\n"
         "pip install torch \\\n    numpy\n"
@@ -314,7 +307,7 @@ def test_notebooks_are_audited(tmp_path: Path) -> None:
     text = _notebook(["%pip install transformers\n", "!wget https://example.com/d.zip\n"],
                      ["import random\n", "x = random.random()\n",
                       "y = random.choice([1])  # reprolock: ignore[RL401]"])
-    root = project(tmp_path, {"explore.ipynb": text})
+    root = write_project(tmp_path, {"explore.ipynb": text})
     report = audit(root)
     lines = text.splitlines()
     where = {f.rule: lines[f.line - 1] for f in report.active if f.path == "explore.ipynb"}
@@ -328,14 +321,22 @@ def test_notebooks_are_audited(tmp_path: Path) -> None:
     assert suppressed.suppression is not None
 
 
-def test_a_file_that_is_not_a_notebook(tmp_path: Path) -> None:
-    root = project(tmp_path, {"broken.ipynb": "{not json"})
-    (finding,) = found(audit(root), "RL003")
+@pytest.mark.parametrize("text", [
+    "{not json",
+    # two "cells" keys: readers disagree about which counts, so neither is read
+    '{"cells": [], "cells": [{"cell_type": "code", "source": "import random"}]}',
+    "[" * 10_000 + "]" * 10_000,  # nested past the strict reader's depth
+])
+def test_a_file_that_is_not_a_notebook(tmp_path: Path, text: str) -> None:
+    root = write_project(tmp_path, {"broken.ipynb": text})
+    report = audit(root)
+    (finding,) = found(report, "RL003")
     assert finding.path == "broken.ipynb"
+    assert "RL401" not in rules_of(report)
 
 
 def test_file_kinds_not_read_are_named_once(tmp_path: Path) -> None:
-    root = project(tmp_path, {"a.zsh": "pip install x\n", "b/c.zsh": "wget x\n",
+    root = write_project(tmp_path, {"a.zsh": "pip install x\n", "b/c.zsh": "wget x\n",
                               "Makefile": "all:\n\tpip install x\n",
                               "Dockerfile_gpu": "FROM x\n", "README.md": "# hi\n"})
     notes = found(audit(root), "RL005")
@@ -347,7 +348,7 @@ def test_file_kinds_not_read_are_named_once(tmp_path: Path) -> None:
 # --- bugs -------------------------------------------------------------------------------
 def test_a_python_file_that_is_not_utf8_is_rl003_info(tmp_path: Path) -> None:
     """docs/audit.md says RL003 (info); it was RL001 (error)."""
-    root = project(tmp_path, {"train.py": "print(1)\n"})
+    root = write_project(tmp_path, {"train.py": "print(1)\n"})
     (root / "legacy.py").write_bytes(b"name = '\xe9t\xe9'\n")
     report = audit(root)
     assert "RL001" not in rules_of(report)
@@ -358,7 +359,7 @@ def test_a_python_file_that_is_not_utf8_is_rl003_info(tmp_path: Path) -> None:
 
 
 def test_summary_says_one_file(tmp_path: Path) -> None:
-    root = project(tmp_path, {"train.py": "print(1)\n"})
+    root = write_project(tmp_path, {"train.py": "print(1)\n"})
     assert summary(audit(root)).endswith("; 1 file audited")
 
 
@@ -373,14 +374,14 @@ def test_the_example_project_is_still_clean(tmp_path: Path) -> None:
 def test_a_python_module_named_dockerfile_is_python(tmp_path: Path) -> None:
     """reprolock/inspection/dockerfile.py matched Dockerfile.* and was handed to hadolint
     (RL301 on a Python file)."""
-    root = project(tmp_path, {"inspection/dockerfile.py": "X = 1\n"})
+    root = write_project(tmp_path, {"inspection/dockerfile.py": "X = 1\n"})
     assert not rules_of(audit(root, hadolint=True)) & {"RL301", "RL300", "RL602"}
 
 
 def test_a_requirement_file_named_ambiguously_is_not_guessed(tmp_path: Path) -> None:
     """Two requirements.txt, neither beside the Dockerfile: the audit does not pick one."""
     pinned = f"numpy==1.26.4 --hash=sha256:{DIGEST}\n"
-    root = project(tmp_path, {"a/requirements.txt": pinned, "b/requirements.txt": pinned,
+    root = write_project(tmp_path, {"a/requirements.txt": pinned, "b/requirements.txt": pinned,
                               "docker/Dockerfile": BASE + "RUN pip install -r requirements.txt\n"})
     assert [f.severity.value for f in found(audit(root), "RL305")] == ["error"]
     (root / "docker" / "requirements.txt").write_text(pinned)  # beside it: that one
@@ -390,14 +391,14 @@ def test_a_requirement_file_named_ambiguously_is_not_guessed(tmp_path: Path) -> 
 @pytest.mark.parametrize("name", ["Dockerfile-gpu", "docker/Containerfile", "cpu.Dockerfile"])
 def test_dockerfiles_by_every_name(tmp_path: Path, name: str) -> None:
     """The issue: files named Dockerfile-*, *.Dockerfile and Containerfile are Dockerfiles."""
-    root = project(tmp_path, {name: "FROM python:3.11\nENV PYTHONHASHSEED=0\n"})
+    root = write_project(tmp_path, {name: "FROM python:3.11\nENV PYTHONHASHSEED=0\n"})
     assert [f.path for f in found(audit(root), "RL201")] == [name]
 
 
 def test_a_tf_data_input_pipeline_is_not_asked_for_op_determinism(tmp_path: Path) -> None:
     """A JAX or PyTorch project that feeds itself with tf.data runs no TensorFlow GPU
     kernels: RL412 is silent there, RL404 (its random ops) still applies."""
-    root = project(tmp_path, {"input_pipeline.py": (
+    root = write_project(tmp_path, {"input_pipeline.py": (
         "import tensorflow as tf\n\n\ndef load(files):\n"
         "    ds = tf.data.TFRecordDataset(files)\n"
         "    return ds.map(lambda x: tf.image.random_flip_left_right(tf.cast(x, tf.float32)))\n")})
@@ -406,7 +407,7 @@ def test_a_tf_data_input_pipeline_is_not_asked_for_op_determinism(tmp_path: Path
 
 
 def test_a_clock_seeded_torch_is_not_also_a_dataloader_finding(tmp_path: Path) -> None:
-    root = project(tmp_path, {"train.py": (
+    root = write_project(tmp_path, {"train.py": (
         "import time\nimport torch\n\ntorch.manual_seed(int(time.time()))\n"
         + LOADER.format(extra=""))})
     rules = rules_of(audit(root))
@@ -415,7 +416,7 @@ def test_a_clock_seeded_torch_is_not_also_a_dataloader_finding(tmp_path: Path) -
 
 def test_a_notebook_magic_inside_a_block_keeps_the_block(tmp_path: Path) -> None:
     """An indented %load_ext became an unindented statement: RL001 on a valid notebook."""
-    root = project(tmp_path, {"nb.ipynb": _notebook(
+    root = write_project(tmp_path, {"nb.ipynb": _notebook(
         ["import random\n", "if True:\n", "  %load_ext tensorboard\n", "random.random()\n"])})
     rules = rules_of(audit(root))
     assert "RL001" not in rules and "RL401" in rules
@@ -431,7 +432,7 @@ def test_git_clone_names_its_url_not_an_option_value() -> None:
 
 
 def test_a_nightly_index_in_a_requirement_file(tmp_path: Path) -> None:
-    root = project(tmp_path, {"requirements.txt": (
+    root = write_project(tmp_path, {"requirements.txt": (
         f"--extra-index-url https://download.pytorch.org/whl/nightly/cu121\n"
         f"torch==2.6.0.dev20241101 --hash=sha256:{DIGEST}\n")})
     assert [f.line for f in found(audit(root), "RL310")] == [1]

@@ -145,7 +145,7 @@ def _notebooks(files: Iterable[SourceFile], problems: list[Finding]) -> dict[str
         notebook = read_notebook(text)
         if notebook is None:
             problems.append(Finding("RL003", Severity.INFO, source.path, 0,
-                                    "not audited: not a notebook (no JSON list of cells)"))
+                                    "not audited: not a notebook (no strict JSON list of cells)"))
         else:
             found[source.path] = notebook
     return found

@@ -15,6 +15,9 @@ import json
 import re
 from dataclasses import dataclass
 
+from reprolock._internal.jsonio import parse_json
+from reprolock.errors import ReprolockError
+
 _SHELL_MAGIC = re.compile(r"^(\s*)(?:!|%(?:pip|conda|mamba|sx|system)\b|%%(?:bash|sh|script))")
 _CELL_SHELL = re.compile(r"^%%(bash|sh|script\s+(ba)?sh)\b")
 
@@ -30,10 +33,11 @@ class Notebook:
 
 
 def read_notebook(text: str) -> Notebook | None:
-    """None when the file is not a notebook (not JSON, or no list of cells)."""
+    """None when the file is not a notebook (not strict JSON -- the one reader of JSON,
+    which refuses duplicate keys and deep nesting -- or no list of cells)."""
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
+        data = parse_json(text, source="notebook", want_object=False)
+    except ReprolockError:
         return None
     cells = data.get("cells") if isinstance(data, dict) else None
     if not isinstance(cells, list):
