@@ -40,7 +40,7 @@ def cache_fix(cache_dir: Path) -> str:
 
 def open_cache(cache_dir: Path) -> BlobStore:
     """The cache's blob store, after sweeping what killed builds left in it."""
-    blobs = BlobStore(cache_dir)
+    blobs = BlobStore(cache_dir, stamps=cache_dir / "blob-stamps")
     artifacts = cache_dir / "artifacts" / "sha256"
     if artifacts.is_dir():
         sweep_temps(artifacts)

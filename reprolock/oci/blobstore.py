@@ -16,6 +16,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from reprolock._internal.files import atomic_write_bytes
 from reprolock.errors import DiskFullError
 
 #: Temporary files are ``.tmp-<owner>-<random>`` (and the atomic writer's ``..tmp-…``
@@ -145,10 +147,13 @@ class BlobStore:
     """Blobs named by their sha256 under ``directory/blobs/sha256`` (the layout of an
     OCI image layout, and of the build cache); writes are atomic, reads by digest."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, stamps: Path | None = None) -> None:
         self.root = directory / "blobs" / "sha256"
         self.root.mkdir(parents=True, exist_ok=True)
         sweep_temps(self.root)
+        # Only the build cache keeps stamps (see :meth:`valid`), never a layout a user
+        # hands in: its stamps would be the author's word.
+        self.stamps = stamps
 
     def path(self, digest: str) -> Path:
         return self.root / digest.removeprefix("sha256:")
@@ -158,14 +163,57 @@ class BlobStore:
         return temp_file(self.root)
 
     def valid(self, digest: str) -> bool:
+        """True if the blob is here and hashes to ``digest``; a blob that does not is
+        removed.
+
+        With stamps, a blob hashed once is not hashed again while its inode's size,
+        mtime and ctime are unchanged: a code-only rebuild of a CUDA image re-hashed
+        3 GB of layers to learn nothing. The kernel sets ctime on every change to the
+        inode's data or metadata, and no call sets it back, so a blob rewritten in place
+        (even with its mtime restored, or through a hard link in an output layout) is
+        hashed again. The stamp does not defend against whoever can write the cache: the
+        layer index beside it, which maps inputs to digests, is no more protected.
+        """
         path = self.path(digest)
-        if not path.is_file():
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed below, after the stamp
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return False
-        with open(path, "rb") as handle:
-            if "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest() == digest:
+        with handle:
+            before = os.fstat(handle.fileno())
+            if not stat.S_ISREG(before.st_mode):
+                return False
+            if self._stamp_matches(digest, before):
                 return True
-        path.unlink(missing_ok=True)
-        return False
+            good = "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest() == digest
+            if good:
+                self._write_stamp(digest, handle.fileno(), before)
+        if not good:
+            path.unlink(missing_ok=True)
+        return good
+
+    def _stamp_matches(self, digest: str, info: os.stat_result) -> bool:
+        if self.stamps is None:
+            return False
+        try:
+            with open(self.stamps / digest.removeprefix("sha256:"), "rb") as handle:
+                return handle.read(256) == _stamp(info)
+        except OSError:
+            return False
+
+    def _write_stamp(self, digest: str, fd: int, before: os.stat_result) -> None:
+        if self.stamps is None:
+            return
+        # the blob was written without fsync (it was to be hashed on every read): make
+        # it durable before a stamp vouches for it, or a power cut could leave a stamp
+        # over a torn blob
+        os.fsync(fd)
+        after = os.fstat(fd)
+        if _stamp(after) != _stamp(before):
+            return  # changed while it was hashed: vouch for nothing
+        self.stamps.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # a missing stamp only costs a hash next time
+            atomic_write_bytes(self.stamps / digest.removeprefix("sha256:"), _stamp(after))
 
     def put_bytes(self, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -193,3 +241,8 @@ class BlobStore:
 
     def read(self, digest: str) -> bytes:
         return self.path(digest).read_bytes()
+
+
+def _stamp(info: os.stat_result) -> bytes:
+    return (f"{info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns} "
+            f"{info.st_ctime_ns}\n").encode()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reprolock._internal.files import atomic_write_bytes
+from reprolock._internal.files import atomic_write_bytes, sha256_file
 from reprolock._internal.jsonio import read_json
 from reprolock.errors import ConfigError
 from reprolock.oci.blobstore import BlobStore, disk_space, sweep_temps, temporary
@@ -29,9 +29,10 @@ def copy_blob(blobs: BlobStore, digest: str, dest_root: Path) -> bool:
     True if the blob was not there before."""
     dest = dest_root / "blobs" / "sha256" / digest.removeprefix("sha256:")
     source = blobs.path(digest)
-    if dest.is_file() and dest.stat().st_size == source.stat().st_size:
+    if _already_there(source, dest, digest):
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)  # a file of other bytes under this name is worth nothing
     with contextlib.suppress(OSError):  # another file system, or no hard links there
         os.link(source, dest)  # a link is the whole blob or nothing
         return True
@@ -39,6 +40,19 @@ def copy_blob(blobs: BlobStore, digest: str, dest_root: Path) -> bool:
         shutil.copyfile(source, tmp)
         os.replace(tmp, dest)
     return True
+
+
+def _already_there(source: Path, dest: Path, digest: str) -> bool:
+    """The layout already holds this blob: the cache's own file (a hard link), or a file
+    that hashes to its digest. A file of the right size is not enough."""
+    try:
+        if os.path.samefile(source, dest):
+            return True
+        if not dest.is_file() or dest.stat().st_size != source.stat().st_size:
+            return False
+    except FileNotFoundError:
+        return False
+    return "sha256:" + sha256_file(dest) == digest
 
 
 def index_entry(image: Image, tag: str) -> dict[str, object]:
