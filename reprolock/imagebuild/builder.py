@@ -26,6 +26,7 @@ from typing import Any
 
 from reprolock._internal.files import atomic_write_text
 from reprolock._internal.jsonio import read_json
+from reprolock._internal.memory import return_large_buffers_to_the_system
 from reprolock.config import Config
 from reprolock.errors import ArtifactError, ImageSourceError, ReprolockError
 from reprolock.image.interface import Descriptor, ImageSource, ResolvedImage
@@ -130,6 +131,7 @@ class Builder:
 
     # -- the whole build ---------------------------------------------------------------
     def build(self, code: CodeSet | None) -> BuildResult:
+        return_large_buffers_to_the_system()
         with _no_gc():
             return self._build(code)
 
