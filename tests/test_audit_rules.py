@@ -257,8 +257,10 @@ def test_git_dirty_tree(tmp_path: Path) -> None:
 
 # --- findings from review: messages, counts and severities ------------------------------
 def test_first_use_counts_the_files_of_the_other_uses(tmp_path: Path) -> None:
-    (tmp_path / "a.py").write_text("import random\nrandom.random()\n")
-    (tmp_path / "b.py").write_text("import random\nrandom.random()\nrandom.shuffle([])\n")
+    # modules without an entry point are judged together (scripts each on their own)
+    (tmp_path / "a.py").write_text("import random\n\ndef f():\n    random.random()\n")
+    (tmp_path / "b.py").write_text("import random\n\ndef g():\n    random.random()\n"
+                                   "    random.shuffle([])\n")
     (finding,) = [f for f in audit(tmp_path).active if f.rule == "RL401"]
     assert finding.path == "a.py" and finding.message.endswith("(2 more uses in 1 file)")
 

@@ -99,6 +99,16 @@ class AttributeSet:
     column: int
 
 
+@dataclass(frozen=True)
+class ModuleRef:
+    """An import as written: ``level`` dots, the module, and the names taken from it
+    (``from a import b, c``: the names may be modules too). Entry points follow these."""
+
+    level: int
+    module: str
+    names: tuple[str, ...] = ()
+
+
 @dataclass
 class FileFacts:
     path: str
@@ -111,6 +121,9 @@ class FileFacts:
     download_scopes: dict[int, ast.AST] = field(default_factory=dict)  # scope → its node
     subclassed: set[str] = field(default_factory=set)  # resolved base classes
     mentions_cuda: bool = False
+    module_refs: list[ModuleRef] = field(default_factory=list)  # every import, local or not
+    main_guard: int = 0  # the line of a module-level ``if __name__ == "__main__":``
+    runs_at_top: bool = False  # a bare call or a loop at module level: a script
 
     def imported(self, module: str) -> bool:
         return any(site.module == module for site in self.imports)
@@ -119,7 +132,26 @@ class FileFacts:
 def index_file(path: str, tree: ast.Module) -> FileFacts:
     indexer = _Indexer(FileFacts(path, import_sites(tree, path)), tree)
     indexer.walk(tree)
+    indexer.facts.runs_at_top = any(_runs(statement) for statement in tree.body)
     return indexer.facts
+
+
+def _runs(statement: ast.stmt) -> bool:
+    """A statement that does work when the module runs (``main()``, ``for ...``), not a
+    definition, an import or a docstring."""
+    if isinstance(statement, ast.Expr):
+        return isinstance(statement.value, ast.Call | ast.Await)
+    return isinstance(statement, ast.For | ast.While | ast.With | ast.AsyncFor | ast.AsyncWith)
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = [test.left, test.comparators[0]]
+    return any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides) \
+        and any(_string(s) == "__main__" for s in sides)
 
 
 class _Indexer:
@@ -173,6 +205,7 @@ class _Indexer:
 
     # --- handlers ------------------------------------------------------------------
     def on_import(self, node: ast.Import) -> None:
+        self.facts.module_refs += [ModuleRef(0, alias.name) for alias in node.names]
         for alias in node.names:
             top = alias.name.split(".")[0]
             if alias.asname:
@@ -181,6 +214,8 @@ class _Indexer:
                 self.bind(top, top)
 
     def on_import_from(self, node: ast.ImportFrom) -> None:
+        self.facts.module_refs.append(ModuleRef(node.level, node.module or "", tuple(
+            alias.name for alias in node.names if alias.name != "*")))
         if node.level or not node.module:
             return  # a relative import names the project's own code
         for alias in node.names:
@@ -215,6 +250,12 @@ class _Indexer:
             name = self.resolve(base)
             if name is not None:  # class MyTrainer(transformers.Trainer)
                 self.facts.subclassed.add(name)
+        for child in ast.iter_child_nodes(node):
+            self.walk(child)
+
+    def on_if(self, node: ast.If) -> None:
+        if len(self.scopes) == 1 and not self.facts.main_guard and _is_main_guard(node.test):
+            self.facts.main_guard = node.lineno
         for child in ast.iter_child_nodes(node):
             self.walk(child)
 
@@ -401,6 +442,7 @@ _HANDLERS: dict[type[ast.AST], Callable[[_Indexer, Any], None]] = {
     ast.AsyncFunctionDef: _Indexer.on_scope,
     ast.Lambda: _Indexer.on_scope,
     ast.ClassDef: _Indexer.on_class,
+    ast.If: _Indexer.on_if,
     ast.Try: _Indexer.on_try,
     ast.Assign: _Indexer.on_assign,
     ast.AnnAssign: _Indexer.on_assign,

@@ -1,18 +1,24 @@
 """RL4xx: training code that makes runs unrepeatable, read from the one-pass index.
 
-Seeding and determinism are project-wide: a seed set in ``utils/seed.py`` covers the
-generator used in ``train.py``. So these rules ask "is it set anywhere in the code set?"
-and report once, at the first use, saying how many more uses there are.
+Seeding and determinism are judged per program (``reprolock.audit.entrypoints``): a
+seed set in ``utils/seed.py`` covers the generator used in ``train.py`` when
+``train.py`` imports it, and a seed in another script or a test does not. These rules ask
+"is it set anywhere in this entry point or what it imports?" and report once per entry
+point, in its file (at the first use there, else at its ``__main__`` guard), saying how
+many more uses there are. A project without entry points is judged as a whole, a library
+not at all (its caller seeds).
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from reprolock.audit.context import AuditContext
+from reprolock.audit.entrypoints import EntryPoint, Unit, units
 from reprolock.audit.model import Finding, Severity
 from reprolock.audit.pyindex import (
     DOWNLOAD_CALLS,
@@ -144,20 +150,40 @@ class _Project:
     verifying_functions: frozenset[str]  # functions that check a digest (hashlib)
 
 
+@dataclass(frozen=True)
+class _Program:
+    """One entry point with what it imports: the context seen through its files."""
+
+    entry: EntryPoint | None
+    ctx: AuditContext
+    project: _Project
+
+
 def check(ctx: AuditContext) -> Iterator[Finding]:
-    project = _summarize(ctx)
+    project = _summarize(ctx.python)
+    programs = [_program(ctx, unit) for unit in units(ctx)]
     for rule in _RULES:
         yield from rule(ctx, project)
+    for program in programs:
+        for program_rule in _PROGRAM_RULES:
+            yield from program_rule(program.ctx, program.project, program.entry)
+    yield from _check_clock_seeds(ctx, project, programs)
+    yield from _check_dataloaders(ctx, programs)
 
 
-def _summarize(ctx: AuditContext) -> _Project:
+def _program(ctx: AuditContext, unit: Unit) -> _Program:
+    return _Program(unit.entry, dataclasses.replace(ctx, python=unit.files),
+                    _summarize(unit.files))
+
+
+def _summarize(files: Iterable[FileFacts]) -> _Project:
     seeds = _Seeds()
     asks: list[tuple[FileFacts, CallSite]] = []
     cudnn: list[_Site] = []
     local_dirs: set[str] = set()
     verifying: set[str] = set()
     helper = False
-    for facts in ctx.python:
+    for facts in files:
         seeds.hf_trainer |= not _HF_TRAINERS.isdisjoint(facts.subclassed)
         verifying |= facts.verifying_functions
         for call in facts.calls:
@@ -249,19 +275,33 @@ def _asks_determinism(call: CallSite) -> bool:
 
 
 # --- seeds (RL401-RL406) --------------------------------------------------------------
-def _first(rule: str, severity: Severity, sites: list[_Site],
+def _first(entry: EntryPoint | None, rule: str, severity: Severity, sites: list[_Site],
            message: Callable[[_Site], str]) -> Iterator[Finding]:
-    """One finding at the first of ``sites``, counting the others."""
+    """One finding for the program, counting the other uses: at the first use in the
+    entry point's file, else at the entry point's guard (so that the finding, and a
+    suppression comment on its line, stay put when other files change); without entry
+    points, at the first use in the project."""
     if not sites:
         return
-    sites.sort(key=lambda s: (s.path, s.line, s.column))
+    sites.sort(key=lambda s: (s.path != (entry.path if entry else s.path), s.path, s.line,
+                              s.column))
     site = sites[0]
     more = len(sites) - 1
     files = len({s.path for s in sites[1:]})  # where the other uses are
     tail = f" ({more} more use{'s' * (more != 1)} in {files} file{'s' * (files != 1)})" \
         if more else ""
-    yield Finding(rule, severity, site.path, site.line, message(site) + tail,
-                  column=site.column + 1)
+    if entry is None:
+        yield Finding(rule, severity, site.path, site.line, message(site) + tail,
+                      column=site.column + 1)
+        return
+    judged = f" (judged for the entry point {entry.path}, a {entry.kind}, and the project " \
+        "modules it imports)"
+    if site.path == entry.path:
+        yield Finding(rule, severity, site.path, site.line, message(site) + tail + judged,
+                      column=site.column + 1)
+    else:
+        yield Finding(rule, severity, entry.path, entry.line, message(site) + judged +
+                      f"; first use at {site.path}:{site.line}{tail}")
 
 
 def _calls(ctx: AuditContext, keep: Callable[[CallSite], bool]) -> list[_Site]:
@@ -274,22 +314,26 @@ def _imports(ctx: AuditContext, *modules: str) -> list[_Site]:
             if s.module in modules and not s.optional]
 
 
-def _check_random(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_random_instances(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
     for facts in ctx.python:
         for call in facts.calls:
             if call.name == "random.Random" and not (call.node.args or call.node.keywords):
                 yield _at(facts, call, "RL401", "random.Random() without a seed is seeded "
                           "from the OS on every run; pass a seed")
+
+
+def _check_random(ctx: AuditContext, project: _Project,
+                  entry: EntryPoint | None) -> Iterator[Finding]:
     if "random" in project.seeded or "random" in project.badly_seeded:
         return
     uses = _calls(ctx, lambda c: c.name.startswith("random.")
                   and c.name[len("random."):] in RANDOM_FUNCS)
-    yield from _first("RL401", Severity.ERROR, uses, lambda s: (
+    yield from _first(entry, "RL401", Severity.ERROR, uses, lambda s: (
         f"{s.what}() draws from Python's global generator, but random.seed() is never "
         "called with a seed"))
 
 
-def _check_numpy(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_numpy_instances(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
     for facts in ctx.python:
         for call in facts.calls:
             if call.name in ("numpy.random.default_rng", "numpy.random.RandomState") \
@@ -297,28 +341,35 @@ def _check_numpy(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
                 yield _at(facts, call, "RL402", f"{_short(call.name)}() without a seed draws "
                           "fresh OS entropy on every run (numpy.random.seed does not seed "
                           "it); pass a seed")
+
+
+def _check_numpy(ctx: AuditContext, project: _Project,
+                 entry: EntryPoint | None) -> Iterator[Finding]:
     if "numpy" in project.seeded or "numpy" in project.badly_seeded:
         return
     uses = _calls(ctx, lambda c: c.name.startswith("numpy.random.")
                   and c.name.count(".") == 2
                   and c.name.rsplit(".", 1)[1] not in NUMPY_NOT_GLOBAL)
-    yield from _first("RL402", Severity.ERROR, uses, lambda s: (
+    yield from _first(entry, "RL402", Severity.ERROR, uses, lambda s: (
         f"{s.what}() draws from NumPy's global generator, but numpy.random.seed() is never "
         "called"))
 
 
-def _check_torch(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_torch(ctx: AuditContext, project: _Project,
+                 entry: EntryPoint | None) -> Iterator[Finding]:
     if "torch" in project.seeded or "torch" in project.badly_seeded:
         return
-    yield from _first("RL403", Severity.ERROR, _imports(ctx, "torch"), lambda s: (
+    yield from _first(entry, "RL403", Severity.ERROR, _imports(ctx, "torch"), lambda s: (
         "torch is imported, but torch.manual_seed() is never called: weights, dropout and "
         "shuffling differ on every run"))
 
 
-def _check_tensorflow(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_tensorflow(ctx: AuditContext, project: _Project,
+                      entry: EntryPoint | None) -> Iterator[Finding]:
     if "tensorflow" in project.seeded or "tensorflow" in project.badly_seeded:
         return
-    yield from _first("RL404", Severity.ERROR, _tf_training(ctx, _TF_TOOLING), lambda s: (
+    yield from _first(entry, "RL404", Severity.ERROR, _tf_training(ctx, _TF_TOOLING),
+                      lambda s: (
         "TensorFlow is imported, but no global seed is set (tf.keras.utils.set_random_seed)"))
 
 
@@ -339,48 +390,67 @@ def _tf_only(facts: FileFacts, prefixes: tuple[str, ...]) -> bool:
     return bool(used) and all(name.startswith(prefixes) for name in used)
 
 
-def _check_jax(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_jax(ctx: AuditContext, project: _Project,
+               entry: EntryPoint | None) -> Iterator[Finding]:
     if "jax" in project.seeded or "jax" in project.badly_seeded:
         return
     uses = _calls(ctx, lambda c: c.name.startswith("jax.random.")
                   and c.name.rsplit(".", 1)[1] not in _JAX_KEY_FUNCS)
-    yield from _first("RL405", Severity.ERROR, uses, lambda s: (
+    yield from _first(entry, "RL405", Severity.ERROR, uses, lambda s: (
         f"{s.what}() draws with a key, but no key is made from a seed (jax.random.key(SEED)) "
         "anywhere in the project"))
 
 
-def _check_keras(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_keras(ctx: AuditContext, project: _Project,
+                 entry: EntryPoint | None) -> Iterator[Finding]:
     """Keras 3 (``import keras``, any backend) training without its global seed."""
     if "keras" in project.seeded or "keras" in project.badly_seeded:
         return
     fits = [_Site(f.path, c.node.lineno, c.node.col_offset, "fit") for f in ctx.python
             if any(s.module == "keras" and not s.optional for s in f.imports)
             for c in f.calls if c.name in ("?.fit", "keras.Model.fit")]
-    yield from _first("RL416", Severity.ERROR, fits, lambda s: (
+    yield from _first(entry, "RL416", Severity.ERROR, fits, lambda s: (
         "a Keras model is trained (.fit), but keras.utils.set_random_seed() is never called: "
         "weights, dropout and shuffling differ on every run"))
 
 
-def _check_clock_seeds(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_clock_seeds(ctx: AuditContext, project: _Project,
+                       programs: list[_Program]) -> Iterator[Finding]:
     """One finding per function: ``seed = time.time()`` handed to three seeding calls
-    is one root cause."""
+    is one root cause. A seed drawn from a generator is judged in each program that runs
+    it: ``random.seed(random.randint(...))`` is no seed where nothing seeds random first."""
+    unseeded = _drawn_unseeded(ctx, project, programs)
     for facts in ctx.python:
         by_scope: dict[int, list[CallSite]] = {}
         for call in facts.calls:
-            if call.clock_seeded or (call.drawn_from - project.seeded
-                                     and call.name in SEED_CALLS):
+            if call.clock_seeded or (id(call) in unseeded and call.name in SEED_CALLS):
                 by_scope.setdefault(call.scope, []).append(call)
         for calls in by_scope.values():
             first, more = calls[0], len(calls) - 1
             tail = f" ({more} more seeding call{'s' * (more != 1)} here)" if more else ""
-            yield _at(facts, first, "RL406", _clock_message(first, project) + tail)
+            yield _at(facts, first, "RL406", _clock_message(first, unseeded) + tail)
 
 
-def _clock_message(call: CallSite, project: _Project) -> str:
+def _drawn_unseeded(ctx: AuditContext, project: _Project,
+                    programs: list[_Program]) -> dict[int, frozenset[str]]:
+    """Seeding calls (by id) fed by draws from generators some program never seeds; a
+    library (no program) is judged against its own seeds."""
+    judged = [(p.ctx.python, p.project) for p in programs] or [(ctx.python, project)]
+    unseeded: dict[int, frozenset[str]] = {}
+    for files, seeds in judged:
+        for facts in files:
+            for call in facts.calls:
+                if call.drawn_from - seeds.seeded:
+                    unseeded[id(call)] = unseeded.get(id(call), frozenset()) \
+                        | (call.drawn_from - seeds.seeded)
+    return unseeded
+
+
+def _clock_message(call: CallSite, unseeded_by_call: dict[int, frozenset[str]]) -> str:
     if call.clock_seeded:
         return (f"{_short(call.name)}() is seeded from the clock or the OS, so the run "
                 "cannot be repeated; use a fixed seed")
-    unseeded = sorted(call.drawn_from - project.seeded)
+    unseeded = sorted(unseeded_by_call[id(call)])
     return (f"{_short(call.name)}() is seeded by a draw from {' and '.join(unseeded)}'s "
             "generator, which is never seeded: the seed differs on every run; use a fixed "
             "seed")
@@ -413,21 +483,22 @@ def _check_cudnn_benchmark(ctx: AuditContext, project: _Project) -> Iterator[Fin
                               column=setting.column + 1)
 
 
-def _check_torch_determinism(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_torch_determinism(ctx: AuditContext, project: _Project,
+                             entry: EntryPoint | None) -> Iterator[Finding]:
     """use_deterministic_algorithms(True) covers cuDNN too; cudnn.deterministic = True
     alone covers only cuDNN's convolutions, so it gets a message of its own."""
     if project.asks_determinism or project.full_determinism_helper:
         return
     if project.cudnn_deterministic:
-        yield from _first("RL408", Severity.WARNING, list(project.cudnn_deterministic),
+        yield from _first(entry, "RL408", Severity.WARNING, list(project.cudnn_deterministic),
                           lambda s: "torch.backends.cudnn.deterministic = True makes only "
                           "cuDNN's convolutions deterministic, and "
                           "torch.use_deterministic_algorithms(True) is never called: other "
                           "CUDA kernels (scatter, index_add, ...) stay nondeterministic")
         return
-    yield from _first("RL408", Severity.WARNING, _imports(ctx, "torch"), lambda s: "torch is "
-                      "imported, but torch.use_deterministic_algorithms(True) is never called "
-                      "(nor torch.backends.cudnn.deterministic = True set)")
+    yield from _first(entry, "RL408", Severity.WARNING, _imports(ctx, "torch"), lambda s:
+                      "torch is imported, but torch.use_deterministic_algorithms(True) is never "
+                      "called (nor torch.backends.cudnn.deterministic = True set)")
 
 
 def _check_determinism_disabled(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
@@ -452,7 +523,8 @@ def _check_determinism_disabled(ctx: AuditContext, project: _Project) -> Iterato
                               column=setting.column + 1)
 
 
-def _check_cublas(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_cublas(ctx: AuditContext, project: _Project,
+                  entry: EntryPoint | None) -> Iterator[Finding]:
     if not project.asks_determinism or project.full_determinism_helper \
             or "CUBLAS_WORKSPACE_CONFIG" in ctx.environment_names():
         return
@@ -464,16 +536,22 @@ def _check_cublas(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
               "ENV): cuBLAS raises or stays nondeterministic", Severity.WARNING)
 
 
-def _check_dataloaders(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_dataloaders(ctx: AuditContext, programs: list[_Program]) -> Iterator[Finding]:
+    """A DataLoader is judged in the programs that run its file: its workers are seeded
+    when one of them fixes torch's seed (a program that does not is RL403's finding)."""
+    run = {f.path for p in programs for f in p.ctx.python}
+    seeded = {f.path for p in programs for f in p.ctx.python
+              if p.project.workers_seeded or "torch" in p.project.badly_seeded}
     for facts in ctx.python:
+        if facts.path not in run or facts.path in seeded:
+            continue  # workers seed random, NumPy and torch from torch's base seed
+            # (a clock seed of torch is RL406's: one root cause, one finding)
         for call in facts.calls:
             if call.name not in _DATALOADERS or _has_splat(call.node):
                 continue
             workers = _argument(call.node, 5, "num_workers")
-            if workers is None or _constant(workers) == 0 or project.workers_seeded \
-                    or "torch" in project.badly_seeded:
-                continue  # workers seed random, NumPy and torch from torch's base seed
-                # (a clock seed of torch is RL406's: one root cause, one finding)
+            if workers is None or _constant(workers) == 0:
+                continue
             named = {k.arg for k in call.node.keywords if _constant(k.value) is not None}
             if not named & {"worker_init_fn", "generator"}:
                 yield _at(facts, call, "RL411", "DataLoader with num_workers > 0 has neither "
@@ -481,13 +559,14 @@ def _check_dataloaders(ctx: AuditContext, project: _Project) -> Iterator[Finding
                           "random state differs between runs", Severity.WARNING)
 
 
-def _check_tensorflow_determinism(ctx: AuditContext, project: _Project) -> Iterator[Finding]:
+def _check_tensorflow_determinism(ctx: AuditContext, project: _Project,
+                                  entry: EntryPoint | None) -> Iterator[Finding]:
     enabled = any(c.name.endswith("config.experimental.enable_op_determinism")
                   or c.name.endswith("config.enable_op_determinism")
                   for f in ctx.python for c in f.calls)
     if enabled or "TF_DETERMINISTIC_OPS" in ctx.environment_names():
         return
-    yield from _first("RL412", Severity.WARNING, _tf_training(ctx, _TF_PIPELINE), lambda s:
+    yield from _first(entry, "RL412", Severity.WARNING, _tf_training(ctx, _TF_PIPELINE), lambda s:
                       "TensorFlow is imported, but tf.config.experimental."
                       "enable_op_determinism() is never called")
 
@@ -738,9 +817,13 @@ def _short(name: str) -> str:
     return name
 
 
+# rules of single files and calls; _PROGRAM_RULES run once per entry point
 _RULES: Iterable[Callable[[AuditContext, _Project], Iterator[Finding]]] = (
+    _check_random_instances, _check_numpy_instances, _check_cudnn_benchmark,
+    _check_determinism_disabled, _check_downloads, _check_torch_hub, _check_huggingface,
+)
+_PROGRAM_RULES: Iterable[Callable[[AuditContext, _Project, EntryPoint | None],
+                                  Iterator[Finding]]] = (
     _check_random, _check_numpy, _check_torch, _check_tensorflow, _check_jax, _check_keras,
-    _check_clock_seeds, _check_cudnn_benchmark, _check_torch_determinism,
-    _check_determinism_disabled, _check_cublas, _check_dataloaders,
-    _check_tensorflow_determinism, _check_downloads, _check_torch_hub, _check_huggingface,
+    _check_torch_determinism, _check_cublas, _check_tensorflow_determinism,
 )
