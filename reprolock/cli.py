@@ -485,6 +485,72 @@ def run(
     raise typer.Exit(outcome.exit_code)
 
 
+def _opt(flag: str, text: str, *more: str) -> Any:
+    return typer.Option(flag, *more, help=text)
+
+
+EngineOpt = Annotated[str, typer.Option("--engine", help="slurm or kubernetes.")]
+JobImageOpt = Annotated[str, typer.Option(
+    "--image", help="The built image: oci-layout:DIR:TAG (Slurm) or registry:HOST/NAME:TAG "
+    "(Kubernetes); verified against the lock first, then named by digest.")]
+NodesOpt = Annotated[int, typer.Option("--nodes", help="Nodes (one container per node).")]
+ProcsOpt = Annotated[int, typer.Option("--procs-per-node",
+                                       help="Processes per node (torchrun starts them).")]
+GpusPerNodeOpt = Annotated[int, typer.Option("--gpus-per-node", help="GPUs per node.")]
+
+
+@app.command(cls=_RunCommand,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@handles_errors
+def job(
+    ctx: typer.Context,
+    engine: EngineOpt,
+    image: JobImageOpt,
+    project: ProjectOpt = Path(),
+    nodes: NodesOpt = 1,
+    procs_per_node: ProcsOpt = 1,
+    gpus_per_node: GpusPerNodeOpt = 0,
+    name: Annotated[str | None, _opt("--name", "Job name (default: PROJECT-train).")] = None,
+    out: Annotated[Path | None, _opt("--out", "Job directory (default: .reprolock/jobs/NAME).",
+                                     "-o")] = None,
+    outputs: Annotated[Path | None, _opt("--outputs", "Slurm: host directory mounted at "
+                                         "/outputs (default: [run] outputs).")] = None,
+    fast: Annotated[bool, _opt("--fast", "Per-node check on metadata only.")] = False,
+    submit: Annotated[bool, _opt("--submit", "Slurm: submit with sbatch.")] = False,
+    bundle: Annotated[Path | None, _opt("--bundle", "Slurm: where the runtime bundle goes "
+                                        "(default: JOBDIR/bundle).")] = None,
+    partition: Annotated[str | None, _opt("--partition", "Slurm partition.")] = None,
+    time_limit: Annotated[str | None, _opt("--time", "Slurm time limit.")] = None,
+    queue: Annotated[str | None, _opt("--queue", "Kubernetes: Kueue LocalQueue.")] = None,
+    jobset: Annotated[bool, _opt("--jobset", "Kubernetes: a JobSet.")] = False,
+    policy: Annotated[str, _opt("--policy", "Kubernetes admission policy: kyverno, sigstore "
+                                "or none.")] = "none",
+    key: Annotated[Path | None, _opt("--key", "Kubernetes: the public key the policy "
+                                     "trusts.")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write a cluster job for the locked image: reprolock job --engine slurm|kubernetes
+    --image REF [OPTIONS] [-- CMD ...]. Each node checks its environment before training
+    and writes a run record. Exit 1 when the image is not the locked one."""
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.workflows.job import JobOptions, write_job
+
+    options = JobOptions(
+        engine=engine, image=image, command=_command_args(ctx), nodes=nodes,
+        procs_per_node=procs_per_node, gpus_per_node=gpus_per_node, name=name, out=out,
+        outputs=outputs, fast=fast, submit=submit, bundle=bundle, partition=partition,
+        time_limit=time_limit, queue=queue, jobset=jobset, policy=policy, public_key=key)
+    outcome = write_job(_load(project), options, cache_dir=default_cache_dir(),
+                        progress=_progress(not quiet))
+    if as_json:
+        _emit_json(outcome.to_json())
+        return
+    print(f"{outcome.engine} job in {outcome.job_dir} for {outcome.image}")
+    if outcome.job_id:
+        print(f"submitted: job {outcome.job_id}")
+
+
 @app.command()
 @handles_errors
 def inspect(

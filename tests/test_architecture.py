@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("reprolock.config", "reprolock.oci"),
     ("reprolock.lock", "reprolock.index", "reprolock.image", "reprolock.inspection",
      "reprolock.runtime", "reprolock.signing", "reprolock.sbom", "reprolock.resolver",
-     "reprolock.engine"),
+     "reprolock.engine", "reprolock.jobs"),
     ("reprolock.imagebuild", "reprolock.output"),
     ("reprolock.audit",),
     ("reprolock.workflows", "reprolock.verify"),

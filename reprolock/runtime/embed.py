@@ -40,6 +40,12 @@ def checker_source() -> bytes:
     return Path(__file__).with_name("check.py").read_bytes()
 
 
+def job_wrapper_source() -> bytes:
+    """The standard-library-only wrapper each node of a cluster job runs (``reprolock
+    job``): the check, then the command, then the node's run record."""
+    return Path(__file__).with_name("jobrun.py").read_bytes()
+
+
 def code_listing(code: CodeSet, workdir: str) -> dict[str, Any]:
     files = []
     for f in code.files:

@@ -164,18 +164,24 @@ def written_files(directory: Path, before: Mapping[str, tuple[int, int]]) -> lis
     return found
 
 
+def expectation_files(lock: Lock, lock_bytes: bytes, code: CodeSet, config: Config,
+                      env: Mapping[str, str], base: Mapping[str, Any] | None
+                      ) -> dict[str, bytes]:
+    """The checker and what it compares with, from the host: this lock, this code, the
+    environment variables the build sets (``env``), the base's startup files (``base``).
+    Mounted by ``run``; written into a cluster job by ``job``."""
+    prefix = venv_prefix(lock)
+    records = dict(lock.image.records) if lock.image else {}
+    return {"check.py": checker_source(), "lock.json": lock_bytes,
+            "code.json": _json(code_listing(code, config.image.workdir)),
+            "runtime.json": _json(runtime_record(prefix=prefix, records=records, env=env,
+                                                 base=base))}
+
+
 def _expectations(lock: Lock, lock_bytes: bytes, code: CodeSet, config: Config,
                   env: Mapping[str, str], dest: Path,
                   base: Mapping[str, Any] | None) -> None:
-    """The checker and what it compares with, from the host: this lock, this code, the
-    environment variables the build sets (``env``), the base's startup files (``base``)."""
-    prefix = venv_prefix(lock)
-    records = dict(lock.image.records) if lock.image else {}
-    files = {"check.py": checker_source(), "lock.json": lock_bytes,
-             "code.json": _json(code_listing(code, config.image.workdir)),
-             "runtime.json": _json(runtime_record(prefix=prefix, records=records, env=env,
-                                                  base=base))}
-    for name, data in files.items():
+    for name, data in expectation_files(lock, lock_bytes, code, config, env, base).items():
         (dest / name).write_bytes(data)
 
 
@@ -427,7 +433,7 @@ class Runner:
 
 
 #: variables that change whether a run repeats bit for bit: the record keeps their values
-_DETERMINISM = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "CUDA_LAUNCH_BLOCKING",
+DETERMINISM_VARIABLES = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "CUDA_LAUNCH_BLOCKING",
                 "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                 "TF_DETERMINISTIC_OPS", "NVIDIA_TF32_OVERRIDE")
 
@@ -436,7 +442,7 @@ def determinism_env(env: Mapping[str, str]) -> dict[str, str]:
     """What the container runs with of the variables that decide whether a training
     repeats (hash seed, cuBLAS workspace, thread counts, NCCL_*), for the record."""
     return {name: value[:256] for name, value in sorted(env.items())
-            if name in _DETERMINISM or name.startswith("NCCL_")}
+            if name in DETERMINISM_VARIABLES or name.startswith("NCCL_")}
 
 
 def gpu_preflight(lock: Lock, gpus: str | None,
