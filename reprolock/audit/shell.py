@@ -414,13 +414,37 @@ def _conda(words: list[str]) -> Iterator[Hazard]:
     if "--file" in args or "-f" in args:
         return  # the packages are in a file the audit does not read
     packages = [w for w in _positional(args, _CONDA_VALUE_OPTIONS) if "$" not in w]
-    loose = [p for p in packages if not re.search(r"(?<![<>!~])==?[0-9]", p)]
+    loose = [p for p in packages if not conda_pinned(p)]
     if "--all" in args or (rest[0] in ("update", "upgrade") and not packages):
         loose = ["every package"]
     if loose:
         yield Hazard("RL309", Severity.ERROR, f"{_tool(words[0])} {rest[0]} "
                      f"{', '.join(loose[:4])} without a version: the solver picks whatever "
                      "is newest at build time; pin name=version (or use a conda-lock file)")
+
+
+_CONDA_SPEC = re.compile(r"^(?:[^\s:]+::)?[A-Za-z0-9_.-]+(?P<rest>.*)$", re.DOTALL)
+_CONDA_BRACKET_VERSION = re.compile(r"\bversion\s*=\s*['\"]?(?P<version>[^'\",\]]*)")
+_NOT_ONE_VERSION = re.compile(r"[*<>!~,|\s]")
+
+
+def conda_pinned(spec: str) -> bool:
+    """Whether a conda match spec names one version: ``name=1.2`` (with conda's
+    documented ``name=version`` meaning, as RL309's fix says), ``name==1.2``,
+    ``name=1.2=build``, ``name 1.2 [build]``, ``channel::name=1.2`` or
+    ``name[version='1.2']``; not ``name``, ``name=2.*``, ``name>=1``, ``name 1.*``."""
+    match = _CONDA_SPEC.match(spec.strip())
+    if match is None:
+        return False
+    rest = match.group("rest").strip()
+    if rest.startswith("["):
+        inner = _CONDA_BRACKET_VERSION.search(rest)
+        version = inner.group("version").lstrip("=") if inner else ""
+    elif rest.startswith("="):
+        version = rest.lstrip("=").split("=")[0]
+    else:  # "name 1.2 build", or nothing
+        version = rest.split()[0] if rest else ""
+    return bool(version) and version[0].isalnum() and not _NOT_ONE_VERSION.search(version)
 
 
 def _takes_value(option: str, valued: frozenset[str]) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath
 
 from reprolock.audit.model import Finding, Severity
+from reprolock.audit.rules.conda import is_environment_file, yaml_available
 
 # kinds of file that install, download or pin things, and that the audit does not parse
 _BY_SUFFIX = {
@@ -32,6 +33,8 @@ def kind_of(path: str) -> str | None:
     if name.startswith(("dockerfile_", "containerfile_")):
         return "Dockerfiles named Dockerfile_* (reprolock reads Dockerfile, Dockerfile.*, " \
                "Dockerfile-*, *.Dockerfile and Containerfile)"
+    if is_environment_file(name) and yaml_available():
+        return None  # read by reprolock.audit.rules.conda
     return _BY_NAME.get(name) or _BY_SUFFIX.get(PurePosixPath(name).suffix)
 
 

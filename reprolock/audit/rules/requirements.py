@@ -78,7 +78,7 @@ def _normalize(path: PurePosixPath) -> str | None:
 
 
 def check(ctx: AuditContext) -> Iterator[Finding]:
-    locked = _locked(ctx)
+    locked = locked_pins(ctx)
     for path in ctx.requirement_files:
         source = ctx.file(path)
         text = source.text() if source is not None else None
@@ -89,11 +89,19 @@ def check(ctx: AuditContext) -> Iterator[Finding]:
             yield from _check_line(path, logical, pins_required=not exempt, locked=locked)
 
 
+def check_entry(path: str, line: int, text: str,
+                locked: frozenset[tuple[str, str]]) -> Iterator[Finding]:
+    """One line as it would stand in a requirement file installed directly (pinned and
+    hashed, or covered by the lock): the ``pip:`` list of a conda environment file."""
+    yield from _check_line(path, LogicalLine(line, text.strip()), pins_required=True,
+                           locked=locked)
+
+
 def _exempt(ctx: AuditContext, path: str) -> bool:
     return path in ctx.lock_inputs or (ctx.config is None and path.endswith(".in"))
 
 
-def _locked(ctx: AuditContext) -> frozenset[tuple[str, str]]:
+def locked_pins(ctx: AuditContext) -> frozenset[tuple[str, str]]:
     """(name, version) of every package the project's lock pins with its hashes."""
     if ctx.lock is None:
         return frozenset()
@@ -108,7 +116,7 @@ def file_judge(ctx: AuditContext, folder: str = "") -> Callable[[str], str]:
     """How a requirement file named by ``pip install -r PATH`` (in a Dockerfile or a
     script in ``folder``) stands (see reprolock.audit.shell.FileJudge); PATH is matched
     to the project's requirement files by :func:`match_requirement_file`."""
-    locked = _locked(ctx)
+    locked = locked_pins(ctx)
     cache: dict[str, str] = {}
 
     def judge(written: str) -> str:

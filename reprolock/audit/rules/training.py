@@ -99,10 +99,14 @@ _FULL_DETERMINISM = frozenset({"transformers.enable_full_determinism",
 _DATALOADERS = frozenset({"torch.utils.data.DataLoader",
                           "torch.utils.data.dataloader.DataLoader"})
 _HF_ROOTS = frozenset({"transformers", "diffusers", "peft", "sentence_transformers",
-                       "huggingface_hub", "datasets", "timm", "optimum", "accelerate"})
+                       "huggingface_hub", "datasets", "timm", "optimum", "accelerate",
+                       "evaluate"})
 _HF_DOWNLOADS = frozenset({"huggingface_hub.hf_hub_download", "huggingface_hub.snapshot_download",
                            "huggingface_hub.file_download.hf_hub_download",
-                           "datasets.load_dataset"})
+                           "datasets.load_dataset", "evaluate.load"})
+# the argument that names the repository, where it is not repo_id (evaluate.load(path,
+# config_name, ..., revision=) fetches the metric's Space from the Hub)
+_HF_NAME_ARGUMENT = {"datasets.load_dataset": "path", "evaluate.load": "path"}
 _LOCAL_DATASET_BUILDERS = frozenset({"csv", "json", "parquet", "text", "arrow", "pandas",
                                      "imagefolder", "audiofolder", "webdataset", "sql"})
 # downloads that always save a file; the others (urlopen, requests, httpx) return a
@@ -742,8 +746,7 @@ def _hf_download(call: CallSite, uses_hf: bool) -> tuple[bool, ast.expr | None]:
     """Whether ``call`` may fetch from the Hub, and the argument naming what it fetches."""
     node = call.node
     if call.name in _HF_DOWNLOADS:
-        first = _argument(node, 0, "path" if call.name == "datasets.load_dataset"
-                          else "repo_id")
+        first = _argument(node, 0, _HF_NAME_ARGUMENT.get(call.name, "repo_id"))
         local = call.name == "datasets.load_dataset" \
             and _constant(first) in _LOCAL_DATASET_BUILDERS
         return not local, first
