@@ -127,3 +127,100 @@ def test_the_sbatch_script_submits_through_reprolock(project: Path) -> None:
     assert slurm.wait(job_id, timeout=180) == ("COMPLETED", 0)
     assert subprocess.run(["scontrol", "show", "job", str(job_id)], capture_output=True,
                           check=False).returncode == 0
+
+
+TORCH_WHEEL = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
+TORCH_DEPS = Path(__file__).resolve().parent.parent / ".venv" / "torch-wheels"
+DDP_TRAIN = '''\
+import os
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+torch.manual_seed(0)
+torch.use_deterministic_algorithms(True)
+torch.set_num_threads(1)
+data = torch.randn(256, 8, generator=torch.Generator().manual_seed(1))
+target = data @ torch.arange(1.0, 9.0) + 0.5
+model = DistributedDataParallel(torch.nn.Linear(8, 1))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+shard = slice(rank * 256 // world, (rank + 1) * 256 // world)
+for _ in range(30):
+    optimizer.zero_grad()
+    loss = torch.nn.functional.mse_loss(model(data[shard]).squeeze(1), target[shard])
+    loss.backward()
+    optimizer.step()
+total = loss.detach().clone()
+dist.all_reduce(total)
+if rank == 0:
+    line = f"world={world} loss={total.item() / world:.10f}"
+    print(line, flush=True)
+    with open(os.path.join(os.environ["REPROLOCK_OUTPUTS"], "loss.txt"), "a") as out:
+        out.write(line + "\\n")
+dist.destroy_process_group()
+'''
+
+
+@pytest.fixture(scope="module")
+def ddp_project(tmp_path_factory: pytest.TempPathFactory, cluster: None) -> Path:
+    """torch 2.13.0 (the CPU wheel on this machine) on the Debian base, locked with no
+    index from the wheel and its requirements, built into an OCI layout."""
+    require((BASE / "index.json").is_file(),
+            f"the Debian base is missing: run python fixtures/make_base.py {BASE}")
+    require(TORCH_WHEEL.is_file(), f"{TORCH_WHEEL} is not on this machine")
+    require((TORCH_DEPS / ".done").is_file(), "run .ci/setup: it downloads torch's requirements")
+    root = tmp_path_factory.mktemp("ddp") / "ddp"
+    wheels = root / "wheels"
+    wheels.mkdir(parents=True)
+    for wheel in [TORCH_WHEEL, *TORCH_DEPS.glob("*.whl")]:
+        (wheels / wheel.name).symlink_to(wheel)
+    (root / ".reprolock").mkdir()
+    (root / ".reprolock" / "base").symlink_to(BASE)
+    (root / "requirements.in").write_text("torch==2.13.0\n")
+    (root / "train_ddp.py").write_text(DDP_TRAIN)
+    (root / "reprolock.toml").write_text(
+        'base = "oci-layout:.reprolock/base:bookworm"\nplatform = "linux/amd64"\n'
+        'resolver = "uv"\n[dependencies]\nrequirements = ["requirements.in"]\n'
+        '[index]\nno-index = true\nfind-links = ["wheels"]\n[code]\nexclude = ["wheels/", '
+        '"outputs/"]\n[image]\nworkdir = "/app"\nenv = { PYTHONHASHSEED = "0" }\n')
+    locked = run_cli("lock", "--no-sbom", "-C", root)
+    assert locked.returncode == 0, locked.stderr
+    built = run_cli("build", "-C", root, "--output", f"oci:{root.parent / 'image'}:ddp")
+    assert built.returncode == 0, built.stderr
+    return root
+
+
+def test_two_process_torch_training_reaches_the_same_loss_every_run(ddp_project: Path) -> None:
+    proc = run_cli("job", "-C", ddp_project, "--engine", "slurm", "--name", "ddp",
+                   "--image", f"oci-layout:{ddp_project.parent / 'image'}:ddp",
+                   "--procs-per-node", "2", "--fast", "--json", "--", "train_ddp.py")
+    assert proc.returncode == 0, proc.stderr
+    job_dir = Path(json.loads(proc.stdout)["jobDir"])
+    assert "--procs-per-node 2" in (job_dir / "job.sbatch").read_text()
+    runs = [run_job(job_dir) for _ in range(2)]
+    for state, code, out in runs:
+        assert (state, code) == ("COMPLETED", 0), out
+        assert "runtime check passed" in out and "world=2 loss=" in out
+    losses = (ddp_project / "outputs" / "loss.txt").read_text().splitlines()
+    assert len(losses) == 2 and losses[0] == losses[1], losses
+    records = sorted((ddp_project / "outputs" / ".reprolock-runs").glob("*-node0.json"))
+    assert len(records) == 2
+    record = json.loads(max(records, key=lambda p: p.stat().st_mtime).read_text())
+    assert record["command"][:3] == ["torchrun", "--nnodes=1", "--nproc-per-node=2"]
+    assert run_cli("verify", "-C", ddp_project, "--run", records[-1]).returncode == 0
+
+
+def test_a_zstd_image_is_refused_before_umoci_runs(ddp_project: Path, tmp_path: Path) -> None:
+    project = tmp_path / "zstd"
+    shutil.copytree(ddp_project, project, symlinks=True, ignore=shutil.ignore_patterns(
+        "outputs", "jobs"))
+    assert run_cli("lock", "--no-sbom", "--compression", "zstd", "-C", project).returncode == 0
+    assert run_cli("build", "-C", project, "--output", f"oci:{tmp_path / 'image'}:z"
+                   ).returncode == 0
+    proc = run_cli("job", "-C", project, "--engine", "slurm", "--image",
+                   f"oci-layout:{tmp_path / 'image'}:z", "-o", tmp_path / "job")
+    assert proc.returncode == 2, proc.stderr
+    assert "zstd layers" in proc.stderr and "--compression gzip" in proc.stderr
+    assert not (tmp_path / "job").exists()

@@ -15,8 +15,9 @@ The bundle is the image unpacked by umoci, the OCI tool made for it, with a
   nodes must reach the rendezvous address;
 - a read-only root file system with a private ``/tmp``: a job cannot change the bundle the
   next job runs from (a writable root writes through to the host's copy);
-- the job's check directory (read-only) and its outputs (read-write) bind-mounted; Slurm
-  22.05 mounts nothing itself.
+- the job's check directory (read-only), its outputs (read-write) and the node's
+  ``/etc/hosts`` and ``/etc/resolv.conf`` (read-only) bind-mounted; Slurm 22.05 mounts
+  nothing itself.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from reprolock.errors import ConfigError, ToolError
 from reprolock.jobs.interface import CHECK_DIR, OUTPUTS_IN_CONTAINER, JobEngine, JobFile, JobSpec
 
 BUNDLE_MARK = "reprolock-bundle.json"
+HOST_FILES = ("/etc/hosts", "/etc/resolv.conf")
 UMOCI_TIMEOUT = 3600  # unpacking a multi-gigabyte CUDA image takes minutes
 
 
@@ -179,9 +181,13 @@ def bundle_config(config: Mapping[str, Any], options: SlurmOptions) -> dict[str,
                            if ns.get("type") not in ("network", "uts")]
     doc.pop("hostname", None)  # runc refuses a host name without a UTS namespace
     doc.setdefault("root", {})["readonly"] = True
-    ours = {"/tmp", CHECK_DIR, OUTPUTS_IN_CONTAINER}
+    ours = {"/tmp", CHECK_DIR, OUTPUTS_IN_CONTAINER, *HOST_FILES}
     mounts = [m for m in doc.get("mounts", []) if m.get("destination") not in ours]
-    doc["mounts"] = [*mounts,
+    # the node's own name resolution: MASTER_ADDR is a host name the image's files know
+    # nothing of (as Docker mounts them too)
+    hosts = [{"destination": f, "type": "bind", "source": f, "options": ["rbind", "ro"]}
+             for f in HOST_FILES if Path(f).is_file()]
+    doc["mounts"] = [*mounts, *hosts,
                      {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
                       "options": ["nosuid", "nodev", "mode=1777"]},
                      {"destination": CHECK_DIR, "type": "bind",

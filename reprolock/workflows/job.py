@@ -204,6 +204,13 @@ def _slurm(options: JobOptions, scheme: str, location: str, tag: str | None,
     slurm = SlurmOptions(job_dir=job_dir, bundle=(options.bundle or job_dir / "bundle")
                          .resolve(), outputs=outputs, partition=options.partition,
                          time_limit=options.time_limit, cpus_per_task=options.cpus_per_task)
+    zstd = [d.digest for d in image.layers if d.media_type.endswith("+zstd")]
+    if zstd:
+        # Debian's umoci (0.4.7) refuses them: "blob is not correct mediatype"
+        raise ConfigError(f"{options.image} has zstd layers ({zstd[0][:19]}…), which umoci "
+                          "cannot unpack into the runtime bundle Slurm runs",
+                          hint="lock and build with gzip layers for Slurm ('reprolock lock "
+                          "--compression gzip', then 'reprolock build')")
     outputs.mkdir(parents=True, exist_ok=True)
     layout = Path(location).resolve()
     bundle = make_bundle(layout, tag or "latest", str(image.manifest_digest), slurm, progress)
