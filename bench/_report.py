@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SECTIONS = ("lock", "build", "verify", "audit", "s2")
+SECTIONS = ("lock", "build", "verify", "audit", "s2", "slurm")
 
 HEADER = """# Benchmarks
 

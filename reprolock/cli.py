@@ -521,6 +521,9 @@ def job(
                                         "(default: JOBDIR/bundle).")] = None,
     partition: Annotated[str | None, _opt("--partition", "Slurm partition.")] = None,
     time_limit: Annotated[str | None, _opt("--time", "Slurm time limit.")] = None,
+    namespace: Annotated[str, _opt("--namespace", "Kubernetes namespace.")] = "default",
+    claim: Annotated[str | None, _opt("--outputs-claim", "Kubernetes: the PVC mounted at "
+                                      "/outputs (default: NAME-outputs).")] = None,
     queue: Annotated[str | None, _opt("--queue", "Kubernetes: Kueue LocalQueue.")] = None,
     jobset: Annotated[bool, _opt("--jobset", "Kubernetes: a JobSet.")] = False,
     policy: Annotated[str, _opt("--policy", "Kubernetes admission policy: kyverno, sigstore "
@@ -540,7 +543,8 @@ def job(
         engine=engine, image=image, command=_command_args(ctx), nodes=nodes,
         procs_per_node=procs_per_node, gpus_per_node=gpus_per_node, name=name, out=out,
         outputs=outputs, fast=fast, submit=submit, bundle=bundle, partition=partition,
-        time_limit=time_limit, queue=queue, jobset=jobset, policy=policy, public_key=key)
+        time_limit=time_limit, namespace=namespace, outputs_claim=claim, queue=queue,
+        jobset=jobset, policy=policy, public_key=key)
     outcome = write_job(_load(project), options, cache_dir=default_cache_dir(),
                         progress=_progress(not quiet))
     if as_json:

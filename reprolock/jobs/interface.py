@@ -28,6 +28,9 @@ JOB_WRAPPER = "jobrun.py"
 OUTPUTS_IN_CONTAINER = "/outputs"
 RECORDS_SUBDIR = ".reprolock-runs"
 DEFAULT_MASTER_PORT = 29500
+#: where an init step leaves the check's report for the training container (a pod's /tmp,
+#: an emptyDir both mount)
+CHECK_REPORT = "/tmp/reprolock-check.json"
 
 
 @dataclass(frozen=True)
@@ -54,18 +57,23 @@ class JobSpec:
     def world_size(self) -> int:
         return self.nodes * self.procs_per_node
 
-    def wrapper_argv(self) -> list[str]:
-        """The argv each node's container runs: the wrapper, then the command."""
-        return [self.python, "-I", "-S", "-B", f"{CHECK_DIR}/{JOB_WRAPPER}",
-                "--dir", CHECK_DIR, "--outputs", OUTPUTS_IN_CONTAINER,
+    def wrapper_argv(self, *, report: str | None = None) -> list[str]:
+        """The argv each node's container runs: the wrapper, then the command. With
+        ``report``, the wrapper takes the check's report an init step of the same pod
+        wrote there (:meth:`check_argv`) instead of checking again."""
+        return [*self._wrapper(), "--outputs", OUTPUTS_IN_CONTAINER,
+                *(["--report", report] if report else []),
                 "--nodes", str(self.nodes), "--procs-per-node", str(self.procs_per_node),
-                "--master-port", str(self.master_port),
-                *(["--fast"] if self.fast_check else []), "--", *self.command]
+                "--master-port", str(self.master_port), "--", *self.command]
 
-    def check_argv(self) -> list[str]:
-        """The runtime check alone (a Kubernetes init container, a Slurm step)."""
-        return [self.python, "-I", "-S", "-B", f"{CHECK_DIR}/check.py", "--dir", CHECK_DIR,
-                "--json", *(["--fast"] if self.fast_check else [])]
+    def check_argv(self, report: str = CHECK_REPORT) -> list[str]:
+        """The runtime check alone, as an init step: the wrapper checks, prints the
+        report, writes it to ``report`` and exits 3 on drift."""
+        return [*self._wrapper(), "--check-only", "--report", report]
+
+    def _wrapper(self) -> list[str]:
+        return [self.python, "-I", "-S", "-B", f"{CHECK_DIR}/{JOB_WRAPPER}", "--dir",
+                CHECK_DIR, *(["--fast"] if self.fast_check else [])]
 
 
 @dataclass(frozen=True)

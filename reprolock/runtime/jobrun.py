@@ -28,7 +28,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from typing import Any
 
 EXIT_USAGE = 2
@@ -180,7 +179,11 @@ def write_record(outputs: str, ident: str, rank: int, doc: dict[str, Any]) -> st
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="jobrun.py", description=__doc__.split("\n")[0])
     parser.add_argument("--dir", required=True)
-    parser.add_argument("--outputs", required=True)
+    parser.add_argument("--outputs")
+    parser.add_argument("--check-only", action="store_true",
+                        help="run the check, write --report, exit (a Kubernetes init step)")
+    parser.add_argument("--report", help="the check's report: written with --check-only, "
+                        "else read from there (when present) instead of checking again")
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--procs-per-node", type=int, default=1)
     parser.add_argument("--master-port", type=int, default=29500)
@@ -189,9 +192,35 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command[:1] == ["--"]:
         args.command = args.command[1:]
-    if not args.command:
-        parser.error("no command after --")
+    if args.check_only and not args.report:
+        parser.error("--check-only needs --report")
+    if not args.check_only and (not args.command or not args.outputs):
+        parser.error("--outputs and a command after -- are needed")
     return args
+
+
+def checked(args: argparse.Namespace) -> dict[str, Any]:
+    """The check's report: the one an init step of this pod wrote, or a check run now."""
+    if args.report and not args.check_only and os.path.isfile(args.report):
+        with open(args.report, "rb") as handle:
+            report: dict[str, Any] = json.loads(handle.read(MAX_JOB_JSON))
+        return report
+    report = run_check(args.dir, fast=args.fast)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as handle:
+            json.dump({k: v for k, v in report.items() if k != "text"}, handle)
+    return report
+
+
+def check_only(args: argparse.Namespace, report: dict[str, Any], rank: int) -> int:
+    if report.get("ok"):
+        print(f"reprolock job: node {rank}: runtime check passed "
+              f"({report.get('seconds', 0):.2f} s)", file=sys.stderr)
+        return 0
+    sys.stderr.write(f"reprolock job: node {rank} ({socket.gethostname()}): the environment "
+                     "is not the locked one; the training will not start\n"
+                     + str(report.get("text", "")))
+    return EXIT_DRIFT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,11 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job = read_job(args.dir)
         started = _now()
-        report = run_check(args.dir, fast=args.fast)
+        report = checked(args)
     except Exception as exc:  # the check could not run: never training, never "drift"
         print(f"reprolock job: node {rank}: the runtime check could not run: {exc}",
               file=sys.stderr)
         return EXIT_USAGE
+    if args.check_only:
+        return check_only(args, report, rank)
     argv_run = command_argv(args, rank, master)
     if not report.get("ok"):
         sys.stderr.write(f"reprolock job: node {rank} ({socket.gethostname()}): the "
@@ -235,5 +266,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    time.tzset()
     sys.exit(main())

@@ -42,7 +42,7 @@ from reprolock.workflows.run import (
 
 Progress = Callable[[str], None]
 ENGINES = ("slurm", "kubernetes")
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$(?!\n)")  # DNS-1035: Service names
 
 
 @dataclass(frozen=True)
@@ -136,15 +136,19 @@ def check_options(options: JobOptions) -> None:
     if options.name is not None and not _NAME.match(options.name):
         raise ConfigError(f"--name {options.name!r} is not a valid job name",
                           hint="use lower-case letters, digits and '-', at most 63, "
-                          "starting and ending with a letter or digit (Kubernetes rules)")
+                          "starting with a letter and ending with a letter or digit "
+                          "(Kubernetes Service names)")
     if options.submit and options.engine != "slurm":
         raise ConfigError("--submit works for Slurm jobs only",
-                          hint="apply the manifests with 'kubectl apply -f DIR'")
+                          hint="create them with 'kubectl create -f DIR' (a plain 'kubectl "
+                          "apply' stores each object in a 256 KiB annotation, too small for "
+                          "the ConfigMap of a large lock)")
 
 
 def default_name(config: Config) -> str:
-    name = re.sub(r"[^a-z0-9-]+", "-", config.root.name.lower()).strip("-")[:50]
-    return f"{name or 'train'}-train".strip("-")
+    name = re.sub(r"[^a-z0-9-]+", "-", config.root.name.lower()).strip("-")[:40]
+    name = name if name[:1].isalpha() else f"job-{name}".rstrip("-")
+    return f"{name}-train"
 
 
 def verified_image(config: Config, lock: Lock, reference: str,
@@ -181,14 +185,14 @@ def _engine(config: Config, options: JobOptions, image: ResolvedImage, job_dir: 
         raise ConfigError(f"a Kubernetes job pulls its image from a registry; {options.image} "
                           "is not one", hint="push it ('reprolock build --output "
                           "registry:HOST/NAME:TAG') and pass --image registry:HOST/NAME:TAG")
-    from reprolock.jobs.kubernetes import KubernetesEngine, KubernetesOptions
+    from reprolock.jobs.kubernetes import KubernetesEngine, KubernetesOptions, repository
 
     key = options.public_key.read_bytes() if options.public_key else None
     engine = KubernetesEngine(KubernetesOptions(
         namespace=options.namespace, queue=options.queue, jobset=options.jobset,
         outputs_claim=options.outputs_claim or f"{options.name or default_name(config)}"
         "-outputs", policy=options.policy, public_key_pem=key))
-    return engine, f"{_repository(ref.location)}@{image.manifest_digest}", None
+    return engine, f"{repository(ref.location.split('@', 1)[0])}@{image.manifest_digest}", None
 
 
 def _slurm(options: JobOptions, scheme: str, location: str, tag: str | None,
@@ -218,13 +222,6 @@ def _slurm(options: JobOptions, scheme: str, location: str, tag: str | None,
         progress(f"the bundle {bundle.path} is already this image's; reused")
     return (SlurmEngine(slurm), f"oci-layout:{layout}@{image.manifest_digest}",
             bundle.to_json())
-
-
-def _repository(location: str) -> str:
-    """HOST/NAME of a registry reference, without its tag or digest."""
-    name = location.split("@", 1)[0]
-    head, _, last = name.rpartition("/")
-    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
 
 
 def _expectations(config: Config, lock: Lock, lock_bytes: bytes, code: CodeSet,
