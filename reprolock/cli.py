@@ -379,6 +379,9 @@ def verify(
         "and runtime.json.", file_okay=False)] = Path("/.reprolock"),
     run_record: Annotated[Path | None, typer.Option(
         "--run", help="Check a run record written by 'reprolock run'.", dir_okay=False)] = None,
+    outputs: Annotated[Path | None, typer.Option(
+        "--outputs", help="With --run: where the run's outputs are now (a cluster job's "
+        "volume, copied off).", file_okay=False)] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -393,7 +396,7 @@ def verify(
 
     report = verify_project(_load(project), VerifyOptions(
         key=key, attestation=attestation, rebuild=rebuild, image=image,
-        run_record=run_record, allow_code_drift=allow_code_drift),
+        run_record=run_record, allow_code_drift=allow_code_drift, outputs=outputs),
         progress=_progress(not quiet and not as_json))
     if as_json:
         _emit_json(report.to_json())
@@ -519,6 +522,8 @@ def job(
     submit: Annotated[bool, _opt("--submit", "Slurm: submit with sbatch.")] = False,
     bundle: Annotated[Path | None, _opt("--bundle", "Slurm: where the runtime bundle goes "
                                         "(default: JOBDIR/bundle).")] = None,
+    runtime: Annotated[str, _opt("--runtime", "Slurm: oci (srun --container and a bundle), "
+                                 "pyxis or docker (a registry image).")] = "oci",
     partition: Annotated[str | None, _opt("--partition", "Slurm partition.")] = None,
     time_limit: Annotated[str | None, _opt("--time", "Slurm time limit.")] = None,
     namespace: Annotated[str, _opt("--namespace", "Kubernetes namespace.")] = "default",
@@ -542,7 +547,8 @@ def job(
     options = JobOptions(
         engine=engine, image=image, command=_command_args(ctx), nodes=nodes,
         procs_per_node=procs_per_node, gpus_per_node=gpus_per_node, name=name, out=out,
-        outputs=outputs, fast=fast, submit=submit, bundle=bundle, partition=partition,
+        outputs=outputs, fast=fast, submit=submit, bundle=bundle, runtime=runtime,
+        partition=partition,
         time_limit=time_limit, namespace=namespace, outputs_claim=claim, queue=queue,
         jobset=jobset, policy=policy, public_key=key)
     outcome = write_job(_load(project), options, cache_dir=default_cache_dir(),

@@ -118,6 +118,54 @@ def test_no_job_is_written_for_an_image_that_is_not_the_locked_one(project: Path
     assert not (tmp_path / "job").exists()
 
 
+@pytest.fixture(scope="module")
+def pushed(project: Path, registry: str) -> str:
+    """The example's image in the local registry, as a node would pull it."""
+    ref = f"{registry}/example:job"
+    built = run_cli("build", "-C", project, "--output", f"registry:{ref}")
+    assert built.returncode == 0, built.stderr
+    return ref
+
+
+def test_docker_on_the_node_runs_the_image_by_digest_checked(project: Path,
+                                                             pushed: str) -> None:
+    outcome = write_job_from(project, "on-docker", f"registry:{pushed}", "--runtime", "docker")
+    job_dir = Path(str(outcome["jobDir"]))
+    script = (job_dir / "job.sbatch").read_text()
+    digest = str(outcome["manifestDigest"])
+    assert f"{pushed.rsplit(':', 1)[0]}@{digest}" in script and "--read-only" in script
+    assert not (job_dir / "bundle").exists()
+    state, code, out = run_job(job_dir)
+    assert (state, code) == ("COMPLETED", 0), out
+    assert "runtime check passed" in out and "accuracy=" in out
+    record = max((project / "outputs" / ".reprolock-runs").glob("*-node0.json"),
+                 key=lambda p: p.stat().st_mtime)
+    assert json.loads(record.read_text())["job"]["manifestDigest"] == digest
+    assert run_cli("verify", "-C", project, "--run", record).returncode == 0
+
+
+def test_a_pyxis_job_names_the_image_by_digest_in_enroots_form(project: Path,
+                                                                pushed: str) -> None:
+    outcome = write_job_from(project, "on-pyxis", f"registry:{pushed}", "--runtime", "pyxis")
+    script = (Path(str(outcome["jobDir"])) / "job.sbatch").read_text()
+    host, _, name = pushed.rsplit(":", 1)[0].partition("/")
+    assert f"--container-image={host}#{name}@{outcome['manifestDigest']}" in script
+    assert ":/.reprolock-run:ro," in script and "--export=MASTER_ADDR" in script
+
+
+def test_a_registry_image_needs_a_runtime_that_pulls(project: Path, pushed: str) -> None:
+    proc = run_cli("job", "-C", project, "--engine", "slurm", "--image", f"registry:{pushed}")
+    assert proc.returncode == 2 and "--runtime docker or pyxis" in proc.stderr
+
+
+def write_job_from(project: Path, name: str, image: str, *extra: str) -> dict[str, object]:
+    proc = run_cli("job", "-C", project, "--engine", "slurm", "--name", name, "--image",
+                   image, "--json", *extra)
+    assert proc.returncode == 0, proc.stderr
+    outcome: dict[str, object] = json.loads(proc.stdout)
+    return outcome
+
+
 def test_the_sbatch_script_submits_through_reprolock(project: Path) -> None:
     proc = run_cli("job", "-C", project, "--engine", "slurm", "--name", "submitted",
                    "--image", f"oci-layout:{project.parent / 'image'}:example", "--submit",

@@ -38,6 +38,7 @@ from reprolock.errors import ConfigError, ToolError
 from reprolock.jobs.interface import CHECK_DIR, OUTPUTS_IN_CONTAINER, JobEngine, JobFile, JobSpec
 
 BUNDLE_MARK = "reprolock-bundle.json"
+RUNTIMES = ("oci", "pyxis", "docker")
 HOST_FILES = ("/etc/hosts", "/etc/resolv.conf")
 UMOCI_TIMEOUT = 3600  # unpacking a multi-gigabyte CUDA image takes minutes
 
@@ -50,6 +51,7 @@ class SlurmOptions:
     partition: str | None = None
     time_limit: str | None = None  # sbatch --time
     cpus_per_task: int | None = None
+    runtime: str = "oci"  # oci (srun --container, a bundle), pyxis, docker
 
 
 @dataclass(frozen=True)
@@ -87,20 +89,46 @@ class SlurmEngine(JobEngine):
             directives.append(f"--partition={opts.partition}")
         if opts.time_limit:
             directives.append(f"--time={opts.time_limit}")
-        run = " ".join(shlex.quote(a) for a in spec.wrapper_argv())
+        where = (f"run from the OCI bundle {opts.bundle}" if opts.runtime == "oci"
+                 else f"run by {opts.runtime} as {spec.image}")
         return "\n".join([
             "#!/bin/bash",
             f"# Written by 'reprolock job' for the locked image {spec.manifest_digest}",
-            f"# (image ID {spec.config_digest}), run from the OCI bundle {opts.bundle}.",
+            f"# (image ID {spec.config_digest}), {where}.",
             "# Every node runs the runtime check before the training; a node whose",
             "# environment drifted stops the job (exit 3) with the check's report.",
             *(f"#SBATCH {shlex.quote(d)}" for d in directives),
             "set -euo pipefail",
             'MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
             "export MASTER_ADDR",
-            f"srun --ntasks-per-node=1 --container={shlex.quote(str(opts.bundle))} "
-            f"--export=MASTER_ADDR {run}",
+            " ".join(shlex.quote(a) for a in self.step(spec)),
             ""])
+
+    def step(self, spec: JobSpec) -> list[str]:
+        """The one ``srun`` of the job: one task per node, in the runtime chosen."""
+        opts = self.options
+        srun = ["srun", "--ntasks-per-node=1"]
+        if opts.runtime == "oci":
+            return [*srun, f"--container={opts.bundle}", "--export=MASTER_ADDR",
+                    *spec.wrapper_argv()]
+        if opts.runtime == "pyxis":
+            # enroot names a registry image HOST#NAME; a digest pins it as for the others
+            host, _, name = spec.image.partition("/")
+            return [*srun, f"--container-image={host}#{name}",
+                    f"--container-mounts={opts.job_dir / 'check'}:{CHECK_DIR}:ro,"
+                    f"{opts.outputs}:{OUTPUTS_IN_CONTAINER}",
+                    f"--container-workdir={spec.workdir}", "--no-container-mount-home",
+                    "--export=MASTER_ADDR", *spec.wrapper_argv()]
+        # docker on the node: the image by digest, as read-only as the bundle, with only the
+        # rendezvous and Slurm's node variables passed in
+        python, *rest = spec.wrapper_argv()
+        env = [f"--env={name}" for name in ("MASTER_ADDR", "SLURM_NODEID", "SLURM_JOB_ID")]
+        return [*srun, "docker", "run", "--rm", "--network=host", "--read-only",
+                "--tmpfs=/tmp:rw,nosuid,nodev,mode=1777",
+                f"--volume={opts.job_dir / 'check'}:{CHECK_DIR}:ro",
+                f"--volume={opts.outputs}:{OUTPUTS_IN_CONTAINER}:rw", *env,
+                *(["--gpus=all"] if spec.gpus_per_node else []),
+                f"--entrypoint={python}", spec.image, *rest]
 
     def submit(self, files: Sequence[JobFile], job_dir: str) -> str:
         argv = ["sbatch", "--parsable", str(Path(job_dir) / "job.sbatch")]

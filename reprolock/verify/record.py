@@ -19,6 +19,8 @@ RECORD_HINT = ("the record is corrupt or was edited; use the signed copy (RECORD
 # The signed record's contract, shared by the run that writes it and the check that reads
 # it; here, below both, so that verifying a record does not import the run workflow.
 RUN_PREDICATE = "https://reprolock.dev/run/v1"
+#: how a cluster job's record names outputs on a Kubernetes PersistentVolumeClaim
+CLAIM_PREFIX = "pvc:"
 
 
 def envelope_path(record: Path) -> Path:
@@ -43,7 +45,7 @@ def read_record(path: Path) -> dict[str, Any]:
 
 
 def verify_record(config: Config, path: Path, *, key: Path | None,
-                  allow_code_drift: bool = False) -> Report:
+                  allow_code_drift: bool = False, outputs: Path | None = None) -> Report:
     """The record, its signature, and that it is a run of this project's lock and code:
     a genuine record of another project must not vouch for this one."""
     record = read_record(path)
@@ -66,7 +68,7 @@ def verify_record(config: Config, path: Path, *, key: Path | None,
     checks.append(_code(config, record, allow_code_drift))
     checks.append(_runtime(record))
     checks.append(_exit(record))
-    checks.append(_outputs(config, record))
+    checks.append(_outputs(config, record, outputs))
     return Report(tuple(checks))
 
 
@@ -152,9 +154,14 @@ def _exit(record: Mapping[str, Any]) -> Check:
                  f"{code}", fix=None if code == 0 else "see the run's output")
 
 
-def _outputs(config: Config, record: Mapping[str, Any]) -> Check:
+def _outputs(config: Config, record: Mapping[str, Any], where: Path | None) -> Check:
     outputs = record["outputs"]
-    base = config.root / outputs["dir"]
+    if where is None and outputs["dir"].startswith(CLAIM_PREFIX):
+        # a Kubernetes job wrote them to a volume this machine does not mount
+        return Check("outputs", False, f"the run wrote its outputs to the volume "
+                     f"{outputs['dir']}, which is not here", fix="copy its files off the "
+                     "volume and pass --outputs DIR")
+    base = where if where is not None else config.root / outputs["dir"]
     differences = []
     for item in outputs["files"]:
         path = base / item["path"]

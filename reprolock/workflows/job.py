@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprolock import __version__
 from reprolock._internal.files import atomic_write_bytes, sha256_bytes
@@ -34,11 +34,15 @@ from reprolock.lock.model import Lock
 from reprolock.oci.contract import env_pairs, locked_env, venv_prefix
 from reprolock.runtime.embed import job_wrapper_source
 from reprolock.target import Platform
+from reprolock.verify.record import CLAIM_PREFIX
 from reprolock.workflows.run import (
     DETERMINISM_VARIABLES,
     base_startup_files,
     expectation_files,
 )
+
+if TYPE_CHECKING:
+    from reprolock.jobs.slurm import SlurmOptions
 
 Progress = Callable[[str], None]
 ENGINES = ("slurm", "kubernetes")
@@ -63,6 +67,7 @@ class JobOptions:
     partition: str | None = None  # Slurm
     time_limit: str | None = None  # Slurm
     cpus_per_task: int | None = None  # Slurm
+    runtime: str = "oci"  # Slurm: oci (srun --container), pyxis, docker
     namespace: str = "default"  # Kubernetes
     queue: str | None = None  # Kubernetes: a Kueue LocalQueue
     jobset: bool = False  # Kubernetes
@@ -138,6 +143,9 @@ def check_options(options: JobOptions) -> None:
                           hint="use lower-case letters, digits and '-', at most 63, "
                           "starting with a letter and ending with a letter or digit "
                           "(Kubernetes Service names)")
+    if options.runtime not in ("oci", "pyxis", "docker"):
+        raise ConfigError(f"--runtime {options.runtime!r} is not one reprolock writes Slurm "
+                          "jobs for", hint="use oci (srun --container), pyxis or docker")
     if options.submit and options.engine != "slurm":
         raise ConfigError("--submit works for Slurm jobs only",
                           hint="create them with 'kubectl create -f DIR' (a plain 'kubectl "
@@ -190,38 +198,61 @@ def _engine(config: Config, options: JobOptions, image: ResolvedImage, job_dir: 
     key = options.public_key.read_bytes() if options.public_key else None
     engine = KubernetesEngine(KubernetesOptions(
         namespace=options.namespace, queue=options.queue, jobset=options.jobset,
-        outputs_claim=options.outputs_claim or f"{options.name or default_name(config)}"
-        "-outputs", policy=options.policy, public_key_pem=key))
+        outputs_claim=_claim(config, options), policy=options.policy, public_key_pem=key))
     return engine, f"{repository(ref.location.split('@', 1)[0])}@{image.manifest_digest}", None
 
 
 def _slurm(options: JobOptions, scheme: str, location: str, tag: str | None,
            image: ResolvedImage, job_dir: Path, outputs: Path, progress: Progress
            ) -> tuple[JobEngine, str, Mapping[str, str] | None]:
-    from reprolock.jobs.slurm import SlurmEngine, SlurmOptions, make_bundle
+    from reprolock.jobs.kubernetes import repository
+    from reprolock.jobs.slurm import SlurmEngine, SlurmOptions
 
+    slurm = SlurmOptions(job_dir=job_dir, bundle=(options.bundle or job_dir / "bundle")
+                         .resolve(), outputs=outputs, partition=options.partition,
+                         time_limit=options.time_limit, cpus_per_task=options.cpus_per_task,
+                         runtime=options.runtime)
+    outputs.mkdir(parents=True, exist_ok=True)
+    if options.runtime != "oci":  # the node pulls the image by digest from a registry
+        if scheme != "registry":
+            raise ConfigError(f"--runtime {options.runtime} pulls the image from a registry; "
+                              f"{options.image} is not one",
+                              hint="push it ('reprolock build --output registry:HOST/NAME:"
+                              "TAG') and pass --image registry:HOST/NAME:TAG")
+        name = repository(location.split("@", 1)[0])
+        return SlurmEngine(slurm), f"{name}@{image.manifest_digest}", None
     if scheme != "oci-layout":
         raise ConfigError(f"a Slurm job runs an OCI runtime bundle unpacked from an OCI "
                           f"layout; {options.image} is not one",
                           hint="write one ('reprolock build --output oci:DIR') and pass "
-                          "--image oci-layout:DIR:TAG")
-    slurm = SlurmOptions(job_dir=job_dir, bundle=(options.bundle or job_dir / "bundle")
-                         .resolve(), outputs=outputs, partition=options.partition,
-                         time_limit=options.time_limit, cpus_per_task=options.cpus_per_task)
+                          "--image oci-layout:DIR:TAG, or pick --runtime docker or pyxis "
+                          "for a registry image")
+    return _bundle(options, location, tag, image, slurm, progress)
+
+
+def _bundle(options: JobOptions, location: str, tag: str | None, image: ResolvedImage,
+            slurm: SlurmOptions, progress: Progress
+            ) -> tuple[JobEngine, str, Mapping[str, str] | None]:
+    from reprolock.jobs.slurm import SlurmEngine, make_bundle
+
     zstd = [d.digest for d in image.layers if d.media_type.endswith("+zstd")]
     if zstd:
         # Debian's umoci (0.4.7) refuses them: "blob is not correct mediatype"
         raise ConfigError(f"{options.image} has zstd layers ({zstd[0][:19]}…), which umoci "
                           "cannot unpack into the runtime bundle Slurm runs",
                           hint="lock and build with gzip layers for Slurm ('reprolock lock "
-                          "--compression gzip', then 'reprolock build')")
-    outputs.mkdir(parents=True, exist_ok=True)
+                          "--compression gzip', then 'reprolock build'), or use --runtime "
+                          "docker")
     layout = Path(location).resolve()
     bundle = make_bundle(layout, tag or "latest", str(image.manifest_digest), slurm, progress)
     if bundle.reused:
         progress(f"the bundle {bundle.path} is already this image's; reused")
     return (SlurmEngine(slurm), f"oci-layout:{layout}@{image.manifest_digest}",
             bundle.to_json())
+
+
+def _claim(config: Config, options: JobOptions) -> str:
+    return options.outputs_claim or f"{options.name or default_name(config)}-outputs"
 
 
 def _expectations(config: Config, lock: Lock, lock_bytes: bytes, code: CodeSet,
@@ -242,6 +273,8 @@ def _job_json(config: Config, lock_bytes: bytes, lock: Lock, options: JobOptions
         outputs_dir = str(outputs.relative_to(config.root.resolve()))
     except ValueError:
         outputs_dir = str(outputs)
+    if options.engine == "kubernetes":  # the pods write to the claim, not to this machine
+        outputs_dir = f"{CLAIM_PREFIX}{_claim(config, options)}"
     doc = {"engine": options.engine, "generator": __version__, "image": reference,
            "manifestDigest": image.manifest_digest, "configDigest": image.config_digest,
            "lock": {"path": config.lockfile, "digest": "sha256:" + sha256_bytes(lock_bytes),

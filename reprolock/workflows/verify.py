@@ -21,6 +21,7 @@ class VerifyOptions:
     image: str | None = None
     run_record: Path | None = None
     allow_code_drift: bool = False
+    outputs: Path | None = None  # with run_record: where the run's outputs are now
 
 
 def verify_project(config: Config, options: VerifyOptions, *,
@@ -29,7 +30,8 @@ def verify_project(config: Config, options: VerifyOptions, *,
         from reprolock.verify.record import verify_record
 
         return verify_record(config, options.run_record, key=options.key,
-                             allow_code_drift=options.allow_code_drift)
+                             allow_code_drift=options.allow_code_drift,
+                             outputs=options.outputs)
     if options.image is not None:
         from reprolock.verify.image import verify_image
 
