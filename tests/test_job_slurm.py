@@ -253,11 +253,18 @@ def test_two_process_torch_training_reaches_the_same_loss_every_run(ddp_project:
         assert "runtime check passed" in out and "world=2 loss=" in out
     losses = (ddp_project / "outputs" / "loss.txt").read_text().splitlines()
     assert len(losses) == 2 and losses[0] == losses[1], losses
-    records = sorted((ddp_project / "outputs" / ".reprolock-runs").glob("*-node0.json"))
-    assert len(records) == 2
-    record = json.loads(max(records, key=lambda p: p.stat().st_mtime).read_text())
-    assert record["command"][:3] == ["torchrun", "--nnodes=1", "--nproc-per-node=2"]
-    assert run_cli("verify", "-C", ddp_project, "--run", records[-1]).returncode == 0
+    runs_dir = ddp_project / "outputs" / ".reprolock-runs"
+    nodes = sorted(runs_dir.glob("*-node0.json"), key=lambda p: p.stat().st_mtime)
+    assert len(nodes) == 2
+    node = json.loads(nodes[-1].read_text())
+    assert node["command"][:3] == ["torchrun", "--nnodes=1", "--nproc-per-node=2"]
+    # one record per process too, each with its rank, written by the process's wrapper
+    ranks = sorted(runs_dir.glob(f"{node['job']['id']}-node0-rank*.json"))
+    assert [json.loads(r.read_text())["job"]["rank"] for r in ranks] == [0, 1]
+    assert all(json.loads(r.read_text())["command"] == ["python", "train_ddp.py"]
+               for r in ranks)
+    for record in (nodes[-1], *ranks):
+        assert run_cli("verify", "-C", ddp_project, "--run", record).returncode == 0
 
 
 def test_a_zstd_image_is_refused_before_umoci_runs(ddp_project: Path, tmp_path: Path) -> None:

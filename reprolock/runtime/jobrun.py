@@ -33,6 +33,7 @@ from typing import Any
 EXIT_USAGE = 2
 EXIT_DRIFT = 3
 RECORDS_SUBDIR = ".reprolock-runs"
+DEFAULT_REPORT = "/tmp/reprolock-check.json"
 MAX_JOB_JSON = 1 << 20
 #: the engine's variable that numbers this node (Slurm, indexed Kubernetes Job, torchrun)
 RANK_VARIABLES = ("SLURM_NODEID", "JOB_COMPLETION_INDEX", "NODE_RANK")
@@ -120,12 +121,24 @@ def written(outputs: str, before: dict[str, tuple[int, int]]) -> list[dict[str, 
 
 def command_argv(args: argparse.Namespace, rank: int, master: str) -> list[str]:
     """The command, through torchrun when the job has more than one process: torchrun
-    starts this node's processes and gives each its RANK, LOCAL_RANK and WORLD_SIZE."""
-    if args.nodes * args.procs_per_node == 1:
+    starts this node's processes and gives each its RANK, LOCAL_RANK and WORLD_SIZE. Each
+    process is this wrapper again (``--rank-record``), which runs the command and writes
+    the process's own record, with the node's check report (never a second check)."""
+    if args.rank_record or args.nodes * args.procs_per_node == 1:
         return list(args.command)
+    rank_wrapper = [sys.executable, "-I", "-S", "-B", os.path.abspath(__file__),
+                    "--dir", args.dir, "--outputs", args.outputs, "--report", args.report,
+                    "--rank-record", "--nodes", str(args.nodes),
+                    "--procs-per-node", str(args.procs_per_node), "--"]
     return ["torchrun", f"--nnodes={args.nodes}", f"--nproc-per-node={args.procs_per_node}",
             f"--node-rank={rank}", f"--master-addr={master}",
-            f"--master-port={args.master_port}", *args.command]
+            f"--master-port={args.master_port}", "--no-python", *rank_wrapper,
+            *python_command(args.command)]
+
+
+def python_command(command: list[str]) -> list[str]:
+    """torchrun --no-python runs an executable: a script is given to the image's python."""
+    return ["python", *command] if command[0].endswith(".py") else list(command)
 
 
 def command_env(args: argparse.Namespace, rank: int, master: str) -> dict[str, str]:
@@ -159,14 +172,25 @@ def record(job: dict[str, Any], args: argparse.Namespace, report: dict[str, Any]
         "outputs": {"dir": job["outputsDir"], "files": files},
         "job": {"engine": job["engine"], "id": ident, "node": rank, "nodes": args.nodes,
                 "procsPerNode": args.procs_per_node, "host": socket.gethostname()[:253],
-                "manifestDigest": job["manifestDigest"]},
+                "manifestDigest": job["manifestDigest"], **process_rank(args)},
     }
+
+
+def process_rank(args: argparse.Namespace) -> dict[str, int]:
+    """A process's global and local rank, as torchrun set them (a --rank-record record)."""
+    if not args.rank_record:
+        return {}
+    env = os.environ
+    return {name: int(env[var]) for name, var in (("rank", "RANK"), ("localRank", "LOCAL_RANK"))
+            if env.get(var, "").isdigit()}
 
 
 def write_record(outputs: str, ident: str, rank: int, doc: dict[str, Any]) -> str:
     directory = os.path.join(outputs, RECORDS_SUBDIR)
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, f"{ident}-node{rank}.json")
+    process = doc["job"].get("rank")
+    suffix = "" if process is None else f"-rank{process}"
+    path = os.path.join(directory, f"{ident}-node{rank}{suffix}.json")
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -188,6 +212,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--procs-per-node", type=int, default=1)
     parser.add_argument("--master-port", type=int, default=29500)
     parser.add_argument("--fast", action="store_true")
+    parser.add_argument("--rank-record", action="store_true",
+                        help="one process of torchrun's: run the command with the node's "
+                        "--report, write this process's record")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command[:1] == ["--"]:
@@ -196,11 +223,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--check-only needs --report")
     if not args.check_only and (not args.command or not args.outputs):
         parser.error("--outputs and a command after -- are needed")
+    if args.rank_record and not args.report:
+        parser.error("--rank-record needs the node's --report")
+    if args.nodes * args.procs_per_node > 1 and not args.report:
+        args.report = DEFAULT_REPORT  # where this node's processes find the check's report
     return args
 
 
 def checked(args: argparse.Namespace) -> dict[str, Any]:
     """The check's report: the one an init step of this pod wrote, or a check run now."""
+    if args.rank_record and not os.path.isfile(args.report):
+        raise ValueError(f"the node's check report {args.report} is missing")
     if args.report and not args.check_only and os.path.isfile(args.report):
         with open(args.report, "rb") as handle:
             report: dict[str, Any] = json.loads(handle.read(MAX_JOB_JSON))
@@ -247,9 +280,10 @@ def main(argv: list[str] | None = None) -> int:
             job, args, report, rank=rank, ident=ident, started=started, ended=_now(),
             exit_code=EXIT_DRIFT, files=[], argv=argv_run))
         return EXIT_DRIFT
-    print(f"reprolock job: node {rank}: runtime check passed "
-          f"({report.get('seconds', 0):.2f} s); starting {' '.join(argv_run)}", file=sys.stderr,
-          flush=True)
+    if not args.rank_record:
+        print(f"reprolock job: node {rank}: runtime check passed "
+              f"({report.get('seconds', 0):.2f} s); starting {' '.join(argv_run)}",
+              file=sys.stderr, flush=True)
     before = snapshot(args.outputs)
     started = _now()
     try:
