@@ -340,13 +340,15 @@ def sign(
                                         dir_okay=False)],
     project: ProjectOpt = Path(),
 ) -> None:
-    """Sign the lock: writes reprolock.lock.json.sig (cosign verify-blob format)."""
+    """Sign the lock: writes reprolock.lock.json.sig (cosign verify-blob format) and
+    reprolock.lock.json.sigstore.json (a Sigstore bundle v0.3)."""
+    from reprolock.signing.bundle import file_bundle_path
     from reprolock.workflows.lock import sign_lock
 
     config = _load(project)
     if not config.lock_path.is_file():  # before asking for the passphrase
         raise ReprolockError(f"no lock at {config.lock_path}", hint="run 'reprolock lock' first")
-    print(f"wrote {sign_lock(config, _signer(key))}")
+    print(f"wrote {sign_lock(config, _signer(key))} and {file_bundle_path(config.lock_path)}")
 
 
 @app.command()

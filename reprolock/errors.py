@@ -96,6 +96,11 @@ class KeyFileError(ReprolockError):
     """A key file is missing, unreadable, of the wrong type, or the passphrase is wrong."""
 
 
+class SignatureFileError(ReprolockError):
+    """A signature file or Sigstore bundle that is not well-formed JSON (a broken input,
+    exit 2; one that parses but does not verify is a VerificationError, exit 1)."""
+
+
 class RunRecordError(ReprolockError):
     """A run record is missing, not JSON, or not a valid record (exit 2)."""
 

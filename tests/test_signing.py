@@ -238,5 +238,7 @@ def test_a_signed_lock_in_a_subfolder_names_its_signature_where_it_is(
                    env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["commit"] == ["locks/reprolock.lock.json",
-                                                 "locks/reprolock.lock.json.sig"]
+                                                 "locks/reprolock.lock.json.sig",
+                                                 "locks/reprolock.lock.json.sigstore.json"]
     assert (root / "locks" / "reprolock.lock.json.sig").is_file()
+    assert (root / "locks" / "reprolock.lock.json.sigstore.json").is_file()

@@ -147,7 +147,8 @@ def not_code(config: Config) -> list[str]:
     """Project files that are never code: the lock and what comes with it describe the
     environment (a relock must not change the code tree), and the run outputs directory
     is what 'reprolock run' writes (a run must not change it either)."""
-    found = [f"/{config.lockfile}", f"/{config.lockfile}.sig", *LOCK_COMPANIONS]
+    found = [f"/{config.lockfile}", f"/{config.lockfile}.sig",
+             f"/{config.lockfile}.sigstore.json", *LOCK_COMPANIONS]  # its two signatures
     outputs = config.run_outputs.strip().replace("\\", "/").strip("/")
     while outputs.startswith("./"):
         outputs = outputs[2:]

@@ -1,4 +1,5 @@
-"""The signer boundary: keys, detached signatures (cosign's blob format) and DSSE.
+"""The signer boundary: keys, detached signatures (cosign's blob format), DSSE, and
+Sigstore bundles v0.3 holding either (``bundle.py``).
 
     >>> from reprolock.signing.keys import generate_keypair, load_signer
     >>> generate_keypair(Path("release"), passphrase=b"secret")   # doctest: +SKIP

@@ -18,11 +18,22 @@ from reprolock.signing.keys import TrustedKey
 SIGNATURE_LIMIT = 4096
 
 
+def signature_file(path: Path) -> Path:
+    """Where ``path``'s detached signature is: ``reprolock.lock.json.sig``."""
+    return path.with_name(path.name + ".sig")
+
+
+def write_signature(path: Path, signature: bytes) -> Path:
+    """Write ``signature`` (DER) as ``path``'s ``.sig`` file, base64."""
+    target = signature_file(path)
+    atomic_write_text(target, base64.b64encode(signature).decode())
+    return target
+
+
 def sign_file(path: Path, signer: Signer) -> Path:
-    signature_path = path.with_name(path.name + ".sig")
-    signature = base64.b64encode(signer.sign(path.read_bytes())).decode()
-    atomic_write_text(signature_path, signature)
-    return signature_path
+    """Only the ``.sig`` file; :func:`reprolock.signing.bundle.sign_blob` writes the
+    Sigstore bundle beside it too."""
+    return write_signature(path, signer.sign(path.read_bytes()))
 
 
 def decode_signature(data: bytes | str, *, where: str) -> bytes:
@@ -55,13 +66,21 @@ def read_signature(signature_path: Path, *, signed: Path) -> bytes:
 def verify_file(path: Path, trusted: list[TrustedKey], *, signature_path: Path | None = None,
                 ) -> TrustedKey:
     """The trusted key whose signature this is; VerificationError otherwise."""
-    signature_path = signature_path or path.with_name(path.name + ".sig")
-    signature = read_signature(signature_path, signed=path)
-    data = path.read_bytes()
+    where = signature_path or signature_file(path)
+    signature = read_signature(where, signed=path)
+    return verify_bytes(signature, path.read_bytes(), trusted, signature_name=where.name,
+                        signed=path)
+
+
+def verify_bytes(signature: bytes, data: bytes, trusted: list[TrustedKey], *,
+                 signature_name: str, signed: Path) -> TrustedKey:
+    """The trusted key whose DER ECDSA ``signature`` is over ``data`` (the bytes of
+    ``signed``); VerificationError naming ``signature_name`` otherwise. The one check of
+    a detached signature, whichever file (``.sig`` or bundle) held it."""
     for key in trusted:
         if key.verifies(signature, data):
             return key
     raise VerificationError(
-        f"{signature_path.name} is not a valid signature of {path.name} by a trusted key "
+        f"{signature_name} is not a valid signature of {signed.name} by a trusted key "
         f"({', '.join(k.path.name for k in trusted)})",
-        hint=f"{path.name} changed after it was signed, or it was signed with another key")
+        hint=f"{signed.name} changed after it was signed, or it was signed with another key")

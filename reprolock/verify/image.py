@@ -468,20 +468,26 @@ def _kind(member: tarfile.TarInfo) -> str:
 
 def _provenance(config: Config, image: ResolvedImage, key: Path,
                 attestation: Path | None) -> str:
-    from reprolock.signing.dsse import check_subjects, read_envelope, verify_envelope
+    """The build's DSSE file and its Sigstore bundle (each one present) are signed and
+    name this image and lock."""
+    from reprolock.signing.bundle import verify_envelope_files
+    from reprolock.signing.dsse import check_subjects, read_envelope
     from reprolock.signing.keys import load_trusted
 
-    path = attestation or config.root / ".reprolock" / "build.dsse.json"
-    envelope = read_envelope(path, hint="build with --sign-key, or pass --attestation FILE")
-    verified = verify_envelope(envelope, load_trusted(key))
-    if image.manifest_digest is None:
+    if image.manifest_digest is None:  # before any file: no attestation can name it
         raise VerificationError("the image source keeps no manifest digest (a Docker Engine "
                                  "image), so the attestation cannot name it",
                                  hint="verify the oci:, oci-archive: or registry: output")
-    check_subjects(verified.statement(), {"image": image.manifest_digest,
-                                          config.lockfile: "sha256:" +
-                                          sha256_file(config.lock_path)})
-    return f"signed by {verified.key.path.name}; the attestation names this image and lock"
+    expected = {"image": image.manifest_digest,
+                config.lockfile: "sha256:" + sha256_file(config.lock_path)}
+    path = attestation or config.root / ".reprolock" / "build.dsse.json"
+    checked = verify_envelope_files(
+        path, load_trusted(key),
+        read=lambda p: read_envelope(p, hint="build with --sign-key, or pass --attestation "
+                                     "FILE"),
+        check=lambda _name, verified: check_subjects(verified.statement(), expected))
+    return (f"signed by {checked.envelope.key.path.name}; the attestation names this image "
+            f"and lock ({checked.describe()})")
 
 
 # environment_config_digest is re-exported for 'reprolock run' until it imports it from

@@ -18,6 +18,7 @@ from reprolock.verify.diff import layer_changes
 from reprolock.verify.report import Check, Report, attempt
 
 if TYPE_CHECKING:
+    from reprolock.signing.dsse import VerifiedEnvelope
     from reprolock.signing.keys import TrustedKey
 
 RELOCK = "run 'reprolock lock' and commit the lock"
@@ -72,10 +73,12 @@ def _trusted(config: Config, key: Path | None) -> list[TrustedKey] | None:
 
 
 def _signature(config: Config, trusted: list[TrustedKey]) -> str:
-    from reprolock.signing.blob import verify_file
+    """The lock's ``.sig`` and its Sigstore bundle: each one present must verify."""
+    from reprolock.signing.bundle import verify_signed_file
 
-    key = verify_file(config.lock_path, trusted)
-    return f"signed by {key.path.name} (key id {key.key_id[:16]}…)"
+    checked = verify_signed_file(config.lock_path, trusted)
+    key = checked.key
+    return f"signed by {key.path.name} (key id {key.key_id[:16]}…; {checked.describe()})"
 
 
 def _sbom(config: Config, lock: Lock) -> str:
@@ -199,11 +202,23 @@ def _options(lock: Lock) -> Any:
 # -- provenance ---------------------------------------------------------------------------
 
 def _provenance(config: Config, lock: Lock, path: Path, trusted: list[TrustedKey]) -> str:
-    from reprolock.signing.dsse import check_subjects, read_envelope, verify_envelope
+    """The DSSE file and its Sigstore bundle (each one present) are signed provenance of
+    this lock and its inputs."""
+    from reprolock.signing.bundle import verify_envelope_files
+    from reprolock.signing.dsse import read_envelope
 
-    envelope = read_envelope(path, hint="pass the .reprolock/build.dsse.json that "
-                             "'reprolock build --sign-key' wrote")
-    verified = verify_envelope(envelope, trusted)
+    checked = verify_envelope_files(
+        path, trusted, check=lambda _name, verified: _of_this_lock(config, lock, verified),
+        read=lambda p: read_envelope(p, hint="pass the .reprolock/build.dsse.json that "
+                                     "'reprolock build --sign-key' wrote"))
+    return (f"signed by {checked.envelope.key.path.name}; image "
+            f"sha256:{checked.result.get('image', '?')} built from this lock "
+            f"({checked.describe()})")
+
+
+def _of_this_lock(config: Config, lock: Lock, verified: VerifiedEnvelope) -> dict[str, str]:
+    from reprolock.signing.dsse import check_subjects
+
     statement = verified.statement()
     found = check_subjects(statement,
                            {config.lockfile: "sha256:" + sha256_file(config.lock_path)})
@@ -213,8 +228,7 @@ def _provenance(config: Config, lock: Lock, path: Path, trusted: list[TrustedKey
         shown = repr(recorded) if len(repr(recorded)) <= 80 else repr(recorded)[:77] + "..."
         raise VerificationError(f"the attestation was made for other inputs ({shown}, not "
                                 f"{lock.inputs_digest})")
-    return (f"signed by {verified.key.path.name}; image sha256:{found.get('image', '?')} "
-            "built from this lock")
+    return found
 
 
 def _field(doc: Any, *keys: str) -> Any:

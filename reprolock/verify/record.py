@@ -110,32 +110,44 @@ def _code(config: Config, record: Mapping[str, Any], allow: bool) -> Check:
 
 
 def _signature(path: Path, record: Mapping[str, Any], trusted: list[Any]) -> str:
-    from reprolock.signing.dsse import STATEMENT_V1, verify_envelope
+    """RECORD.sigstore.json and RECORD.dsse.json, each one present, sign this record."""
+    from reprolock.signing.bundle import envelope_bundle_path, present, verify_envelope_files
 
     where = envelope_path(path)
-    if not where.exists():
-        raise VerificationError(f"{path.name} is not signed (no {where.name})",
+    if not present(where) and not present(envelope_bundle_path(where)):
+        raise VerificationError(f"{path.name} is not signed (no {where.name} or "
+                                f"{envelope_bundle_path(where).name})",
                                 hint="run with --sign-key to sign run records")
     # a malformed envelope is a broken input (exit 2), not a signature that failed
-    envelope = read_json(where, error=RunRecordError,
-                         hint="the envelope is corrupt; use the one 'reprolock run "
-                         "--sign-key' wrote, or run again")
-    verified = verify_envelope(envelope, trusted)
+    checked = verify_envelope_files(
+        where, trusted,
+        read=lambda p: read_json(p, error=RunRecordError, hint="the envelope is corrupt; use "
+                                 "the one 'reprolock run --sign-key' wrote, or run again"),
+        check=lambda name, verified: _signs_record(path, record, name, verified.payload))
+    key = checked.envelope.key
+    return (f"signed by {key.path.name} (key id {key.key_id[:16]}…; "
+            f"{checked.describe()})")
+
+
+def _signs_record(path: Path, record: Mapping[str, Any], signed_in: str, payload: bytes,
+                  ) -> None:
+    """The signed payload is a run statement of exactly this record."""
+    from reprolock.signing.dsse import STATEMENT_V1
+
     # the signed payload strictly too: a duplicate "predicate" would let the signature
     # cover one record while the comparison below reads another
-    statement = parse_json(verified.payload, source=f"the payload of {where.name}",
+    statement = parse_json(payload, source=f"the payload of {signed_in}",
                            error=RunRecordError, hint="the envelope is corrupt; run again")
     if statement.get("_type") != STATEMENT_V1:
-        raise VerificationError(f"the payload of {where.name} is not an in-toto Statement v1 "
+        raise VerificationError(f"the payload of {signed_in} is not an in-toto Statement v1 "
                                 f"(_type {statement.get('_type')!r})")
     if statement.get("predicateType") != RUN_PREDICATE:
-        raise VerificationError(f"{where.name} is not a reprolock run statement "
+        raise VerificationError(f"{signed_in} is not a reprolock run statement "
                                 f"(predicateType {statement.get('predicateType')!r})")
     if statement.get("predicate") != record:
-        raise VerificationError(f"{path.name} differs from the record signed in {where.name}",
+        raise VerificationError(f"{path.name} differs from the record signed in {signed_in}",
                                 hint="the record was edited after the run; trust the signed "
                                 "copy")
-    return f"signed by {verified.key.path.name} (key id {verified.key.key_id[:16]}…)"
 
 
 def _runtime(record: Mapping[str, Any]) -> Check:

@@ -88,12 +88,8 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
         with disk_space(cache, fix=cache_fix(cache)):
             referrers.append(_sbom_referrer(config, lock, result, image))
     if signer is not None:
-        envelope = _provenance(config, lock, code, image, signer)
-        path = attestation or config.root / ".reprolock" / "build.dsse.json"
-        data = (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
-        with disk_space(path, fix=f"free space on the disk that holds {path}"):
-            atomic_write_bytes(path, data)
-        progress(f"signed build provenance written to {path}")
+        data = _write_provenance(config, _provenance(config, lock, code, image, signer),
+                                 signer, attestation, progress)
         with disk_space(cache, fix=cache_fix(cache)):
             referrers.append(make_referrer(result.blobs, image, data=data,
                                            media_type=DSSE_MEDIA_TYPE,
@@ -174,6 +170,22 @@ def _sbom_referrer(config: Config, lock: Lock, result: BuildResult, image: Image
     return make_referrer(result.blobs, image, data=data,
                          media_type=FORMATS[lock.sbom.format].media_type,
                          created=iso_time(result.mtime))
+
+
+def _write_provenance(config: Config, envelope: dict[str, object], signer: Signer,
+                      attestation: Path | None, progress: Progress) -> bytes:
+    """The signed provenance as a DSSE file (returned, to attach) and a Sigstore bundle
+    beside it: ``.reprolock/build.dsse.json`` and ``.reprolock/build.sigstore.json``."""
+    from reprolock.signing.bundle import write_envelope_bundle
+
+    path = attestation or config.root / ".reprolock" / "build.dsse.json"
+    data = (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode()
+    with disk_space(path, fix=f"free space on the disk that holds {path}"):
+        atomic_write_bytes(path, data)
+        bundle = write_envelope_bundle(envelope, path, signer)
+    progress(f"signed build provenance written to {path} (and as a Sigstore bundle, "
+             f"{bundle.name})")
+    return data
 
 
 def _provenance(config: Config, lock: Lock, code: CodeSet, image: Image,

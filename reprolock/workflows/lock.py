@@ -129,7 +129,8 @@ class Locker:
             commit.append(outcome.lock.sbom.path)
         if signer is not None:
             sign_lock(self.config, signer)
-            commit.append(f"{self.config.lockfile}.sig")  # as the config names the lock
+            # as the config names the lock: the .sig and the Sigstore bundle beside it
+            commit += [f"{self.config.lockfile}.sig", f"{self.config.lockfile}.sigstore.json"]
         return dataclasses.replace(outcome, commit=tuple(commit))
 
     def _lock(self, *, upgrade: bool, upgrade_packages: tuple[str, ...],
@@ -510,12 +511,14 @@ def _warm_up(target: Target) -> None:
 
 
 def sign_lock(config: Config, signer: Signer) -> Path:
-    """Sign the lock (``reprolock.lock.json.sig``, cosign verify-blob format)."""
-    from reprolock.signing.blob import sign_file
+    """Sign the lock once, written twice: ``reprolock.lock.json.sig`` (cosign's older
+    verify-blob format, returned) and ``reprolock.lock.json.sigstore.json`` (a Sigstore
+    bundle v0.3, what cosign v3 reads)."""
+    from reprolock.signing.bundle import sign_blob
 
     if not config.lock_path.is_file():
         raise LockFileError(f"no lock at {config.lock_path}", hint="run 'reprolock lock' first")
-    return sign_file(config.lock_path, signer)
+    return sign_blob(config.lock_path, signer).signature
 
 
 def export_lock(config: Config, fmt: str, *, dest_dir: Path) -> str:

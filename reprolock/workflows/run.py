@@ -504,7 +504,9 @@ def _relative(path: Path, root: Path) -> str:
 
 def sign_record(record: Mapping[str, Any], path: Path, signer: Any) -> Path:
     """An in-toto Statement (subjects: the outputs) whose predicate is the record, in a
-    DSSE envelope written beside the record as ``RECORD.dsse.json``."""
+    DSSE envelope written beside the record as ``RECORD.dsse.json``, and in a Sigstore
+    bundle as ``RECORD.sigstore.json``."""
+    from reprolock.signing.bundle import write_envelope_bundle
     from reprolock.signing.dsse import STATEMENT_V1, sign_envelope
 
     outputs = record["outputs"]
@@ -519,6 +521,7 @@ def sign_record(record: Mapping[str, Any], path: Path, signer: Any) -> Path:
     envelope = sign_envelope(payload, signer)
     target = envelope_path(path)
     atomic_write_bytes(target, (json.dumps(envelope, indent=2, sort_keys=True) + "\n").encode())
+    write_envelope_bundle(envelope, target, signer)  # RECORD.sigstore.json
     return target
 
 
