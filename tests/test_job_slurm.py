@@ -127,6 +127,7 @@ def pushed(project: Path, registry: str) -> str:
     return ref
 
 
+@pytest.mark.docker
 def test_docker_on_the_node_runs_the_image_by_digest_checked(project: Path,
                                                              pushed: str) -> None:
     outcome = write_job_from(project, "on-docker", f"registry:{pushed}", "--runtime", "docker")
