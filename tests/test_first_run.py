@@ -91,6 +91,20 @@ def test_init_proposes_requirements_from_the_imports(tmp_path: Path) -> None:
     assert all(not r.specifier for r in reqs)
 
 
+def test_init_proposes_what_a_submodule_imports_on_its_own(tmp_path: Path) -> None:
+    """karpathy/makemore: 'from torch.utils.tensorboard import SummaryWriter' fails
+    without tensorboard, which the code never names."""
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "makemore.py").write_text("import torch\n"
+                                       "from torch.utils.tensorboard import SummaryWriter\n")
+    assert init(root, "--base", "img:1").returncode == 0
+    text = (root / "requirements.in").read_text()
+    active = {line.split("#")[0].strip() for line in text.splitlines()} - {""}
+    assert active == {"torch", "tensorboard"}
+    assert "import tensorboard (makemore.py:2)" in text
+
+
 def test_init_never_replaces_a_requirement_input(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     root.mkdir()

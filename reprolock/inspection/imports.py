@@ -149,7 +149,18 @@ def _sites_of(node: ast.Import | ast.ImportFrom, path: str, *,
         names = [node.module]
     else:
         return []
-    return [ImportSite(name.split(".")[0], path, node.lineno, optional) for name in names]
+    return [ImportSite(module, path, node.lineno, optional) for name in names
+            for module in (name.split(".")[0], *_needs(name))]
+
+
+# Submodules that import a distribution of their own, which the code never names:
+# torch.utils.tensorboard fails without tensorboard (karpathy/makemore, a first try).
+IMPORTED_BY_SUBMODULE = {"torch.utils.tensorboard": "tensorboard"}
+
+
+def _needs(name: str) -> tuple[str, ...]:
+    return tuple(needed for sub, needed in IMPORTED_BY_SUBMODULE.items()
+                 if name == sub or name.startswith(f"{sub}."))
 
 
 def _guards_imports(node: ast.Try | ast.If) -> bool:
