@@ -207,10 +207,11 @@ def _passphrase(*, confirm: bool = False) -> bytes:
     return text.encode()
 
 
-def _signer(path: Path) -> Any:
+def _signer(path: Path, passphrase: bytes | None = None) -> Any:
     from reprolock.signing.keys import load_signer
 
-    return load_signer(path, passphrase=_passphrase())
+    return load_signer(path, passphrase=passphrase if passphrase is not None
+                       else _passphrase())
 
 
 def _build_options(compression: str | None, jobs: int | None) -> Any:
@@ -384,11 +385,17 @@ def verify(
     outputs: Annotated[Path | None, typer.Option(
         "--outputs", help="With --run: where the run's outputs are now (a cluster job's "
         "volume, copied off).", file_okay=False)] = None,
+    model: Annotated[Path | None, typer.Option(
+        "--model", help="Check a signed model directory (a run's outputs) link by link: "
+        "files, model signature, run statement, image, lock, lock signature (needs --key; "
+        "--run RECORD names the run, else .reprolock/runs/ is searched).",
+        file_okay=False)] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Check the lock (valid, fresh, signed, rebuilds to its digests, SBOM), or an image
-    (--image), the running environment (--runtime), or a run record (--run)."""
+    (--image), the running environment (--runtime), a run record (--run), or a signed
+    model's chain (--model)."""
     if runtime:  # the image's checker, under the image's interpreter (not this one)
         from reprolock.verify.runtime import run_checker
 
@@ -398,7 +405,8 @@ def verify(
 
     report = verify_project(_load(project), VerifyOptions(
         key=key, attestation=attestation, rebuild=rebuild, image=image,
-        run_record=run_record, allow_code_drift=allow_code_drift, outputs=outputs),
+        run_record=run_record, allow_code_drift=allow_code_drift, outputs=outputs,
+        model=model),
         progress=_progress(not quiet and not as_json))
     if as_json:
         _emit_json(report.to_json())
@@ -455,6 +463,9 @@ def run(
     record: Annotated[Path | None, typer.Option(
         "--record", help="Where the run record goes. Default: .reprolock/runs/TIME.json",
         dir_okay=False)] = None,
+    data: Annotated[list[str] | None, typer.Option(
+        "--data", help="DIR[:/MOUNT]: mounted read-only (default /data, or /data/NAME for "
+        "several; repeatable); the record lists its files' sha256 and tree digest.")] = None,
     sign_key: SignKeyOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -463,7 +474,7 @@ def run(
     reprolock run [OPTIONS] [-- CMD ...]. A CMD replaces the image's entrypoint and CMD.
     Exits with the command's exit code; 1 when drift refused the run."""
     from reprolock._internal.cache import default_cache_dir
-    from reprolock.workflows.run import NETWORKS, RunOptions, check_gpus
+    from reprolock.workflows.run import NETWORKS, RunOptions, check_gpus, parse_data
     from reprolock.workflows.run import run as run_image
 
     command = _command_args(ctx)
@@ -473,13 +484,14 @@ def run(
     config = _load(project)
     if gpus is None:
         gpus = check_gpus(config.run_gpus, source=f"[run] gpus in {config.source_name}")
-    signer = _signer(sign_key) if sign_key else None
+    signer, model_key = _run_keys(sign_key)
     options = RunOptions(command=command, image=image, outputs=outputs,
                          network=network, gpus=gpus, warn_only=warn_only,
-                         fast=fast, record=record)
+                         fast=fast, record=record, data=parse_data(data or []))
     # with --json, stdout is for the JSON: the command's output goes to stderr
     outcome = run_image(config, options, cache_dir=default_cache_dir(),
                         progress=_progress(not quiet), signer=signer,
+                        model_key=model_key,
                         stream=sys.stderr.buffer if as_json else None)
     if as_json:
         _emit_json({"record": str(outcome.path), "envelope": str(outcome.envelope or ""),
@@ -488,6 +500,17 @@ def run(
         print(f"run record {outcome.path}" + (f" (signed: {outcome.envelope})"
                                              if outcome.envelope else ""), file=sys.stderr)
     raise typer.Exit(outcome.exit_code)
+
+
+def _run_keys(sign_key: Path | None) -> tuple[Any, Any]:
+    """The run statement's signer and the model signature's key: one passphrase asked
+    once for both."""
+    from reprolock.signing.model import ModelKey
+
+    if sign_key is None:
+        return None, None
+    passphrase = _passphrase()
+    return _signer(sign_key, passphrase), ModelKey(sign_key, passphrase)
 
 
 def _opt(flag: str, text: str, *more: str) -> Any:

@@ -88,9 +88,20 @@ class RegistryClient:
         self.session = session or requests.Session()
         self._token: str | None = None
 
-    def get(self, path: str, *, accept: str | None = None,
-            stream: bool = False) -> requests.Response:
-        url = f"{self.base}/{path}"
+    def get(self, path: str, *, accept: str | None = None, stream: bool = False,
+            missing_ok: bool = False) -> requests.Response:
+        """``path`` under the repository; with ``missing_ok`` a 404 is returned, not
+        raised (the caller asks whether something is there)."""
+        return self.get_url(f"{self.base}/{path}", path, accept=accept, stream=stream,
+                            missing_ok=missing_ok)
+
+    def get_url(self, url: str, path: str, *, accept: str | None = None,
+                stream: bool = False, missing_ok: bool = False) -> requests.Response:
+        """Any URL of this registry (a ``Link`` header's next page); ``path`` names it.
+        Never another host's: the request carries this registry's token."""
+        if not url.startswith(f"{self.ref.scheme}://{self.ref.host}/v2/"):
+            raise ImageSourceError(f"registry {self.ref.host} sent a link to {url[:100]!r}, "
+                                   "off this registry", hint="the registry is misbehaving")
         headers = {"Accept": accept} if accept else {}
         for attempt in range(_RETRIES):
             response = self._send(url, headers, stream)
@@ -100,6 +111,9 @@ class RegistryClient:
             if response.status_code < 500 or attempt == _RETRIES - 1:
                 break
             time.sleep(0.25 * 2**attempt)
+        if missing_ok and response.status_code == 404:
+            response.close()
+            return response
         self._raise_for(response, path)
         return response
 
@@ -133,9 +147,21 @@ class RegistryClient:
         raise ImageSourceError(f"registry error for {what}: HTTP {status}",
                                hint="try again later")
 
-    def manifest(self, reference: str) -> tuple[bytes, str, str]:
-        response = self.get(f"manifests/{reference}", accept=_ACCEPT, stream=True)
-        data = self._document(response, f"manifest {reference}")
+    def manifest(self, reference: str, *, limit: int = MAX_DOCUMENT
+                 ) -> tuple[bytes, str, str]:
+        found = self.optional_manifest(reference, limit=limit, missing_ok=False)
+        assert found is not None
+        return found
+
+    def optional_manifest(self, reference: str, *, limit: int = MAX_DOCUMENT,
+                          missing_ok: bool = True) -> tuple[bytes, str, str] | None:
+        """(bytes, media type, digest) of a manifest or index, at most ``limit`` bytes and
+        checked against a digest reference; None if the registry has none there."""
+        response = self.get(f"manifests/{reference}", accept=_ACCEPT, stream=True,
+                            missing_ok=missing_ok)
+        if response.status_code == 404:
+            return None
+        data = self.document(response, f"manifest {reference}", limit=limit)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
             raise ImageSourceError(f"registry {self.ref.host} sent a manifest whose digest "
@@ -146,22 +172,24 @@ class RegistryClient:
     def blob(self, digest: str) -> bytes:
         """A small blob (a config), read whole and checked against its digest."""
         check_digest(digest, where=f"blob of {self.ref}")
-        data = self._document(self.get(f"blobs/{digest}", stream=True), f"blob {digest}")
+        data = self.document(self.get(f"blobs/{digest}", stream=True), f"blob {digest}")
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise ImageSourceError(
                 f"registry {self.ref.host} sent blob {digest} with other content")
         return data
 
 
-    def _document(self, response: requests.Response, what: str) -> bytes:
-        """At most MAX_DOCUMENT bytes: a registry may send anything for a manifest."""
+    def document(self, response: requests.Response, what: str, *,
+                 limit: int = MAX_DOCUMENT) -> bytes:
+        """The body of ``response``, at most ``limit`` bytes (then an ImageSourceError):
+        a registry may send anything for a manifest."""
         data = bytearray()
         try:
             for chunk in response.iter_content(1 << 16):
                 data += chunk
-                if len(data) > MAX_DOCUMENT:
+                if len(data) > limit:
                     raise ImageSourceError(
-                        f"registry {self.ref.host} sent more than {MAX_DOCUMENT} bytes for "
+                        f"registry {self.ref.host} sent more than {limit} bytes for "
                         f"{what} of {self.ref}: not a manifest or config",
                         hint="check the image reference; the registry may be misbehaving")
         except requests.RequestException as exc:

@@ -2,6 +2,7 @@
 
 Blobs the registry has are skipped (HEAD); small ones go up in one PUT, large ones in
 chunks (PATCH); the manifest last, and the digest the registry reports must be ours.
+The artifacts that refer to the image follow it (:mod:`reprolock.output.registry_referrers`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from urllib.parse import urljoin
 import requests
 
 from reprolock.errors import PushError
-from reprolock.image.registry import RegistryRef, bearer_token
+from reprolock.image.registry import RegistryClient, RegistryRef, bearer_token
 from reprolock.oci.blobstore import BlobStore
-from reprolock.oci.canonical import canonical_json
-from reprolock.oci.media import OCI_INDEX, OCI_MANIFEST
+from reprolock.oci.media import OCI_MANIFEST
 from reprolock.oci.model import Image
 from reprolock.output.interface import Output, Progress, Written
 from reprolock.output.layout_writer import image_blobs
 from reprolock.output.referrers import Referrer
+from reprolock.output.registry_referrers import push_referrers
 
 MONOLITHIC_LIMIT = 8 << 20
 CHUNK = 8 << 20
@@ -37,6 +38,7 @@ class RegistryOutput(Output):
         self.monolithic_limit = monolithic_limit
         self.chunk = chunk
         self._token: str | None = None
+        self.reader = RegistryClient(ref, session=self.session)  # what is there already
         self.skipped = 0
         self.uploaded = 0
 
@@ -44,55 +46,40 @@ class RegistryOutput(Output):
               progress: Progress, referrers: Sequence[Referrer] = ()) -> Written:
         tag = self.ref.tag or tag or self.default_tag
         for digest in image_blobs(image)[:-1]:  # the manifest is PUT by tag, last
-            self._push_blob(blobs, digest, progress)
+            self.push_blob(blobs, digest, progress)
         manifest = blobs.read(image.manifest_digest)
-        response = self._request("PUT", f"{self.base}/manifests/{tag}", data=manifest,
+        response = self.request("PUT", f"{self.base}/manifests/{tag}", data=manifest,
                                  headers={"Content-Type": OCI_MANIFEST}, expect=(201,))
         pushed = response.headers.get("Docker-Content-Digest")
         if pushed and pushed != image.manifest_digest:
             raise PushError(f"registry {self.ref.host} stored the manifest as {pushed}, "
                             f"not {image.manifest_digest}",
                             hint="the registry rewrote the manifest; use another registry")
+        attached = ""
         if referrers:
-            self._push_referrers(image, blobs, referrers, progress)
+            attached = f"; {len(referrers)} artifacts attached, found through " + \
+                push_referrers(self, image, blobs, referrers, progress)
         progress(f"pushed {self.ref.host}/{self.ref.repository}:{tag} "
-                 f"({self.uploaded} blobs uploaded, {self.skipped} already there)")
+                 f"({self.uploaded} blobs uploaded, {self.skipped} already there{attached})")
         return Written(f"{self.ref.host}/{self.ref.repository}:{tag}", image.manifest_digest)
 
-    def _push_referrers(self, image: Image, blobs: BlobStore, referrers: Sequence[Referrer],
-                        progress: Progress) -> None:
-        """Each artifact by digest, and the OCI 1.1 fallback for registries without the
-        referrers API: an index of them at tag sha256-<subject hex>."""
-        for ref in referrers:
-            for digest in ref.blobs[:-1]:
-                self._push_blob(blobs, digest, progress)
-            self._request("PUT", f"{self.base}/manifests/{ref.manifest_digest}",
-                          data=blobs.read(ref.manifest_digest),
-                          headers={"Content-Type": OCI_MANIFEST}, expect=(201,))
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
-                 "manifests": [r.descriptor() for r in referrers]}
-        fallback = "sha256-" + image.manifest_digest.removeprefix("sha256:")
-        self._request("PUT", f"{self.base}/manifests/{fallback}",
-                      data=canonical_json(index),
-                      headers={"Content-Type": OCI_INDEX}, expect=(201,))
-
-    def _push_blob(self, blobs: BlobStore, digest: str, progress: Progress) -> None:
-        head = self._request("HEAD", f"{self.base}/blobs/{digest}", expect=(200, 404))
+    def push_blob(self, blobs: BlobStore, digest: str, progress: Progress) -> None:
+        head = self.request("HEAD", f"{self.base}/blobs/{digest}", expect=(200, 404))
         if head.status_code == 200:
             self.skipped += 1
             return
         path = blobs.path(digest)
         size = path.stat().st_size
-        start = self._request("POST", f"{self.base}/blobs/uploads/", expect=(202,))
+        start = self.request("POST", f"{self.base}/blobs/uploads/", expect=(202,))
         location = self._location(start)
         with open(path, "rb") as handle:
             if size <= self.monolithic_limit:
-                self._request("PUT", _with_digest(location, digest), data=handle.read(),
+                self.request("PUT", _with_digest(location, digest), data=handle.read(),
                               headers={"Content-Type": "application/octet-stream"},
                               expect=(201,))
             else:
                 location = self._chunks(location, handle, size, progress, digest)
-                self._request("PUT", _with_digest(location, digest), expect=(201,))
+                self.request("PUT", _with_digest(location, digest), expect=(201,))
         self.uploaded += 1
 
     def _chunks(self, location: str, handle: IO[bytes], size: int, progress: Progress,
@@ -100,7 +87,7 @@ class RegistryOutput(Output):
         offset = 0
         for chunk in _read_chunks(handle, self.chunk):
             end = offset + len(chunk) - 1
-            response = self._request(
+            response = self.request(
                 "PATCH", location, data=chunk, expect=(202,),
                 headers={"Content-Type": "application/octet-stream",
                          "Content-Range": f"{offset}-{end}", "Content-Length": str(len(chunk))})
@@ -115,7 +102,7 @@ class RegistryOutput(Output):
             raise PushError(f"registry {self.ref.host} gave no upload location")
         return urljoin(response.url, location)
 
-    def _request(self, method: str, url: str, *, expect: tuple[int, ...],
+    def request(self, method: str, url: str, *, expect: tuple[int, ...],
                  data: bytes | None = None, headers: dict[str, str] | None = None,
                  ) -> requests.Response:
         for attempt in range(_RETRIES):

@@ -44,7 +44,10 @@ from reprolock.verify.lockchecks import _signature, _trusted, lock_checks
 from reprolock.verify.report import Check, Report, attempt
 
 if TYPE_CHECKING:
+    from reprolock.image.registry_referrers import Attestation, Found
     from reprolock.inspection.codeset import CodeFile
+    from reprolock.signing.dsse import VerifiedEnvelope
+    from reprolock.signing.keys import TrustedKey
 
 REBUILD = "rebuild the image: 'reprolock build --output …'"
 #: What the files reprolock embeds under /.reprolock may weigh together (the lock is
@@ -74,7 +77,7 @@ def verify_image(config: Config, reference: str, *, key: Path | None,
                _code(config, lock, image, code, allow_code_drift)]
     if key is not None:
         checks.append(attempt("provenance", lambda: _provenance(config, image, key,
-                                                                attestation)))
+                                                                attestation, source)))
     return Report(tuple(checks))
 
 
@@ -467,11 +470,12 @@ def _kind(member: tarfile.TarInfo) -> str:
 
 
 def _provenance(config: Config, image: ResolvedImage, key: Path,
-                attestation: Path | None) -> str:
-    """The build's DSSE file and its Sigstore bundle (each one present) are signed and
-    name this image and lock."""
-    from reprolock.signing.bundle import verify_envelope_files
-    from reprolock.signing.dsse import check_subjects, read_envelope
+                attestation: Path | None, source: ImageSource) -> str:
+    """The build's signed provenance names this image and lock: for an image in a
+    registry, the one attached to it there (the local file when the registry has none);
+    otherwise the DSSE file and its Sigstore bundle (each one present)."""
+    from reprolock.image.registry import RegistrySource
+    from reprolock.image.registry_referrers import find_attestations
     from reprolock.signing.keys import load_trusted
 
     if image.manifest_digest is None:  # before any file: no attestation can name it
@@ -481,13 +485,100 @@ def _provenance(config: Config, image: ResolvedImage, key: Path,
     expected = {"image": image.manifest_digest,
                 config.lockfile: "sha256:" + sha256_file(config.lock_path)}
     path = attestation or config.root / ".reprolock" / "build.dsse.json"
+    trusted = load_trusted(key)
+    if attestation is None and isinstance(source, RegistrySource):
+        found = find_attestations(source.client, image.manifest_digest)
+        if found.attestations:
+            return _registry_provenance(found, image.manifest_digest, expected, trusted)
+        if not path.is_file():
+            raise VerificationError(
+                f"no signed build provenance of {image.manifest_digest} in {source.ref} "
+                f"(looked at {', '.join(found.looked)}) nor at {path}",
+                hint="build with --sign-key and --output registry:… (attaches it), or pass "
+                "--attestation FILE")
+    return _file_provenance(path, expected, trusted)
+
+
+def _file_provenance(path: Path, expected: Mapping[str, str],
+                     trusted: list[TrustedKey]) -> str:
+    from reprolock.signing.bundle import verify_envelope_files
+    from reprolock.signing.dsse import check_subjects, read_envelope
+
     checked = verify_envelope_files(
-        path, load_trusted(key),
+        path, trusted,
         read=lambda p: read_envelope(p, hint="build with --sign-key, or pass --attestation "
                                      "FILE"),
         check=lambda _name, verified: check_subjects(verified.statement(), expected))
     return (f"signed by {checked.envelope.key.path.name}; the attestation names this image "
             f"and lock ({checked.describe()})")
+
+
+def _registry_provenance(found: Found, digest: str, expected: Mapping[str, str],
+                         trusted: list[TrustedKey]) -> str:
+    """Every attestation of the image that claims a trusted key (its keyid) must verify;
+    those that are build provenance must name this image and lock, and one must."""
+    from reprolock.signing.provenance import SLSA_PROVENANCE
+
+    names: list[str] = []
+    signer = ""
+    for item in found.attestations:
+        where = ", ".join(item.where)
+        other = next((s for s in item.subjects if s != digest), None)
+        if other is not None:
+            raise VerificationError(f"{item.where[0]} is attached to {digest} but refers to "
+                                    f"{other}", hint="the registry's referrers of the image "
+                                    "were tampered with; push the image and its provenance "
+                                    "again ('reprolock build --sign-key … --output registry:…')")
+        verified = _trusted_envelope(item, trusted, where)
+        if verified is None:
+            continue
+        statement = verified.statement()
+        if statement.get("predicateType") != SLSA_PROVENANCE:
+            continue  # a run's statement, say: signed, but not the build's provenance
+        _names(where, statement, expected)
+        names.append(where)
+        signer = verified.key.path.name
+    if not names:
+        raise VerificationError(
+            f"none of the {len(found.attestations)} attestations of {digest} in the registry "
+            f"(looked at {', '.join(found.looked)}) is build provenance signed by a trusted "
+            "key", hint="build with --sign-key and the key you pass to --key, or pass "
+            "--attestation FILE")
+    return (f"signed by {signer}; the build provenance attached in the registry names this "
+            f"image and lock ({'; '.join(names)})")
+
+
+def _trusted_envelope(item: Attestation, trusted: list[TrustedKey],
+                      where: str) -> VerifiedEnvelope | None:
+    """The envelope, verified, if it claims a trusted key's id (then it must verify) or
+    none (then it counts if it verifies: cosign writes no keyid); None if it is another
+    signer's, which the registry may hold as well."""
+    from reprolock._internal.jsonio import parse_json
+    from reprolock.signing.dsse import verify_envelope
+
+    envelope = parse_json(item.envelope, source=where, error=VerificationError,
+                          hint="the attestation in the registry was changed after signing")
+    signatures = envelope.get("signatures")
+    ids = {str(s.get("keyid") or "") for s in signatures if isinstance(s, dict)} \
+        if isinstance(signatures, list) else set()
+    claims = bool(ids & {k.key_id for k in trusted})
+    if not claims and ids and "" not in ids:
+        return None
+    try:
+        return verify_envelope(envelope, trusted)
+    except VerificationError as exc:
+        if not claims:
+            return None
+        raise VerificationError(f"{where}: {exc.message}", hint=exc.hint) from None
+
+
+def _names(where: str, statement: Mapping[str, Any], expected: Mapping[str, str]) -> None:
+    from reprolock.signing.dsse import check_subjects
+
+    try:
+        check_subjects(statement, expected)
+    except VerificationError as exc:
+        raise VerificationError(f"{where}: {exc.message}", hint=exc.hint) from None
 
 
 # environment_config_digest is re-exported for 'reprolock run' until it imports it from

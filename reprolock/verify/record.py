@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reprolock._internal.files import sha256_file
+from reprolock._internal.files import sha256_bytes, sha256_file
 from reprolock._internal.jsonio import parse_json, read_json
 from reprolock.config import Config
-from reprolock.errors import RunRecordError, VerificationError
+from reprolock.errors import RunRecordError, UsageError, VerificationError
 from reprolock.schemas import validate
 from reprolock.verify.report import Check, Report, attempt
 
@@ -21,6 +23,57 @@ RECORD_HINT = ("the record is corrupt or was edited; use the signed copy (RECORD
 RUN_PREDICATE = "https://reprolock.dev/run/v1"
 #: how a cluster job's record names outputs on a Kubernetes PersistentVolumeClaim
 CLAIM_PREFIX = "pvc:"
+
+
+#: a data directory of more files is refused: its listing would outgrow the record
+DATA_FILE_LIMIT = 100_000
+
+
+def data_tree(directory: Path, *, limit: int = DATA_FILE_LIMIT) -> list[dict[str, Any]]:
+    """Every file under ``directory`` with its size and sha256, and every symbolic link
+    with its target (not followed: its target is listed in its own right), sorted by
+    path. A link that leads out of the directory, or an absolute one (it would point
+    elsewhere inside the container), is refused; so is a tree of more than ``limit``."""
+    root = directory.resolve()
+    found: list[dict[str, Any]] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_raise):
+        for name in sorted([*filenames, *(d for d in dirnames
+                                          if Path(dirpath, d).is_symlink())]):
+            if len(found) >= limit:
+                raise UsageError(f"the data directory {directory} holds more than {limit} "
+                                 "files, the most a run record lists",
+                                 hint="pack the data into fewer files (shards, an archive)")
+            found.append(_data_entry(root, Path(dirpath, name), directory))
+    return sorted(found, key=lambda e: str(e["path"]))
+
+
+def _raise(exc: OSError) -> None:
+    raise UsageError(f"cannot list the data directory {exc.filename}: {exc.strerror}",
+                     hint="make it readable, or leave it out of --data")
+
+
+def _data_entry(root: Path, path: Path, shown: Path) -> dict[str, Any]:
+    rel = path.relative_to(root).as_posix()
+    if path.is_symlink():
+        target = os.readlink(path)
+        inside = (path.parent / target).resolve().is_relative_to(root)
+        if os.path.isabs(target) or not inside:
+            raise UsageError(f"{shown}/{rel} is a symbolic link to {target}, outside the data "
+                             "directory: the run cannot see it there, and the record could "
+                             "not vouch for it", hint="copy the file into the directory, or "
+                             "make the link relative and inside it")
+        return {"path": rel, "symlink": target}
+    try:
+        return {"path": rel, "size": path.stat().st_size, "sha256": sha256_file(path)}
+    except OSError as exc:
+        raise UsageError(f"cannot read {shown}/{rel}: {exc.strerror or exc}",
+                         hint="make it readable, or leave it out of --data") from None
+
+
+def tree_digest(files: list[dict[str, Any]]) -> str:
+    """One digest of a listing: sha256 of its canonical JSON (sorted, no spaces)."""
+    text = json.dumps(files, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + sha256_bytes(text.encode())
 
 
 def envelope_path(record: Path) -> Path:
@@ -69,6 +122,7 @@ def verify_record(config: Config, path: Path, *, key: Path | None,
     checks.append(_runtime(record))
     checks.append(_exit(record))
     checks.append(_outputs(config, record, outputs))
+    checks += [_data(config, item) for item in record.get("data", [])]
     return Report(tuple(checks))
 
 
@@ -191,3 +245,29 @@ def _outputs(config: Config, record: Mapping[str, Any], where: Path | None) -> C
                      fix="restore the outputs the run wrote, or run again")
     return Check("outputs", True, f"{len(outputs['files'])} output files have the recorded "
                  "sha256")
+
+
+def _data(config: Config, item: Mapping[str, Any]) -> Check:
+    """The data the run read still hashes as recorded, when its directory is here."""
+    shown = item["dir"]
+    where = Path(shown) if Path(shown).is_absolute() else config.root / shown
+    name = f"data {item['mount']}"
+    if not where.is_dir():
+        return Check(name, True, f"not checked: the data directory {shown} is not here "
+                     "(the record names its tree digest "
+                     f"{item['treeDigest'][:19]}…)", unproven=True)
+    try:
+        now = {e["path"]: e for e in data_tree(where)}
+    except UsageError as exc:
+        return Check(name, False, f"{shown} cannot be compared: {exc.message}", fix=exc.hint)
+    then = {e["path"]: e for e in item["files"]}
+    differences = [f"{shown}/{p} is missing" for p in then if p not in now]
+    differences += [f"{shown}/{p} is new" for p in now if p not in then]
+    differences += [f"{shown}/{p} changed since the run" for p in then
+                    if p in now and now[p] != then[p]]
+    if differences:
+        return Check(name, False, f"{len(differences)} difference(s) from the data the run "
+                     "read", tuple(sorted(differences)[:50]), fix="restore the data the run "
+                     "read, or verify where it is kept")
+    return Check(name, True, f"{len(then)} files of {shown} have the recorded sha256 "
+                 f"(tree {item['treeDigest'][:19]}…)")

@@ -26,11 +26,13 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import posixpath
+import re
 import shlex
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -56,12 +58,14 @@ from reprolock.lock.io import read_lock_bytes
 from reprolock.lock.model import Lock
 from reprolock.oci.contract import env_pairs, environment_config_digest, locked_env, venv_prefix
 from reprolock.runtime.embed import checker_source, code_listing, runtime_record
-from reprolock.verify.record import RUN_PREDICATE, envelope_path
+from reprolock.signing.model import ModelKey
+from reprolock.verify.record import RUN_PREDICATE, data_tree, envelope_path, tree_digest
 
 RECORD_VERSION = 1
 CHECK_DIR = "/.reprolock-run"  # where the host's checker and expectations are mounted
 OUTPUTS_IN_CONTAINER = "/outputs"
 OUTPUTS_ENV = "REPROLOCK_OUTPUTS"
+MODEL_FORMAT = "https://model_signing/signature/v1.0"  # the library's predicateType
 NETWORKS = ("none", "bridge", "host")  # --network: the container's, none by default
 Progress = Callable[[str], None]
 
@@ -77,6 +81,65 @@ class RunOptions:
     fast: bool = False
     record: Path | None = None  # None: .reprolock/runs/<start time>.json
     env: Mapping[str, str] = field(default_factory=dict)
+    data: tuple[DataMount, ...] = ()  # --data: mounted read-only, recorded by tree digest
+
+
+@dataclass(frozen=True)
+class DataMount:
+    host: Path
+    mount: str
+
+
+DATA_MOUNT = "/data"
+_MOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def parse_data(values: Sequence[str]) -> tuple[DataMount, ...]:
+    """``--data DIR[:/MOUNT]``: one directory defaults to /data, several to /data/NAME
+    (the directory's name). Mount points are absolute, normal, distinct, and clear of
+    /outputs and the checker's directory; a bad one is a usage error (exit 2)."""
+    mounts = []
+    for value in values:
+        split = value.rfind(":/")
+        host, mount = (value[:split], value[split + 1:]) if split > 0 else (value, None)
+        path = Path(host)
+        if not path.is_dir():
+            raise UsageError(f"--data {value!r}: {host} is not a directory",
+                             hint="pass an existing directory: --data DIR[:/MOUNT]")
+        if mount is None:
+            mount = DATA_MOUNT if len(values) == 1 else f"{DATA_MOUNT}/{_name(path, value)}"
+        mounts.append(DataMount(path.resolve(), _mount(mount, value)))
+    _distinct([m.mount for m in mounts])
+    return tuple(mounts)
+
+
+def _name(path: Path, value: str) -> str:
+    name = path.resolve().name
+    if not _MOUNT_NAME.fullmatch(name):
+        raise UsageError(f"--data {value!r}: the directory's name {name!r} cannot name a "
+                         "mount point", hint="give one: --data DIR:/data/NAME")
+    return name
+
+
+def _mount(mount: str, value: str) -> str:
+    parts = mount.split("/")[1:]
+    if (posixpath.normpath(mount) != mount or not parts or parts == [""]
+            or not all(_MOUNT_NAME.fullmatch(p) for p in parts)):
+        raise UsageError(f"--data {value!r}: {mount!r} is not a mount point reprolock takes",
+                         hint="an absolute path of plain names, such as /data or "
+                         "/data/train (no '..', no trailing '/')")
+    return mount
+
+
+def _distinct(mounts: list[str]) -> None:
+    taken = [OUTPUTS_IN_CONTAINER, CHECK_DIR]
+    for mount in mounts:
+        for other in taken:
+            if mount == other or (mount + "/").startswith(other + "/") or \
+                    (other + "/").startswith(mount + "/"):
+                raise UsageError(f"--data mount point {mount} overlaps {other}",
+                                 hint="give each --data its own mount point: DIR:/MOUNT")
+        taken.append(mount)
 
 
 @dataclass(frozen=True)
@@ -271,7 +334,8 @@ def code_layer_check(config: Config, lock: Lock, lock_bytes: bytes, code: CodeSe
 
 class Runner:
     def __init__(self, config: Config, options: RunOptions, *, progress: Progress,
-                 stream: IO[bytes] | None = None) -> None:
+                 stream: IO[bytes] | None = None, model_key: ModelKey | None = None) -> None:
+        self.model_key = model_key
         self.config = config
         self.options = options
         self.progress = progress
@@ -304,6 +368,7 @@ class Runner:
             refuse_without_command(config, image)
         outputs = (options.outputs or config.root / config.run_outputs).resolve()
         outputs.mkdir(parents=True, exist_ok=True)
+        self.data = self._data()  # before any container: a refused dir costs nothing
         self.progress("reading the image configuration")
         image_conf = image_config(image, cache_dir=cache_dir)
         self.determinism = determinism_env({**env_pairs(image_conf), **options.env})
@@ -332,7 +397,7 @@ class Runner:
                               started, ended, exit_code)
         path = options.record or (config.root / ".reprolock" / "runs" /
                                   f"{started.strftime('%Y%m%dT%H%M%S%fZ')}.json")
-        atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+        self._write(record, path, outputs)
         unreadable = [f"{f['path']} ({f['unreadable']})" for f in written if "unreadable" in f]
         if unreadable:
             print(f"error: {len(unreadable)} output file(s) could not be read, so the record "
@@ -340,6 +405,29 @@ class Runner:
                   file=sys.stderr)
             exit_code = exit_code or EXIT_ERROR
         return RunOutcome(record, path, None, exit_code, check)
+
+    def _data(self) -> list[dict[str, Any]]:
+        found = []
+        for item in self.options.data:
+            self.progress(f"hashing the data in {item.host} (mounted read-only at "
+                          f"{item.mount})")
+            files = data_tree(item.host)
+            found.append({"dir": _relative(item.host, self.config.root), "mount": item.mount,
+                          "treeDigest": tree_digest(files), "files": files})
+        return found
+
+    def _write(self, record: dict[str, Any], path: Path, outputs: Path) -> None:
+        """The record, with the model signature's manifest digest when a key signs: the
+        outputs are signed first, so that the record (and the statement) can name it."""
+        if self.model_key is not None:
+            from reprolock.signing.model import sign_model
+
+            self.progress(f"signing the outputs {outputs} (OpenSSF Model Signing)")
+            signed = sign_model(outputs, self.model_key)
+            record["model"] = {"signature": _relative(signed.signature, self.config.root),
+                               "manifestDigest": signed.manifest_digest,
+                               "files": signed.files, "format": MODEL_FORMAT}
+        atomic_write_bytes(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
 
     # -- the runtime check -------------------------------------------------------------
     def _check(self, image: Any, expect: Path, lock: Lock,
@@ -387,9 +475,10 @@ class Runner:
         argv = list(self.options.command)
         self.progress(f"running {' '.join(argv) if argv else 'the image entrypoint/CMD'} "
                       f"(network {self.options.network})")
-        code, _, _ = self._container(image, argv or None, volumes={
-            str(outputs): {"bind": OUTPUTS_IN_CONTAINER, "mode": "rw"}}, capture=False,
-            entrypoint=bool(argv))
+        volumes = {str(outputs): {"bind": OUTPUTS_IN_CONTAINER, "mode": "rw"},
+                   **{str(d.host): {"bind": d.mount, "mode": "ro"} for d in self.options.data}}
+        code, _, _ = self._container(image, argv or None, volumes=volumes, capture=False,
+                                     entrypoint=bool(argv))
         return code
 
     def _container(self, image: Any, argv: list[str] | None, *,
@@ -429,6 +518,7 @@ class Runner:
                       "seconds": check["seconds"]},
             "accelerators": dict(check.get("accelerators") or {}),
             "outputs": {"dir": _relative(outputs, config.root), "files": written},
+            **({"data": self.data} if self.data else {}),
         }
 
 
@@ -513,7 +603,7 @@ def sign_record(record: Mapping[str, Any], path: Path, signer: Any) -> Path:
     statement = {
         "_type": STATEMENT_V1,
         "subject": [{"name": f"{outputs['dir']}/{f['path']}", "digest": {"sha256": f["sha256"]}}
-                    for f in outputs["files"] if "sha256" in f],
+                    for f in outputs["files"] if "sha256" in f] + _model_subject(record),
         "predicateType": RUN_PREDICATE,
         "predicate": dict(record),
     }
@@ -525,15 +615,29 @@ def sign_record(record: Mapping[str, Any], path: Path, signer: Any) -> Path:
     return target
 
 
+def _model_subject(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The signed model as a subject too: its manifest digest, as the model signature's
+    own subject names it, so that tools matching subjects find the run from the model."""
+    model = record.get("model")
+    if not model:
+        return []
+    digest = str(model["manifestDigest"]).removeprefix("sha256:")
+    return [{"name": f"model:{record['outputs']['dir']}", "digest": {"sha256": digest}}]
+
+
 def run(config: Config, options: RunOptions, *, cache_dir: Path, progress: Progress,
-        signer: Any = None, stream: IO[bytes] | None = None) -> RunOutcome:
-    outcome = Runner(config, options, progress=progress, stream=stream).run(cache_dir)
+        signer: Any = None, stream: IO[bytes] | None = None,
+        model_key: ModelKey | None = None) -> RunOutcome:
+    """With ``model_key`` (the key ``signer`` holds, as a file and passphrase), the outputs
+    are signed in the OpenSSF Model Signing format too, and the record names the model."""
+    outcome = Runner(config, options, progress=progress, stream=stream,
+                     model_key=model_key).run(cache_dir)
     if signer is None:
         return outcome
     envelope = sign_record(outcome.record, outcome.path, signer)
     return RunOutcome(outcome.record, outcome.path, envelope, outcome.exit_code, outcome.check)
 
 
-__all__ = ["DriftError", "RunOptions", "RunOutcome", "base_startup_files", "check_argv",
-           "check_gpus", "config_check", "find_image", "gpu_preflight", "run",
-           "written_files"]
+__all__ = ["DataMount", "DriftError", "RunOptions", "RunOutcome", "base_startup_files",
+           "check_argv", "check_gpus", "config_check", "find_image", "gpu_preflight",
+           "parse_data", "run", "written_files"]

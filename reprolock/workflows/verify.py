@@ -1,5 +1,6 @@
 """The verify workflow: which check runs for which question. The lock (valid, fresh,
-signed, rebuilds to its digests), an image (--image), or a run record (--run); the
+signed, rebuilds to its digests), an image (--image), a run record (--run), or a signed
+model's chain back to its run, image and lock (--model); the
 running environment (--runtime) is checked by the image's own checker, without a
 project."""
 
@@ -22,10 +23,21 @@ class VerifyOptions:
     run_record: Path | None = None
     allow_code_drift: bool = False
     outputs: Path | None = None  # with run_record: where the run's outputs are now
+    model: Path | None = None  # a signed model directory: its chain back to the lock
 
 
 def verify_project(config: Config, options: VerifyOptions, *,
                    progress: Callable[[str], None]) -> Report:
+    if options.model is not None:
+        from reprolock.errors import UsageError
+        from reprolock.verify.model import ModelOptions, verify_model_chain
+
+        if options.key is None:
+            raise UsageError("--model needs --key: every link of the chain is a signature",
+                             hint="pass --key PUBLIC_KEY (the key the run signed with)")
+        return verify_model_chain(config, ModelOptions(options.model, options.key,
+                                                       run_record=options.run_record),
+                                  progress=progress)
     if options.run_record is not None:
         from reprolock.verify.record import verify_record
 

@@ -1,0 +1,220 @@
+"""What refers to an image in a registry: its OCI 1.1 referrers and cosign's attestations.
+
+'reprolock build' pushes its signed provenance next to the image, and ``verify --image
+registry:…`` reads it back, from these places:
+
+- the referrers API, ``GET /v2/NAME/referrers/DIGEST``: an image index of the manifests
+  whose ``subject`` is DIGEST, kept by the registry (OCI distribution 1.1; a 404 means
+  the registry does not have the API);
+- the referrers tag schema, tag ``sha256-HEX``: the same index, kept by the clients that
+  push to a registry without the API (Debian's docker-registry, distribution 2.x);
+- cosign's attestation tag, ``sha256-HEX.att``: an image whose layers are DSSE envelopes
+  (what ``cosign verify-attestation``, Kyverno and sigstore's policy-controller read).
+
+    >>> found = find_attestations(RegistryClient(ref), digest)   # doctest: +SKIP
+    >>> [a.where for a in found.attestations]                     # doctest: +SKIP
+
+Everything read is bounded (an index at most :data:`REFERRERS_LIMIT` bytes a page and
+:data:`MAX_PAGES` pages, at most :data:`MAX_ATTESTATIONS` envelopes) and checked against
+its digest; whether a referrer's subject is the image is the caller's check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin
+
+from reprolock.errors import ImageSourceError
+from reprolock.image.interface import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    Descriptor,
+    check_digest,
+    index_entries,
+    load_json,
+    want,
+)
+from reprolock.image.registry import RegistryClient
+from reprolock.oci.media import DSSE_ENVELOPE
+
+#: registries refuse manifests over 4 MiB, and the fallback index is a manifest
+REFERRERS_LIMIT = 4 << 20
+MAX_PAGES = 16
+#: how many envelopes one image's attestations may hold before reading stops with an
+#: error: each is read whole (up to 16 MiB), so a registry must not make it read more
+MAX_ATTESTATIONS = 64
+_LINK_NEXT = 'rel="next"'
+
+
+def fallback_tag(digest: str) -> str:
+    """The referrers tag schema's tag of ``digest``: ``sha256-HEX``."""
+    return check_digest(digest, where="subject").replace(":", "-")
+
+
+def attestation_tag(digest: str) -> str:
+    """cosign's attestation tag of ``digest``: ``sha256-HEX.att``."""
+    return fallback_tag(digest) + ".att"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A manifest an index of referrers lists, and the artifactType it lists it with."""
+
+    descriptor: Descriptor
+    artifact_type: str | None
+
+
+@dataclass(frozen=True)
+class Referrers:
+    api: bool  # the registry answered the referrers API (else: the fallback tag)
+    where: str  # how a report names the place
+    entries: tuple[Entry, ...]
+
+
+def referrers_api(client: RegistryClient, digest: str) -> list[Entry] | None:
+    """The referrers of ``digest`` from the registry's referrers API, every page; None if
+    the registry has no such API (it answers 404)."""
+    path = f"referrers/{check_digest(digest, where='subject')}"
+    response = client.get(path, accept=OCI_INDEX, stream=True, missing_ok=True)
+    entries: list[Entry] = []
+    for page in range(MAX_PAGES):
+        if response.status_code == 404:
+            return None if page == 0 else entries
+        link = response.headers.get("Link", "")
+        what = f"referrers of {digest} (page {page + 1})"
+        data = client.document(response, what, limit=REFERRERS_LIMIT)
+        entries += index_referrers(load_json(data, what=what), where=what)
+        following = _next_page(link, response.url)
+        if following is None:
+            return entries
+        response = client.get_url(following, path, accept=OCI_INDEX, stream=True)
+    raise ImageSourceError(f"registry {client.ref.host} lists the referrers of {digest} on "
+                           f"more than {MAX_PAGES} pages",
+                           hint="remove stale artifacts of this image from the registry")
+
+
+def index_referrers(doc: dict[str, Any], *, where: str) -> list[Entry]:
+    """The entries of an index of referrers, each descriptor checked (digest, size)."""
+    items = want(doc.get("manifests", []), list, f"{where}: manifests")
+    descriptors = index_entries(doc, where=where)
+    return [Entry(desc, item.get("artifactType") if isinstance(item.get("artifactType"), str)
+                  else None) for desc, item in zip(descriptors, items, strict=True)]
+
+
+def fallback_index(client: RegistryClient, digest: str) -> dict[str, Any] | None:
+    """The image index at the referrers tag of ``digest`` as stored (None if there is no
+    such tag); anything else at that tag is an error: it is not ours to read or replace."""
+    tag = fallback_tag(digest)
+    found = client.optional_manifest(tag, limit=REFERRERS_LIMIT)
+    if found is None:
+        return None
+    data, media, _ = found
+    doc = load_json(data, what=f"tag {tag} of {client.ref}")
+    if str(doc.get("mediaType") or media) not in INDEX_TYPES:
+        raise ImageSourceError(
+            f"tag {tag} of {client.ref} is not an image index (it is {media or 'untyped'}), "
+            "so it is not the referrers tag of the image",
+            hint="delete that tag from the registry, or push the image to another repository")
+    index_referrers(doc, where=f"tag {tag} of {client.ref}")  # every entry well formed
+    return doc
+
+
+def list_referrers(client: RegistryClient, digest: str) -> Referrers:
+    """The referrers of ``digest``: from the API where the registry has it (then the
+    fallback tag is not read: the API is what the registry vouches for), else from the
+    fallback tag; none is an empty list."""
+    api = referrers_api(client, digest)
+    if api is not None:
+        return Referrers(True, "the referrers API", tuple(api))
+    doc = fallback_index(client, digest)
+    where = f"tag {fallback_tag(digest)}"
+    entries = index_referrers(doc, where=where) if doc else []
+    return Referrers(False, where, tuple(entries))
+
+
+def _next_page(link: str, url: str) -> str | None:
+    """The ``rel="next"`` URL of a ``Link`` header, resolved against the page's URL."""
+    for part in link.split(","):
+        target, _, params = part.partition(";")
+        if _LINK_NEXT in params.replace(" ", ""):
+            return urljoin(url, target.strip().strip("<>"))
+    return None
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """One DSSE envelope found for an image, as read (digest checked, not yet trusted)."""
+
+    digest: str  # the envelope blob's
+    envelope: bytes
+    where: tuple[str, ...]  # every place it was found, for the report
+    subjects: tuple[str, ...]  # of the referrer manifests that hold it (cosign's tag: none)
+
+
+@dataclass(frozen=True)
+class Found:
+    attestations: tuple[Attestation, ...]
+    looked: tuple[str, ...]  # the places read, found or not, for a report
+
+
+def find_attestations(client: RegistryClient, digest: str) -> Found:
+    """Every DSSE envelope attached to the image ``digest``: through its referrers and
+    at cosign's attestation tag. The same envelope in both is one attestation."""
+    referrers = list_referrers(client, digest)
+    found: dict[str, Attestation] = {}
+    read = 0
+    for entry in referrers.entries:
+        desc = entry.descriptor
+        if entry.artifact_type not in (None, DSSE_ENVELOPE) or (
+                desc.media_type not in MANIFEST_TYPES):
+            continue
+        read += 1
+        if read > MAX_ATTESTATIONS or desc.size > REFERRERS_LIMIT:
+            raise ImageSourceError(
+                f"{referrers.where} of {client.ref} lists more than {MAX_ATTESTATIONS} "
+                "attestations of one image, or one larger than a manifest can be",
+                hint="remove stale attestations of this image from the registry")
+        _collect(found, client, desc.digest, f"referrer {desc.digest} ({referrers.where})")
+    tag = attestation_tag(digest)
+    manifest = client.optional_manifest(tag, limit=REFERRERS_LIMIT)
+    if manifest is not None:
+        _collect_layers(found, client, load_json(manifest[0], what=f"tag {tag}"), f"tag {tag}",
+                        subject=None)
+    looked = (("the referrers API" if referrers.api else
+               f"the referrers API (this registry has none) and {referrers.where}"),
+              f"cosign's tag {tag}")
+    return Found(tuple(found.values()), looked)
+
+
+def _collect(found: dict[str, Attestation], client: RegistryClient, digest: str,
+             where: str) -> None:
+    data, _, _ = client.manifest(digest, limit=REFERRERS_LIMIT)
+    doc = load_json(data, what=f"manifest {digest} of {client.ref}")
+    kind = doc.get("artifactType") or (doc.get("config") or {}).get("mediaType")
+    if kind != DSSE_ENVELOPE:
+        return
+    subject = want(doc.get("subject"), dict, f"{where}: subject")
+    _collect_layers(found, client, doc, where,
+                    subject=check_digest(subject.get("digest"), where=f"{where}: subject"))
+
+
+def _collect_layers(found: dict[str, Attestation], client: RegistryClient,
+                    doc: dict[str, Any], where: str, *, subject: str | None) -> None:
+    layers = want(doc.get("layers"), list, f"{where}: layers")
+    for i, item in enumerate(layers):
+        desc = Descriptor.from_json(item, where=f"{where}: layers[{i}]")
+        if desc.media_type != DSSE_ENVELOPE:
+            continue
+        seen = found.get(desc.digest)
+        if seen is not None:  # the same envelope at another place: one attestation
+            found[desc.digest] = Attestation(seen.digest, seen.envelope, (*seen.where, where),
+                                             (*seen.subjects, *([subject] if subject else [])))
+            continue
+        if len(found) >= MAX_ATTESTATIONS:
+            raise ImageSourceError(
+                f"{client.ref} holds more than {MAX_ATTESTATIONS} attestations of one image",
+                hint="remove stale attestations of this image from the registry")
+        found[desc.digest] = Attestation(desc.digest, client.blob(desc.digest), (where,),
+                                         (subject,) if subject else ())
