@@ -95,6 +95,8 @@ def test_trained_model_verifies_back_to_the_lock(built: dict, tmp_path: Path) ->
     assert code == 1 and _broken_at(checks) == "model-signature", checks
     signature.write_bytes(original)
 
+    _image_changed_breaks_the_chain_at_the_image(built, root, pub, record)
+
     # verify --run checks the data the run read, when it is here
     ok = run_cli("verify", "-C", root, "--run", record["record"], "--key", pub)
     assert ok.returncode == 0 and "✓ data /data" in ok.stdout, ok.stdout + ok.stderr
@@ -116,3 +118,47 @@ def test_data_mount_points_are_checked(built: dict, tmp_path: Path) -> None:  # 
     assert proc.returncode == 2 and "overlaps /outputs" in proc.stderr
     proc = run_cli("run", "-C", built["root"], "--data", f"{tmp_path}:/a/../b", "--", "true")
     assert proc.returncode == 2 and "not a mount point" in proc.stderr
+
+
+def _image_changed_breaks_the_chain_at_the_image(run_image: dict, root: Path, pub: Path,
+                                                 record: dict) -> None:
+    """One byte of the image changed: the engine names changed content by another ID, so
+    the image under the run's tag is no longer the one the statement names."""
+    import docker
+
+    client = docker.from_env()
+    name = run_image["name"]
+    ran = client.images.get(name)
+    assert ran.id == record["image"]["id"]
+    container = client.containers.create(name, entrypoint=["true"])
+    try:
+        container.put_archive("/app", _tar("train.py", b"print('another model')\n"))
+        # a new image of the changed files, with no parent: the one that ran can go
+        repository, tag = name.split(":")
+        client.api.import_image(src=b"".join(container.export()), repository=repository,
+                                tag=tag)
+    finally:
+        container.remove()
+    client.images.remove(ran.id, force=True)
+    changed = client.images.get(name)
+    try:
+        assert changed.id != ran.id
+        code, checks = _chain(root, pub)
+        assert code == 1 and _broken_at(checks) == "image", checks
+    finally:  # the same lock and code build the same image again, bit for bit
+        client.images.remove(changed.id, force=True)
+        rebuilt = run_cli("build", "-C", root, "-q", "-o", f"docker:{name}")
+        assert rebuilt.returncode == 0, rebuilt.stderr
+    assert client.images.get(name).id == ran.id
+
+
+def _tar(name: str, data: bytes) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
