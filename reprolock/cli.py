@@ -36,6 +36,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 SignKeyOpt = Annotated[Path | None, typer.Option(
     "--sign-key", help="Sign with this private key (from 'reprolock keygen'); the passphrase "
     "comes from REPROLOCK_KEY_PASSWORD or a prompt.", dir_okay=False)]
+KeylessOpt = Annotated[bool, typer.Option(
+    "--keyless", help="Sign keylessly through Sigstore (Fulcio certificate, Rekor entry) as "
+    "the OIDC identity of --identity-token-file, REPROLOCK_OIDC_TOKEN or the CI's ambient "
+    "credentials; needs network. Not with --sign-key.")]
+TokenFileOpt = Annotated[Path | None, typer.Option(
+    "--identity-token-file", help="With --keyless: a file holding the OIDC identity token.",
+    dir_okay=False)]
+CertIdentityOpt = Annotated[str | None, typer.Option(
+    "--certificate-identity", help="Check the lock's keyless Sigstore bundle: the identity "
+    "its certificate must name (an email, a CI workflow URI); needs "
+    "--certificate-oidc-issuer and network (TUF).")]
+CertIssuerOpt = Annotated[str | None, typer.Option(
+    "--certificate-oidc-issuer", help="With --certificate-identity: the OIDC issuer that "
+    "vouched for it, e.g. https://token.actions.githubusercontent.com.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")]
 CompressionOpt = Annotated[str, typer.Option(
     "--compression", help="Layer compression: gzip, zstd or none, optionally NAME:LEVEL.")]
@@ -151,6 +165,8 @@ def lock(
         "--sbom-format", help=" or ".join(sbom_format_names()) + " (SPDX 2.3 or CycloneDX "
         "JSON).")] = sbom_format_names()[0],
     sign_key: SignKeyOpt = None,
+    keyless: KeylessOpt = False,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -168,7 +184,7 @@ def lock(
 
     check_sbom_format(sbom_format)
     options = None if no_build else _build_options(compression, jobs)
-    signer = _signer(sign_key) if sign_key else None  # ask for the passphrase before working
+    signer = _signing(sign_key, keyless, token_file)  # the passphrase or token before work
     locker = Locker(config, resolver_for(config.resolver), progress=_progress(not quiet))
     outcome = locker.lock(upgrade=upgrade, upgrade_packages=tuple(upgrade_package or ()),
                           build=options, sbom_format=None if no_sbom else sbom_format,
@@ -214,6 +230,20 @@ def _signer(path: Path, passphrase: bytes | None = None) -> Any:
                        else _passphrase())
 
 
+def _signing(sign_key: Path | None, keyless: bool, token_file: Path | None) -> Any:
+    """The signer a command's --sign-key or --keyless asks for, or None."""
+    if keyless and sign_key is not None:
+        raise UsageError("--keyless and --sign-key both given: sign with a key or keylessly",
+                         hint="drop one of them")
+    if token_file is not None and not keyless:
+        raise UsageError("--identity-token-file is for --keyless", hint="add --keyless")
+    if keyless:
+        from reprolock.signing.keyless import keyless_signer
+
+        return keyless_signer(token_file)
+    return _signer(sign_key) if sign_key else None
+
+
 def _build_options(compression: str | None, jobs: int | None) -> Any:
     import dataclasses
 
@@ -241,6 +271,8 @@ def build(
         "Default: what the lock records (so the digests match it), else gzip.")] = None,
     jobs: JobsOpt = None,
     sign_key: SignKeyOpt = None,
+    keyless: KeylessOpt = False,
+    token_file: TokenFileOpt = None,
     attestation: Annotated[Path | None, typer.Option(
         help="Where the signed provenance goes. Default: .reprolock/build.dsse.json")] = None,
     attach: Annotated[bool, typer.Option(
@@ -257,7 +289,7 @@ def build(
     config = _load(project)
     outputs = [parse_output(o) for o in (output or [f"oci:{config.root / '.reprolock/image'}"])]
     say = _progress(not quiet)
-    signer = _signer(sign_key) if sign_key else None
+    signer = _signing(sign_key, keyless, token_file)
     result = build_image(config, _build_options(compression, jobs), outputs=outputs, tag=tag,
                          progress=say, env_only=env_only, signer=signer, attestation=attestation,
                          attach=attach)
@@ -337,19 +369,26 @@ def keygen(
 @app.command()
 @handles_errors
 def sign(
-    key: Annotated[Path, typer.Argument(help="Private key from 'reprolock keygen'.",
-                                        dir_okay=False)],
+    key: Annotated[Path | None, typer.Argument(help="Private key from 'reprolock keygen' "
+                                               "(or --keyless).", dir_okay=False)] = None,
     project: ProjectOpt = Path(),
+    keyless: KeylessOpt = False,
+    token_file: TokenFileOpt = None,
 ) -> None:
     """Sign the lock: writes reprolock.lock.json.sig (cosign verify-blob format) and
     reprolock.lock.json.sigstore.json (a Sigstore bundle v0.3)."""
     from reprolock.signing.bundle import file_bundle_path
     from reprolock.workflows.lock import sign_lock
 
+    if key is None and not keyless:
+        raise UsageError("sign needs a private key or --keyless",
+                         hint="reprolock sign KEY, or reprolock sign --keyless")
     config = _load(project)
     if not config.lock_path.is_file():  # before asking for the passphrase
         raise ReprolockError(f"no lock at {config.lock_path}", hint="run 'reprolock lock' first")
-    print(f"wrote {sign_lock(config, _signer(key))} and {file_bundle_path(config.lock_path)}")
+    signer = _signing(key, keyless, token_file)
+    written = sign_lock(config, signer)
+    print(f"wrote {written} and {file_bundle_path(config.lock_path)}")
 
 
 @app.command()
@@ -390,6 +429,7 @@ def verify(
         "files, model signature, run statement, image, lock, lock signature (needs --key; "
         "--run RECORD names the run, else .reprolock/runs/ is searched).",
         file_okay=False)] = None,
+    cert_identity: CertIdentityOpt = None, cert_issuer: CertIssuerOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -403,16 +443,37 @@ def verify(
         raise typer.Exit(run_checker(runtime_dir, fast=fast, as_json=as_json))
     from reprolock.workflows.verify import VerifyOptions, verify_project
 
-    report = verify_project(_load(project), VerifyOptions(
-        key=key, attestation=attestation, rebuild=rebuild, image=image,
-        run_record=run_record, allow_code_drift=allow_code_drift, outputs=outputs,
-        model=model),
-        progress=_progress(not quiet and not as_json))
-    if as_json:
-        _emit_json(report.to_json())
-    else:
-        sys.stdout.write(report.render())
+    options = VerifyOptions(key=key, attestation=attestation, rebuild=rebuild, image=image,
+                            run_record=run_record, allow_code_drift=allow_code_drift,
+                            outputs=outputs, model=model)
+    options = _keyless_identity(cert_identity, cert_issuer, options)
+    report = verify_project(_load(project), options, progress=_progress(not quiet and not as_json))
+    _emit_json(report.to_json()) if as_json else sys.stdout.write(report.render())
     raise typer.Exit(report.exit_code)
+
+
+def _keyless_identity(identity: str | None, issuer: str | None, options: Any) -> Any:
+    """``options`` with the keyless identity cosign's pair of flags name: both or neither,
+    and only for the lock's own checks."""
+    import dataclasses
+
+    if identity is None and issuer is None:
+        return options
+    if not identity or not issuer:
+        raise UsageError("--certificate-identity and --certificate-oidc-issuer go together: "
+                         "a keyless signature is only as good as both",
+                         hint="pass both, e.g. --certificate-oidc-issuer "
+                         "https://token.actions.githubusercontent.com")
+    given = [flag for flag, value in (("--key", options.key), ("--image", options.image),
+                                      ("--run", options.run_record), ("--model", options.model),
+                                      ("--attestation", options.attestation)) if value]
+    if given:
+        raise UsageError(f"--certificate-identity checks the lock's keyless bundle, not "
+                         f"with {given[0]}", hint=f"run the {given[0]} check separately "
+                         "(keyless verification covers the lock's signature only)")
+    from reprolock.verify.keyless import KeylessIdentity
+
+    return dataclasses.replace(options, identity=KeylessIdentity(identity, issuer))
 
 
 class _RunCommand(typer.core.TyperCommand):
@@ -467,15 +528,14 @@ def run(
         "--data", help="DIR[:/MOUNT]: mounted read-only (default /data, or /data/NAME for "
         "several; repeatable); the record lists its files' sha256 and tree digest.")] = None,
     sign_key: SignKeyOpt = None,
+    keyless: KeylessOpt = False, token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run the locked image (after the runtime check) and write a run record:
     reprolock run [OPTIONS] [-- CMD ...]. A CMD replaces the image's entrypoint and CMD.
     Exits with the command's exit code; 1 when drift refused the run."""
-    from reprolock._internal.cache import default_cache_dir
     from reprolock.workflows.run import NETWORKS, RunOptions, check_gpus, parse_data
-    from reprolock.workflows.run import run as run_image
 
     command = _command_args(ctx)
     if network not in NETWORKS:
@@ -484,15 +544,11 @@ def run(
     config = _load(project)
     if gpus is None:
         gpus = check_gpus(config.run_gpus, source=f"[run] gpus in {config.source_name}")
-    signer, model_key = _run_keys(sign_key)
+    signer, model_key = _run_keys(sign_key, keyless, token_file)
     options = RunOptions(command=command, image=image, outputs=outputs,
                          network=network, gpus=gpus, warn_only=warn_only,
                          fast=fast, record=record, data=parse_data(data or []))
-    # with --json, stdout is for the JSON: the command's output goes to stderr
-    outcome = run_image(config, options, cache_dir=default_cache_dir(),
-                        progress=_progress(not quiet), signer=signer,
-                        model_key=model_key,
-                        stream=sys.stderr.buffer if as_json else None)
+    outcome = _run_signed(config, options, signer, model_key, quiet=quiet, as_json=as_json)
     if as_json:
         _emit_json({"record": str(outcome.path), "envelope": str(outcome.envelope or ""),
                     **outcome.record})
@@ -502,13 +558,27 @@ def run(
     raise typer.Exit(outcome.exit_code)
 
 
-def _run_keys(sign_key: Path | None) -> tuple[Any, Any]:
+def _run_signed(config: Any, options: Any, signer: Any, model_key: Any, *, quiet: bool,
+                as_json: bool) -> Any:
+    """The run, signed with ``signer`` (a key, or keyless)."""
+    from reprolock._internal.cache import default_cache_dir
+    from reprolock.workflows.run import run as run_image
+
+    # with --json, stdout is for the JSON: the command's output goes to stderr
+    outcome = run_image(config, options, cache_dir=default_cache_dir(),
+                        progress=_progress(not quiet), signer=signer, model_key=model_key,
+                        stream=sys.stderr.buffer if as_json else None)
+    return outcome
+
+
+def _run_keys(sign_key: Path | None, keyless: bool = False,
+              token_file: Path | None = None) -> tuple[Any, Any]:
     """The run statement's signer and the model signature's key: one passphrase asked
-    once for both."""
+    once for both. Keyless signs the run statement only (no model signature)."""
     from reprolock.signing.model import ModelKey
 
-    if sign_key is None:
-        return None, None
+    if sign_key is None or keyless:
+        return _signing(sign_key, keyless, token_file), None
     passphrase = _passphrase()
     return _signer(sign_key, passphrase), ModelKey(sign_key, passphrase)
 

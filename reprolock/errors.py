@@ -152,3 +152,9 @@ class DiskFullError(ReprolockError):
 class CodeError(ReprolockError):
     """A file chosen as code cannot go into the image as it is: a symbolic link, or a
     path through one, that leads out of the project."""
+
+
+class KeylessError(ReprolockError):
+    """Keyless (Sigstore) signing or verification could not run: no OIDC identity token, a
+    token Sigstore refuses, or a Sigstore service (TUF, Fulcio, Rekor) out of reach (exit 2:
+    nothing was checked; a bundle that does not verify is a VerificationError, exit 1)."""

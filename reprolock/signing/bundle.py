@@ -115,16 +115,28 @@ def sign_blob(path: Path, signer: Signer) -> SignedFile:
     """Sign ``path`` once and write the signature in both formats."""
     data = path.read_bytes()
     signature = signer.sign(data)
-    bundle = write_bundle(file_bundle_path(path),
-                          message_bundle(data, signature, key_id=signer.key_id))
+    bundle = _write_issued(file_bundle_path(path), signer, signature) or write_bundle(
+        file_bundle_path(path), message_bundle(data, signature, key_id=signer.key_id))
     return SignedFile(write_signature(path, signature), bundle)
 
 
 def write_envelope_bundle(envelope: Mapping[str, Any], envelope_file: Path,
                           signer: Signer) -> Path:
     """The bundle of ``envelope`` beside the DSSE file it was written to."""
-    return write_bundle(envelope_bundle_path(envelope_file),
-                        dsse_bundle(envelope, key_id=signer.key_id))
+    path = envelope_bundle_path(envelope_file)
+    signature = decode_signature(str(envelope["signatures"][0]["sig"]),
+                                 where=envelope_file.name)
+    return _write_issued(path, signer, signature) or write_bundle(
+        path, dsse_bundle(envelope, key_id=signer.key_id))
+
+
+def _write_issued(path: Path, signer: Signer, signature: bytes) -> Path | None:
+    """The bundle the signing service issued with ``signature`` (keyless), if any."""
+    issued = signer.issued_bundle(signature)
+    if issued is None:
+        return None
+    atomic_write_bytes(path, (issued.rstrip("\n") + "\n").encode())
+    return path
 
 
 # -- reading ------------------------------------------------------------------------------

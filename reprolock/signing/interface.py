@@ -1,6 +1,6 @@
-"""What a signer is. Local ECDSA P-256 keys today; keyless Sigstore signing needs
-network services that are not reachable here, so it is not faked: it can be added as
-another :class:`Signer`."""
+"""What a signer is: a local ECDSA P-256 key (:mod:`reprolock.signing.keys`), or keyless
+Sigstore signing (:mod:`reprolock.signing.keyless`: a Fulcio certificate and a Rekor entry,
+which needs those services)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ class Signer(abc.ABC):
     @abc.abstractmethod
     def sign(self, data: bytes) -> bytes:
         """ASN.1 DER ECDSA signature over SHA-256 of ``data``."""
+
+    def issued_bundle(self, signature: bytes) -> str | None:
+        """The Sigstore bundle JSON the signing service issued with ``signature``
+        (keyless: certificate, transparency-log entry), to be written instead of the
+        key-based bundle reprolock makes; None for a key, which has no such service."""
+        return None
 
 
 __all__ = ["Signer"]

@@ -20,6 +20,7 @@ from reprolock.verify.report import Check, Report, attempt
 if TYPE_CHECKING:
     from reprolock.signing.dsse import VerifiedEnvelope
     from reprolock.signing.keys import TrustedKey
+    from reprolock.verify.keyless import KeylessIdentity
 
 RELOCK = "run 'reprolock lock' and commit the lock"
 Progress = Callable[[str], None]
@@ -37,10 +38,16 @@ def lock_checks(config: Config, cache: Path) -> tuple[Lock, list[Check]]:
 
 
 def run_checks(config: Config, *, key: Path | None, attestation: Path | None,
-               rebuild: bool = False, progress: Progress | None = None) -> Report:
+               rebuild: bool = False, progress: Progress | None = None,
+               identity: KeylessIdentity | None = None) -> Report:
     cache = default_cache_dir()
     lock, checks = lock_checks(config, cache)
-    trusted = _trusted(config, key)
+    trusted = _trusted(config, key) if identity is None else None
+    if identity is not None:  # a keyless bundle: sigstore's verifier, for this identity
+        from reprolock.verify.keyless import keyless_signature
+
+        checks.append(attempt("signature",
+                              lambda: keyless_signature(config.lock_path, identity)))
     if trusted is not None:
         checks.append(attempt("signature", lambda: _signature(config, trusted)))
     if lock.sbom is not None:

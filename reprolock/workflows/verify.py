@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from reprolock.config import Config
 from reprolock.verify.report import Report
@@ -24,6 +25,7 @@ class VerifyOptions:
     allow_code_drift: bool = False
     outputs: Path | None = None  # with run_record: where the run's outputs are now
     model: Path | None = None  # a signed model directory: its chain back to the lock
+    identity: Any = None  # a KeylessIdentity: the lock's keyless bundle must be its
 
 
 def verify_project(config: Config, options: VerifyOptions, *,
@@ -53,7 +55,7 @@ def verify_project(config: Config, options: VerifyOptions, *,
     from reprolock.verify import run_checks
 
     return run_checks(config, key=options.key, attestation=options.attestation,
-                      rebuild=options.rebuild, progress=progress)
+                      rebuild=options.rebuild, progress=progress, identity=options.identity)
 
 
 __all__ = ["VerifyOptions", "verify_project"]
