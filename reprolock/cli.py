@@ -527,6 +527,9 @@ def run(
     data: Annotated[list[str] | None, typer.Option(
         "--data", help="DIR[:/MOUNT]: mounted read-only (default /data, or /data/NAME for "
         "several; repeatable); the record lists its files' sha256 and tree digest.")] = None,
+    attach: Annotated[str | None, typer.Option(
+        "--attach", help="registry:HOST/NAME:TAG: push the signed run statement as a "
+        "referrer of that image (the one that ran).")] = None,
     sign_key: SignKeyOpt = None,
     keyless: KeylessOpt = False, token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
@@ -547,7 +550,8 @@ def run(
     signer, model_key = _run_keys(sign_key, keyless, token_file)
     options = RunOptions(command=command, image=image, outputs=outputs,
                          network=network, gpus=gpus, warn_only=warn_only,
-                         fast=fast, record=record, data=parse_data(data or []))
+                         fast=fast, record=record, data=parse_data(data or []),
+                         attach=attach)
     outcome = _run_signed(config, options, signer, model_key, quiet=quiet, as_json=as_json)
     if as_json:
         _emit_json({"record": str(outcome.path), "envelope": str(outcome.envelope or ""),

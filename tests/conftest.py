@@ -38,6 +38,8 @@ MODULE_FIXTURE_MARKERS: dict[tuple[str, str], tuple[str, ...]] = {
     ("test_runtime_attacks", "built"): ("docker", "debootstrap"),
     ("test_image_sources", "daemon_image"): ("docker",),
     ("test_verify_image_attacks", "own_registry"): ("registry",),
+    ("test_model_chain", "built"): ("docker", "debootstrap"),
+    ("test_run_attach", "built"): ("docker", "debootstrap"),
     ("test_job_slurm", "project"): ("debootstrap",),
     ("test_job_slurm", "ddp_project"): ("debootstrap",),
 }

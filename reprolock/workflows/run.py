@@ -82,6 +82,7 @@ class RunOptions:
     record: Path | None = None  # None: .reprolock/runs/<start time>.json
     env: Mapping[str, str] = field(default_factory=dict)
     data: tuple[DataMount, ...] = ()  # --data: mounted read-only, recorded by tree digest
+    attach: str | None = None  # registry:REF: the signed statement as the image's referrer
 
 
 @dataclass(frozen=True)
@@ -630,11 +631,21 @@ def run(config: Config, options: RunOptions, *, cache_dir: Path, progress: Progr
         model_key: ModelKey | None = None) -> RunOutcome:
     """With ``model_key`` (the key ``signer`` holds, as a file and passphrase), the outputs
     are signed in the OpenSSF Model Signing format too, and the record names the model."""
+    if options.attach and signer is None:  # before anything runs
+        raise UsageError("--attach pushes the run's signed statement: it needs --sign-key "
+                         "(or --keyless)", hint="add --sign-key KEY")
     outcome = Runner(config, options, progress=progress, stream=stream,
                      model_key=model_key).run(cache_dir)
     if signer is None:
         return outcome
     envelope = sign_record(outcome.record, outcome.path, signer)
+    if options.attach:
+        from reprolock.workflows.attach import attach_run_statement
+
+        where = attach_run_statement(options.attach, envelope,
+                                     image_id=outcome.record["image"]["id"],
+                                     created=outcome.record["ended"], progress=progress)
+        progress(f"run statement attached to {where}")
     return RunOutcome(outcome.record, outcome.path, envelope, outcome.exit_code, outcome.check)
 
 
