@@ -208,6 +208,7 @@ if rank == 0:
     print(line, flush=True)
     with open(os.path.join(os.environ["REPROLOCK_OUTPUTS"], "loss.txt"), "a") as out:
         out.write(line + "\\n")
+dist.barrier()  # no rank tears gloo down while another still talks to it
 dist.destroy_process_group()
 '''
 

@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     started = _now()
     try:
         code = subprocess.call(argv_run, env=command_env(args, rank, master))
+        code = 128 - code if code < 0 else code  # killed by a signal: as a shell says it
     except OSError as exc:
         print(f"reprolock job: node {rank}: cannot start {argv_run[0]}: {exc}", file=sys.stderr)
         code = 127

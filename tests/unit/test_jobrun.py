@@ -3,6 +3,9 @@ tests/test_job_slurm.py and tests/test_job_kubernetes_pod.py)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from reprolock.jobs.interface import CHECK_DIR, CHECK_REPORT, JobSpec
@@ -52,3 +55,26 @@ def test_a_process_wrapper_never_checks_again(tmp_path: object) -> None:
                                           ({"SLURM_NODEID": "x", "NODE_RANK": "1"}, 1), ({}, 0)])
 def test_the_node_rank_comes_from_the_engine(env: dict[str, str], rank: int) -> None:
     assert jobrun.node_rank(env) == rank
+
+
+def test_a_command_killed_by_a_signal_exits_as_a_shell_says_it(tmp_path: Path) -> None:
+    """The check is stubbed here (its real runs are in test_job_slurm); the command is
+    real and dies of SIGKILL: 128 + 9, as sh and Slurm report it, never -9."""
+    check_dir, outputs = tmp_path / "check", tmp_path / "outputs"
+    check_dir.mkdir()
+    outputs.mkdir()
+    (check_dir / "check.py").write_text(
+        "def run(directory, root, fast, jobs):\n"
+        "    return {'ok': True, 'checks': [], 'seconds': 0.0}\n"
+        "def render(report):\n    return ''\n")
+    (check_dir / "job.json").write_text(json.dumps({
+        "engine": "slurm", "image": "oci-layout:/x@sha256:" + "a" * 64,
+        "manifestDigest": "sha256:" + "a" * 64, "configDigest": "sha256:" + "b" * 64,
+        "lock": {"path": "reprolock.lock.json", "digest": "sha256:" + "c" * 64,
+                 "inputsDigest": "d"}, "codeTree": "sha256:" + "e" * 64,
+        "outputsDir": "outputs"}))
+    code = jobrun.main(["--dir", str(check_dir), "--outputs", str(outputs), "--",
+                        "sh", "-c", "kill -KILL $$"])
+    assert code == 137
+    (record,) = (outputs / ".reprolock-runs").glob("*.json")
+    assert json.loads(record.read_text())["exitCode"] == 137
