@@ -93,6 +93,10 @@ def test_trained_model_verifies_back_to_the_lock(built: dict, tmp_path: Path) ->
     signature.write_text(json.dumps(sig))
     code, checks = _chain(root, pub)
     assert code == 1 and _broken_at(checks) == "model-signature", checks
+    signature.write_text('{"mediaType": 1, "mediaType": 2}')  # not one JSON document
+    broken = run_cli("verify", "-C", root, "--model", outputs, "--key", pub)
+    assert broken.returncode == 2 and "model.sig" in broken.stderr, broken.stderr
+    assert "Traceback" not in broken.stderr
     signature.write_bytes(original)
 
     _image_changed_breaks_the_chain_at_the_image(built, root, pub, record)
