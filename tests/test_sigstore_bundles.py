@@ -27,6 +27,7 @@ from reprolock.signing.bundle import BUNDLE_MEDIA_TYPE, sign_blob, write_envelop
 from reprolock.signing.dsse import sign_envelope
 from reprolock.signing.keys import LocalSigner, generate_keypair, load_signer, load_trusted
 from tests.support.buildproject import cli, copy_project
+from tests.test_verify import _record  # the one valid run record of a project
 
 PASSWORD = "pw"
 ENV = {"REPROLOCK_KEY_PASSWORD": PASSWORD}
@@ -273,25 +274,6 @@ def test_build_and_lock_write_bundles_that_verify(project: Path, cache: Path,
 
 
 # -- run records ---------------------------------------------------------------------------
-
-def _record(root: Path) -> dict[str, Any]:
-    """A valid run record of this project, as 'reprolock run' writes them."""
-    from reprolock.config import load_config
-    from reprolock.inspection.codeset import collect_code
-
-    lock = (root / "reprolock.lock.json").read_bytes()
-    return {"recordVersion": 1, "generator": {"name": "reprolock", "version": "0"},
-            "image": {"id": "sha256:" + "0" * 64},
-            "codeTree": collect_code(load_config(root)).tree_digest,
-            "command": ["python", "train.py"],
-            "lock": {"path": "reprolock.lock.json", "inputsDigest": "x",
-                     "digest": "sha256:" + hashlib.sha256(lock).hexdigest()},
-            "network": "none", "started": "2024-01-01T00:00:00.0Z",
-            "ended": "2024-01-01T00:00:01.0Z", "exitCode": 0,
-            "check": {"ok": True, "mode": "full", "warnOnly": False, "failed": [],
-                      "seconds": 1.0},
-            "outputs": {"dir": "outputs", "files": []}}
-
 
 def test_a_signed_run_record_has_a_bundle_that_verifies(project: Path, cache: Path,
                                                         key: tuple[Path, Path]) -> None:
