@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import requests
+import sigstore_models.bundle.v1
 
 from tests.support.buildproject import cli, copy_project
 
@@ -31,6 +32,7 @@ DSSE = "application/vnd.dsse.envelope.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 SLSA = "https://slsa.dev/provenance/v1"
+BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +143,7 @@ def test_push_lists_the_provenance_at_the_fallback_tag_and_cosign_tag(
     index = get(registry, "attached", tag_of(digest), OCI_INDEX)
     assert index.status_code == 200
     entries = {m["artifactType"]: m for m in index.json()["manifests"]}
-    assert set(entries) == {"application/spdx+json", DSSE}
+    assert set(entries) == {"application/spdx+json", DSSE, BUNDLE}
     referrer = get(registry, "attached", entries[DSSE]["digest"]).json()
     assert referrer["subject"]["digest"] == digest
     assert referrer["layers"][0]["annotations"] == {"predicateType": SLSA}
@@ -157,6 +159,80 @@ def test_push_lists_the_provenance_at_the_fallback_tag_and_cosign_tag(
                                         "predicateType": SLSA}
     config = json.loads(blob(registry, "attached", att.json()["config"]["digest"]))
     assert config["rootfs"]["diff_ids"] == [x["digest"] for x in layers]
+
+
+def test_the_provenance_bundle_is_attached_as_cosign_v3_attaches_it(
+        project: Path, cache: Path, keys: Path, registry: str) -> None:
+    """cosign v3's form: a referrer whose artifactType and one layer are the Sigstore
+    bundle, its content and predicate type annotated on the manifest and in the index."""
+    digest = build(project, cache, f"{registry}/bundled:v1", "--sign-key", keys / "k.key")
+    index = get(registry, "bundled", tag_of(digest), OCI_INDEX).json()
+    entry = next(m for m in index["manifests"] if m["artifactType"] == BUNDLE)
+    wanted = {"dev.sigstore.bundle.content": "dsse-envelope",
+              "dev.sigstore.bundle.predicateType": SLSA}
+    assert wanted.items() <= entry["annotations"].items()
+    referrer = get(registry, "bundled", entry["digest"]).json()
+    assert referrer["annotations"] == entry["annotations"]
+    assert "org.opencontainers.image.created" in referrer["annotations"]
+    assert referrer["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
+    assert referrer["subject"]["digest"] == digest
+    (layer,) = referrer["layers"]
+    assert layer["mediaType"] == BUNDLE
+    data = blob(registry, "bundled", layer["digest"])
+    assert data == (project / ".reprolock" / "build.sigstore.json").read_bytes()
+    parsed = sigstore_models.bundle.v1.Bundle.from_json(data)  # Sigstore's own model
+    assert parsed.dsse_envelope is not None
+    assert parsed.dsse_envelope.payload_type == "application/vnd.in-toto+json"
+
+
+def _only_bundles(registry: str, repo: str, digest: str) -> None:
+    """Leave the image's attestations as cosign v3 alone would: the bundle referrer, no
+    DSSE referrer, no .att tag."""
+    index = get(registry, repo, tag_of(digest), OCI_INDEX).json()
+    index["manifests"] = [m for m in index["manifests"] if m["artifactType"] != DSSE]
+    put_manifest(registry, repo, tag_of(digest), index, OCI_INDEX)
+    att = get(registry, repo, tag_of(digest, ".att"))
+    response = requests.delete(f"http://{registry}/v2/{repo}/manifests/"
+                               f"{att.headers['Docker-Content-Digest']}", timeout=10)
+    assert response.status_code == 202, response.text
+
+
+def test_verify_reads_the_provenance_from_its_bundle_referrer(
+        project: Path, cache: Path, keys: Path, registry: str) -> None:
+    ref = f"{registry}/bundleonly:v1"
+    digest = build(project, cache, ref, "--sign-key", keys / "k.key")
+    forget_local_provenance(project)
+    _only_bundles(registry, "bundleonly", digest)
+    code, check = verify(project, cache, ref, keys / "k.pub")
+    assert code == 0, check
+    assert "attached in the registry" in check["detail"]
+    assert ".att" not in check["detail"]
+    code, check = verify(project, cache, ref, keys / "other.pub")
+    assert code == 1, check
+
+
+def test_a_tampered_bundle_referrer_fails(project: Path, cache: Path, keys: Path,
+                                          registry: str) -> None:
+    ref = f"{registry}/badbundle:v1"
+    digest = build(project, cache, ref, "--sign-key", keys / "k.key")
+    forget_local_provenance(project)
+    _only_bundles(registry, "badbundle", digest)
+    index = get(registry, "badbundle", tag_of(digest), OCI_INDEX).json()
+    entry = next(m for m in index["manifests"] if m["artifactType"] == BUNDLE)
+    referrer = get(registry, "badbundle", entry["digest"]).json()
+    bundle = json.loads(blob(registry, "badbundle", referrer["layers"][0]["digest"]))
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    statement["predicate"]["buildDefinition"]["externalParameters"]["gitCommit"] = "f" * 40
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    referrer["layers"][0].update(push_blob(registry, "badbundle", json.dumps(bundle).encode()))
+    forged = put_manifest(registry, "badbundle", "sha256:" + hashlib.sha256(
+        json.dumps(referrer).encode()).hexdigest(), referrer)
+    index["manifests"] = [m for m in index["manifests"] if m is not entry]
+    index["manifests"].append({**forged, "artifactType": BUNDLE})
+    put_manifest(registry, "badbundle", tag_of(digest), index, OCI_INDEX)
+    code, check = verify(project, cache, ref, keys / "k.pub")
+    assert code == 1
+    assert "not valid for any trusted key" in check["detail"], check
 
 
 def test_verify_finds_the_provenance_in_the_registry(project: Path, cache: Path, keys: Path,
@@ -361,7 +437,7 @@ def test_a_registry_with_the_referrers_api_needs_no_fallback_tag(
     ref = f"{proxy.host}/withapi:v1"
     digest = build(project, cache, ref, "--sign-key", keys / "k.key")
     assert {e["artifactType"] for e in proxy.referrers[digest]} == {
-        "application/spdx+json", DSSE}
+        "application/spdx+json", DSSE, BUNDLE}
     assert get(registry, "withapi", tag_of(digest), OCI_INDEX).status_code == 404
     assert get(registry, "withapi", tag_of(digest, ".att")).status_code == 200  # cosign's
     forget_local_provenance(project)

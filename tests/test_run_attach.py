@@ -1,6 +1,7 @@
-"""'reprolock run --sign-key --attach registry:…' pushes the run's signed statement as an
-OCI 1.1 referrer of the image that ran, in Debian's docker-registry (no referrers API: the
-``sha256-HEX`` fallback index and cosign's ``.att`` tag list it)."""
+"""'reprolock run --sign-key --attach registry:…' pushes the run's signed statement as
+OCI 1.1 referrers of the image that ran (its DSSE envelope and its Sigstore bundle), in
+Debian's docker-registry (no referrers API: the ``sha256-HEX`` fallback index and
+cosign's ``.att`` tag list them)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from tests.test_run import _env, built  # noqa: F401  (the module's built exampl
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DSSE = "application/vnd.dsse.envelope.v1+json"
+BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
 
 def _manifest(registry: str, name: str, ref: str, accept: str) -> requests.Response:
@@ -40,10 +43,14 @@ def test_the_signed_run_statement_is_attached_to_the_image_that_ran(
 
     index = _manifest(registry, "ex", f"sha256-{digest.removeprefix('sha256:')}", OCI_INDEX)
     assert index.status_code == 200, index.text
-    (entry,) = index.json()["manifests"]
-    referrer = _manifest(registry, "ex", entry["digest"], OCI_MANIFEST).json()
+    entries = {e["artifactType"]: e for e in index.json()["manifests"]}
+    assert set(entries) == {DSSE, BUNDLE}  # the envelope, and its bundle for cosign v3
+    referrer = _manifest(registry, "ex", entries[DSSE]["digest"], OCI_MANIFEST).json()
     assert referrer["subject"]["digest"] == digest
     assert referrer["layers"][0]["annotations"]["predicateType"] == RUN_PREDICATE
+    assert entries[BUNDLE]["annotations"]["dev.sigstore.bundle.predicateType"] == RUN_PREDICATE
+    bundle = _manifest(registry, "ex", entries[BUNDLE]["digest"], OCI_MANIFEST).json()
+    assert bundle["subject"]["digest"] == digest
     att = _manifest(registry, "ex", f"sha256-{digest.removeprefix('sha256:')}.att",
                     OCI_MANIFEST)
     assert att.status_code == 200

@@ -140,7 +140,8 @@ def test_signed_build_attaches_sbom_and_provenance(project: Path, tmp_path: Path
     layout = project / "out"
     index = json.loads((layout / "index.json").read_text())
     artifacts = {m["artifactType"]: m for m in index["manifests"] if "artifactType" in m}
-    assert set(artifacts) == {"application/spdx+json", "application/vnd.dsse.envelope.v1+json"}
+    assert set(artifacts) == {"application/spdx+json", "application/vnd.dsse.envelope.v1+json",
+                              "application/vnd.dev.sigstore.bundle.v0.3+json"}
     for entry in artifacts.values():
         manifest = json.loads(_blob(layout, entry["digest"]))
         assert manifest["subject"]["digest"] == result["manifestDigest"]

@@ -21,6 +21,7 @@ its digest; whether a referrer's subject is the image is the caller's check.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -37,7 +38,8 @@ from reprolock.image.interface import (
     want,
 )
 from reprolock.image.registry import RegistryClient
-from reprolock.oci.media import DSSE_ENVELOPE
+from reprolock.oci.canonical import canonical_json
+from reprolock.oci.media import DSSE_ENVELOPE, SIGSTORE_BUNDLE
 
 #: registries refuse manifests over 4 MiB, and the fallback index is a manifest
 REFERRERS_LIMIT = 4 << 20
@@ -46,6 +48,8 @@ MAX_PAGES = 16
 #: error: each is read whole (up to 16 MiB), so a registry must not make it read more
 MAX_ATTESTATIONS = 64
 _LINK_NEXT = 'rel="next"'
+#: the referrers that hold a signed statement: a DSSE envelope, or a Sigstore bundle
+ATTESTATION_TYPES = (DSSE_ENVELOPE, SIGSTORE_BUNDLE)
 
 
 def fallback_tag(digest: str) -> str:
@@ -147,7 +151,7 @@ def _next_page(link: str, url: str) -> str | None:
 class Attestation:
     """One DSSE envelope found for an image, as read (digest checked, not yet trusted)."""
 
-    digest: str  # the envelope blob's
+    digest: str  # the blob's that held it: the envelope, or the Sigstore bundle around it
     envelope: bytes
     where: tuple[str, ...]  # every place it was found, for the report
     subjects: tuple[str, ...]  # of the referrer manifests that hold it (cosign's tag: none)
@@ -160,14 +164,15 @@ class Found:
 
 
 def find_attestations(client: RegistryClient, digest: str) -> Found:
-    """Every DSSE envelope attached to the image ``digest``: through its referrers and
-    at cosign's attestation tag. The same envelope in both is one attestation."""
+    """Every DSSE envelope attached to the image ``digest``: through its referrers (as an
+    envelope, or inside a Sigstore bundle, cosign v3's form) and at cosign's attestation
+    tag. The same envelope in several places is one attestation."""
     referrers = list_referrers(client, digest)
-    found: dict[str, Attestation] = {}
+    found = _Collected(client)
     read = 0
     for entry in referrers.entries:
         desc = entry.descriptor
-        if entry.artifact_type not in (None, DSSE_ENVELOPE) or (
+        if entry.artifact_type not in (None, *ATTESTATION_TYPES) or (
                 desc.media_type not in MANIFEST_TYPES):
             continue
         read += 1
@@ -176,45 +181,82 @@ def find_attestations(client: RegistryClient, digest: str) -> Found:
                 f"{referrers.where} of {client.ref} lists more than {MAX_ATTESTATIONS} "
                 "attestations of one image, or one larger than a manifest can be",
                 hint="remove stale attestations of this image from the registry")
-        _collect(found, client, desc.digest, f"referrer {desc.digest} ({referrers.where})")
+        found.referrer(desc.digest, f"referrer {desc.digest} ({referrers.where})")
     tag = attestation_tag(digest)
     manifest = client.optional_manifest(tag, limit=REFERRERS_LIMIT)
     if manifest is not None:
-        _collect_layers(found, client, load_json(manifest[0], what=f"tag {tag}"), f"tag {tag}",
-                        subject=None)
+        found.layers(load_json(manifest[0], what=f"tag {tag}"), f"tag {tag}", subject=None,
+                     kind=DSSE_ENVELOPE)
     looked = (("the referrers API" if referrers.api else
                f"the referrers API (this registry has none) and {referrers.where}"),
               f"cosign's tag {tag}")
-    return Found(tuple(found.values()), looked)
+    return Found(tuple(found.items.values()), looked)
 
 
-def _collect(found: dict[str, Attestation], client: RegistryClient, digest: str,
-             where: str) -> None:
-    data, _, _ = client.manifest(digest, limit=REFERRERS_LIMIT)
-    doc = load_json(data, what=f"manifest {digest} of {client.ref}")
-    kind = doc.get("artifactType") or (doc.get("config") or {}).get("mediaType")
-    if kind != DSSE_ENVELOPE:
-        return
-    subject = want(doc.get("subject"), dict, f"{where}: subject")
-    _collect_layers(found, client, doc, where,
-                    subject=check_digest(subject.get("digest"), where=f"{where}: subject"))
+class _Collected:
+    """The envelopes read so far, keyed by their content (an envelope and the bundle that
+    holds the same one are one attestation); each blob is read once."""
+
+    def __init__(self, client: RegistryClient) -> None:
+        self.client = client
+        self.items: dict[str, Attestation] = {}
+        self.keys: dict[str, str] = {}  # blob digest -> content key
+
+    def referrer(self, digest: str, where: str) -> None:
+        data, _, _ = self.client.manifest(digest, limit=REFERRERS_LIMIT)
+        doc = load_json(data, what=f"manifest {digest} of {self.client.ref}")
+        kind = doc.get("artifactType") or (doc.get("config") or {}).get("mediaType")
+        if kind not in ATTESTATION_TYPES:
+            return
+        subject = want(doc.get("subject"), dict, f"{where}: subject")
+        self.layers(doc, where, subject=check_digest(subject.get("digest"),
+                                                     where=f"{where}: subject"), kind=kind)
+
+    def layers(self, doc: dict[str, Any], where: str, *, subject: str | None,
+               kind: str) -> None:
+        layers = want(doc.get("layers"), list, f"{where}: layers")
+        for i, item in enumerate(layers):
+            desc = Descriptor.from_json(item, where=f"{where}: layers[{i}]")
+            if desc.media_type == kind:
+                self._add(desc.digest, kind, where, subject)
+
+    def _add(self, digest: str, kind: str, where: str, subject: str | None) -> None:
+        key = self.keys.get(digest)
+        if key is None:
+            if len(self.keys) >= MAX_ATTESTATIONS:
+                raise ImageSourceError(
+                    f"{self.client.ref} holds more than {MAX_ATTESTATIONS} attestations of "
+                    "one image", hint="remove stale attestations of this image from the "
+                    "registry")
+            envelope = _envelope(self.client.blob(digest), kind, where)
+            if envelope is None:
+                return  # a bundle of a message signature: no statement in it
+            key = self.keys[digest] = _content_key(envelope, digest)
+            if key not in self.items:
+                self.items[key] = Attestation(digest, envelope, (), ())
+        seen = self.items[key]
+        self.items[key] = Attestation(seen.digest, seen.envelope, (*seen.where, where),
+                                      (*seen.subjects, *([subject] if subject else [])))
 
 
-def _collect_layers(found: dict[str, Attestation], client: RegistryClient,
-                    doc: dict[str, Any], where: str, *, subject: str | None) -> None:
-    layers = want(doc.get("layers"), list, f"{where}: layers")
-    for i, item in enumerate(layers):
-        desc = Descriptor.from_json(item, where=f"{where}: layers[{i}]")
-        if desc.media_type != DSSE_ENVELOPE:
-            continue
-        seen = found.get(desc.digest)
-        if seen is not None:  # the same envelope at another place: one attestation
-            found[desc.digest] = Attestation(seen.digest, seen.envelope, (*seen.where, where),
-                                             (*seen.subjects, *([subject] if subject else [])))
-            continue
-        if len(found) >= MAX_ATTESTATIONS:
-            raise ImageSourceError(
-                f"{client.ref} holds more than {MAX_ATTESTATIONS} attestations of one image",
-                hint="remove stale attestations of this image from the registry")
-        found[desc.digest] = Attestation(desc.digest, client.blob(desc.digest), (where,),
-                                         (subject,) if subject else ())
+def _envelope(data: bytes, kind: str, where: str) -> bytes | None:
+    """The DSSE envelope a blob holds: the blob itself, or a bundle's ``dsseEnvelope``
+    (None for a bundle that holds a message signature instead)."""
+    if kind == DSSE_ENVELOPE:
+        return data
+    bundle = load_json(data, what=f"the Sigstore bundle of {where}")
+    envelope = bundle.get("dsseEnvelope")
+    if envelope is None:
+        return None
+    return canonical_json(want(envelope, dict, f"{where}: dsseEnvelope"))
+
+
+def _content_key(envelope: bytes, digest: str) -> str:
+    """The same statement and signatures, however the JSON is spaced, give one key; an
+    envelope that is not JSON is keyed by its blob (verify reports it)."""
+    try:
+        doc = load_json(envelope, what="an envelope")
+    except ImageSourceError:
+        return digest
+    fields = {name: doc.get(name) for name in ("payload", "payloadType", "signatures")}
+    return "sha256:" + hashlib.sha256(canonical_json(fields)).hexdigest()

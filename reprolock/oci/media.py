@@ -21,6 +21,13 @@ DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+#: a Sigstore bundle v0.3: the file type of cosign v3's signatures and attestations, and
+#: the artifactType of the referrers it pushes for them
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+#: the annotations cosign v3 (and GitHub's attest action) put on a bundle referrer, so
+#: that a verifier picks an attestation by its predicate type without reading it
+BUNDLE_CONTENT = "dev.sigstore.bundle.content"
+BUNDLE_PREDICATE_TYPE = "dev.sigstore.bundle.predicateType"
 
 #: The annotation that names an image in an image layout's ``index.json`` (its tag).
 REF_NAME = "org.opencontainers.image.ref.name"

@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 from reprolock._internal.files import atomic_write_bytes
 from reprolock._internal.jsonio import read_json
 from reprolock.errors import SignatureFileError, VerificationError
+from reprolock.oci.media import SIGSTORE_BUNDLE
 from reprolock.signing.blob import (
     decode_signature,
     signature_file,
@@ -40,7 +41,7 @@ from reprolock.signing.dsse import ENVELOPE_LIMIT, VerifiedEnvelope, verify_enve
 from reprolock.signing.interface import Signer
 from reprolock.signing.keys import TrustedKey
 
-BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+BUNDLE_MEDIA_TYPE = SIGSTORE_BUNDLE
 BUNDLE_SUFFIX = ".sigstore.json"
 #: the protobuf-specs name of SHA-256 (``HashAlgorithm.SHA2_256``)
 SHA2_256 = "SHA2_256"

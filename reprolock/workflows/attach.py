@@ -1,7 +1,7 @@
-"""``run --attach registry:HOST/NAME:TAG``: the run's signed statement as an OCI 1.1
-referrer of the image that ran, in the registry the image was pushed to, found where the
-build's provenance is found (the referrers API, else the ``sha256-<hex>`` fallback index,
-and cosign's ``.att`` tag)."""
+"""``run --attach registry:HOST/NAME:TAG``: the run's signed statement (its DSSE envelope
+and its Sigstore bundle) as OCI 1.1 referrers of the image that ran, in the registry the
+image was pushed to, found where the build's provenance is found (the referrers API, else
+the ``sha256-<hex>`` fallback index, and cosign's ``.att`` tag)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ def attach_run_statement(target: str, envelope: Path, *, image_id: str, created:
     engine's image ID). Returns where it can be found."""
     from reprolock.image.registry import parse_registry_ref
     from reprolock.oci.blobstore import BlobStore
+    from reprolock.oci.media import SIGSTORE_BUNDLE
     from reprolock.output.referrers import DSSE_MEDIA_TYPE, make_referrer
     from reprolock.output.registry import RegistryOutput
     from reprolock.output.registry_referrers import push_referrers
+    from reprolock.signing.bundle import envelope_bundle_path, present
 
     ref = parse_registry_ref(target.removeprefix("registry:"))
     if not target.startswith("registry:") or ref is None:
@@ -49,9 +51,12 @@ def attach_run_statement(target: str, envelope: Path, *, image_id: str, created:
                           "code ('reprolock build --output registry:…'), named by its "
                           "platform manifest, not an index")
     subject = _Manifest(digest, len(data))
+    bundle = envelope_bundle_path(envelope)  # cosign v3 reads the bundle referrer
+    signed = [(envelope, DSSE_MEDIA_TYPE), *([(bundle, SIGSTORE_BUNDLE)] if present(bundle)
+                                            else [])]
     with tempfile.TemporaryDirectory(prefix="reprolock-attach-") as tmp:
         blobs = BlobStore(Path(tmp))
-        referrer = make_referrer(blobs, subject, data=envelope.read_bytes(),
-                                 media_type=DSSE_MEDIA_TYPE, created=created)
-        where = push_referrers(out, subject, blobs, [referrer], progress)
+        referrers = [make_referrer(blobs, subject, data=path.read_bytes(), media_type=kind,
+                                   created=created) for path, kind in signed]
+        where = push_referrers(out, subject, blobs, referrers, progress)
     return f"{ref.host}/{ref.repository}@{digest} ({where})"

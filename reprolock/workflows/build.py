@@ -60,6 +60,7 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
     from reprolock.imagebuild.builder import Builder
     from reprolock.inspection.codeset import collect_code
     from reprolock.lock.check import check_lock
+    from reprolock.oci.media import SIGSTORE_BUNDLE
     from reprolock.output.referrers import DSSE_MEDIA_TYPE, make_referrer
 
     cache = cache_dir if cache_dir is not None else default_cache_dir()
@@ -88,12 +89,13 @@ def build_image(config: Config, options: BuildOptions, *, outputs: Sequence[Outp
         with disk_space(cache, fix=cache_fix(cache)):
             referrers.append(_sbom_referrer(config, lock, result, image))
     if signer is not None:
-        data = _write_provenance(config, _provenance(config, lock, code, image, signer),
-                                 signer, attestation, progress)
+        signed = _write_provenance(config, _provenance(config, lock, code, image, signer),
+                                   signer, attestation, progress)
         with disk_space(cache, fix=cache_fix(cache)):
-            referrers.append(make_referrer(result.blobs, image, data=data,
-                                           media_type=DSSE_MEDIA_TYPE,
-                                           created=iso_time(result.mtime)))
+            referrers.extend(make_referrer(result.blobs, image, data=data, media_type=kind,
+                                           created=iso_time(result.mtime))
+                             for data, kind in zip(signed, (DSSE_MEDIA_TYPE, SIGSTORE_BUNDLE),
+                                                     strict=True))
     written = tuple(out.write(image, result.blobs, tag=tag, progress=progress,
                               referrers=referrers if attach else ()) for out in outputs)
     return BuildReport(
@@ -173,9 +175,10 @@ def _sbom_referrer(config: Config, lock: Lock, result: BuildResult, image: Image
 
 
 def _write_provenance(config: Config, envelope: dict[str, object], signer: Signer,
-                      attestation: Path | None, progress: Progress) -> bytes:
-    """The signed provenance as a DSSE file (returned, to attach) and a Sigstore bundle
-    beside it: ``.reprolock/build.dsse.json`` and ``.reprolock/build.sigstore.json``."""
+                      attestation: Path | None, progress: Progress) -> tuple[bytes, bytes]:
+    """The signed provenance as a DSSE file and a Sigstore bundle beside it
+    (``.reprolock/build.dsse.json``, ``.reprolock/build.sigstore.json``); both returned,
+    to attach."""
     from reprolock.signing.bundle import write_envelope_bundle
 
     path = attestation or config.root / ".reprolock" / "build.dsse.json"
@@ -185,7 +188,7 @@ def _write_provenance(config: Config, envelope: dict[str, object], signer: Signe
         bundle = write_envelope_bundle(envelope, path, signer)
     progress(f"signed build provenance written to {path} (and as a Sigstore bundle, "
              f"{bundle.name})")
-    return data
+    return data, bundle.read_bytes()
 
 
 def _provenance(config: Config, lock: Lock, code: CodeSet, image: Image,
