@@ -44,8 +44,9 @@ TokenFileOpt = Annotated[Path | None, typer.Option(
     "--identity-token-file", help="With --keyless: a file holding the OIDC identity token.",
     dir_okay=False)]
 CertIdentityOpt = Annotated[str | None, typer.Option(
-    "--certificate-identity", help="Check the lock's keyless Sigstore bundle: the identity "
-    "its certificate must name (an email, a CI workflow URI); needs "
+    "--certificate-identity", help="Check keyless Sigstore bundles (the lock's, and with "
+    "--attestation or --run the build provenance's or the run record's): the identity "
+    "their certificate must name (an email, a CI workflow URI); needs "
     "--certificate-oidc-issuer and network (TUF).")]
 CertIssuerOpt = Annotated[str | None, typer.Option(
     "--certificate-oidc-issuer", help="With --certificate-identity: the OIDC issuer that "
@@ -453,8 +454,8 @@ def verify(
 
 
 def _keyless_identity(identity: str | None, issuer: str | None, options: Any) -> Any:
-    """``options`` with the keyless identity cosign's pair of flags name: both or neither,
-    and only for the lock's own checks."""
+    """``options`` with the keyless identity cosign's pair of flags name: both or neither;
+    for the lock, its build provenance (--attestation) and run records (--run)."""
     import dataclasses
 
     if identity is None and issuer is None:
@@ -465,12 +466,11 @@ def _keyless_identity(identity: str | None, issuer: str | None, options: Any) ->
                          hint="pass both, e.g. --certificate-oidc-issuer "
                          "https://token.actions.githubusercontent.com")
     given = [flag for flag, value in (("--key", options.key), ("--image", options.image),
-                                      ("--run", options.run_record), ("--model", options.model),
-                                      ("--attestation", options.attestation)) if value]
+                                      ("--model", options.model)) if value]
     if given:
-        raise UsageError(f"--certificate-identity checks the lock's keyless bundle, not "
-                         f"with {given[0]}", hint=f"run the {given[0]} check separately "
-                         "(keyless verification covers the lock's signature only)")
+        raise UsageError(f"--certificate-identity checks keyless bundles, not with {given[0]}",
+                         hint=f"run the {given[0]} check separately (keyless verification "
+                         "covers the lock, --attestation and --run)")
     from reprolock.verify.keyless import KeylessIdentity
 
     return dataclasses.replace(options, identity=KeylessIdentity(identity, issuer))

@@ -297,3 +297,105 @@ KEYLESS_BUNDLE = (
     'MF7iNeI7wgFQxw"}]}},"messageSignature":{"messageDigest":{"algorithm":"SHA2_256","diges'
     't":"FfZyRhFZIbt8HeDn6eknXIAW3CVKDACYiJRLftNkSqo="},"signature":"MEUCIAZ6T8AUZSCBZaKJks'
     'LlSilNqEEOt4ZyGMGepUpKp7VGAiEAs/X0kMJTnEOuz/DLWxTL4wBVNkiWIUDF36EED70396A="}}')
+
+
+# -- keyless statements: build provenance and run records ----------------------------------
+
+#: sigstore-python's test/assets/a.dsse.staging-rekor-v2.txt.sigstore.json (commit 27db13d,
+#: Apache-2.0): an in-toto statement over its a.txt in a DSSE bundle, signed keylessly on
+#: Sigstore's staging instance by a sigstore-conformance GitHub workflow. With the staging
+#: trust root sigstore-python ships (REPROLOCK_SIGSTORE_OFFLINE=1), sigstore's Verifier
+#: accepts it in full for that identity, so reprolock's own checks after it run for real.
+DSSE_BUNDLE = Path(__file__).parent / "support" / "sigstore" / \
+    "a.dsse.staging-rekor-v2.txt.sigstore.json"
+BEACON = ("https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+          ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main")
+
+
+@pytest.fixture
+def staging(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "REPROLOCK_SIGSTORE_INSTANCE": "staging", "REPROLOCK_SIGSTORE_OFFLINE": "1"}
+
+
+def _check(project: Path, tmp_path: Path, env: dict[str, str], name: str, *args: str | Path,
+           identity: str = BEACON) -> dict[str, object]:
+    proc = _verify(project, tmp_path, env, "--json", *args, "--certificate-identity",
+                   identity, "--certificate-oidc-issuer", ISSUER)
+    assert proc.returncode == 1, proc.stderr  # the lock is not signed keylessly: never 0
+    return next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == name)
+
+
+def _provenance_bundle(project: Path) -> Path:
+    (project / ".reprolock").mkdir(exist_ok=True)
+    (project / ".reprolock" / "build.sigstore.json").write_bytes(DSSE_BUNDLE.read_bytes())
+    return project / ".reprolock" / "build.dsse.json"
+
+
+def test_keyless_provenance_is_verified_then_matched_to_this_lock(
+        project: Path, tmp_path: Path, staging: dict[str, str]) -> None:
+    """sigstore's Verifier accepts the bundle for its signer; its statement is about a.txt,
+    not this lock: reprolock's subject check refuses it (exit 1)."""
+    check = _check(project, tmp_path, staging, "provenance", "--attestation",
+                   _provenance_bundle(project))
+    assert not check["ok"]
+    assert "no subject 'reprolock.lock.json'" in str(check["detail"]), check
+
+
+def test_keyless_provenance_of_another_identity_fails(project: Path, tmp_path: Path,
+                                                      staging: dict[str, str]) -> None:
+    check = _check(project, tmp_path, staging, "provenance", "--attestation",
+                   _provenance_bundle(project), identity=IDENTITY)
+    assert not check["ok"]
+    assert f"does not verify as signed by {IDENTITY}" in str(check["detail"]), check
+
+
+def test_keyless_provenance_changed_after_signing_fails(project: Path, tmp_path: Path,
+                                                        staging: dict[str, str]) -> None:
+    attestation = _provenance_bundle(project)
+    bundle_file = project / ".reprolock" / "build.sigstore.json"
+    bundle = json.loads(bundle_file.read_text())
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    statement["subject"][0]["name"] = "reprolock.lock.json"
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    bundle_file.write_text(json.dumps(bundle))
+    check = _check(project, tmp_path, staging, "provenance", "--attestation", attestation)
+    assert not check["ok"]
+    assert "does not verify as signed by" in str(check["detail"]), check
+
+
+def test_a_dsse_file_beside_that_holds_another_statement_fails(
+        project: Path, tmp_path: Path, staging: dict[str, str]) -> None:
+    attestation = _provenance_bundle(project)
+    bundle = json.loads(DSSE_BUNDLE.read_text())
+    other = {**bundle["dsseEnvelope"], "payload": base64.b64encode(b"{}").decode()}
+    attestation.write_text(json.dumps(other))
+    check = _check(project, tmp_path, staging, "provenance", "--attestation", attestation)
+    assert not check["ok"]
+    assert "holds another statement than the one build.sigstore.json signs" in str(
+        check["detail"]), check
+
+
+def test_keyless_run_record_is_verified_then_matched_to_the_record(
+        project: Path, tmp_path: Path, staging: dict[str, str]) -> None:
+    """The record's keyless bundle verifies for its signer, but signs a SLSA statement,
+    not this record's run statement."""
+    from tests.test_verify import _record
+
+    record = tmp_path / "run.json"
+    record.write_text(json.dumps(_record(project)))
+    (tmp_path / "run.sigstore.json").write_bytes(DSSE_BUNDLE.read_bytes())
+    check = _check(project, tmp_path, staging, "signature", "--run", record)
+    assert not check["ok"]
+    assert "is not a reprolock run statement" in str(check["detail"]), check
+    check = _check(project, tmp_path, staging, "signature", "--run", record,
+                   identity=IDENTITY)
+    assert "does not verify as signed by" in str(check["detail"]), check
+
+
+def test_verify_identity_is_not_mixed_with_image(project: Path, tmp_path: Path,
+                                                 env: dict[str, str]) -> None:
+    proc = _verify(project, tmp_path, env, "--certificate-identity", IDENTITY,
+                   "--certificate-oidc-issuer", ISSUER, "--image", "oci:x")
+    assert proc.returncode == 2, proc.stderr
+    _paragraph(proc.stderr)
+    assert "not with --image" in proc.stderr

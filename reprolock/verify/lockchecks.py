@@ -58,12 +58,20 @@ def run_checks(config: Config, *, key: Path | None, attestation: Path | None,
         checks.append(_rebuild(config, lock, fresh=checks[1].ok, cache=cache,
                                progress=progress or (lambda _m: None)))
     if attestation is not None:
-        if trusted is None:
-            raise VerificationError("--attestation needs --key to check its signature",
-                                    hint="pass --key PUBLIC_KEY")
-        checks.append(attempt("provenance",
-                              lambda: _provenance(config, lock, attestation, trusted)))
+        checks.append(attempt("provenance", _provenance_check(config, lock, attestation,
+                                                              trusted, identity)))
     return Report(tuple(checks))
+
+
+def _provenance_check(config: Config, lock: Lock, attestation: Path,
+                      trusted: list[TrustedKey] | None,
+                      identity: KeylessIdentity | None) -> Callable[[], str]:
+    if identity is not None:
+        return lambda: _keyless_provenance(config, lock, attestation, identity)
+    if trusted is None:
+        raise VerificationError("--attestation needs --key (or --certificate-identity) to "
+                                "check its signature", hint="pass --key PUBLIC_KEY")
+    return lambda: _provenance(config, lock, attestation, trusted)
 
 
 def _trusted(config: Config, key: Path | None) -> list[TrustedKey] | None:
@@ -223,10 +231,26 @@ def _provenance(config: Config, lock: Lock, path: Path, trusted: list[TrustedKey
             f"({checked.describe()})")
 
 
+def _keyless_provenance(config: Config, lock: Lock, path: Path,
+                        identity: KeylessIdentity) -> str:
+    """The keyless bundle beside the DSSE file signs provenance of this lock and inputs."""
+    from reprolock._internal.jsonio import parse_json
+    from reprolock.verify.keyless import keyless_statement
+
+    payload, verified = keyless_statement(path, identity)
+    statement = parse_json(payload, source=f"the statement {path.name} signs",
+                           error=VerificationError)
+    found = _names_this_lock(config, lock, statement)
+    return f"{verified}; image sha256:{found.get('image', '?')} built from this lock"
+
+
 def _of_this_lock(config: Config, lock: Lock, verified: VerifiedEnvelope) -> dict[str, str]:
+    return _names_this_lock(config, lock, verified.statement())
+
+
+def _names_this_lock(config: Config, lock: Lock, statement: Any) -> dict[str, str]:
     from reprolock.signing.dsse import check_subjects
 
-    statement = verified.statement()
     found = check_subjects(statement,
                            {config.lockfile: "sha256:" + sha256_file(config.lock_path)})
     recorded = _field(statement, "predicate", "buildDefinition", "externalParameters",

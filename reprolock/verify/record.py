@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprolock._internal.files import sha256_bytes, sha256_file
 from reprolock._internal.jsonio import parse_json, read_json
@@ -15,6 +15,9 @@ from reprolock.config import Config
 from reprolock.errors import RunRecordError, UsageError, VerificationError
 from reprolock.schemas import validate
 from reprolock.verify.report import Check, Report, attempt
+
+if TYPE_CHECKING:
+    from reprolock.verify.keyless import KeylessIdentity
 
 RECORD_HINT = ("the record is corrupt or was edited; use the signed copy (RECORD.dsse.json) "
                "or run again")
@@ -98,25 +101,15 @@ def read_record(path: Path) -> dict[str, Any]:
 
 
 def verify_record(config: Config, path: Path, *, key: Path | None,
-                  allow_code_drift: bool = False, outputs: Path | None = None) -> Report:
-    """The record, its signature, and that it is a run of this project's lock and code:
-    a genuine record of another project must not vouch for this one."""
+                  allow_code_drift: bool = False, outputs: Path | None = None,
+                  identity: KeylessIdentity | None = None) -> Report:
+    """The record, its signature (by a trusted key, or keylessly by ``identity``), and
+    that it is a run of this project's lock and code: a genuine record of another project
+    must not vouch for this one."""
     record = read_record(path)
     checks = [Check("record", True, f"{path.name} is a valid run record "
                     f"(image {record['image']['id'][:19]}…, exit {record['exitCode']})")]
-    from reprolock.verify.lockchecks import _signature as _lock_signature
-    from reprolock.verify.lockchecks import _trusted
-
-    trusted = _trusted(config, key)  # require-signature without --key: exit 1, says so
-    if trusted is not None:
-        checks.append(attempt("signature", lambda: _signature(path, record, trusted)))
-        checks.append(attempt("lock-signature", lambda: _lock_signature(config, trusted)))
-    else:
-        # a record is a file anyone can write: unsigned, what follows checks its claims
-        # against this project, not that a run made them
-        checks.append(Check("signature", True, "not checked (no --key): the record's "
-                            "claims are only its writer's word; pass --key PUB to prove "
-                            "which key signed them", unproven=True))
+    checks += _signature_checks(config, path, record, key, identity)
     checks.append(_lock(config, record))
     checks.append(_code(config, record, allow_code_drift))
     checks.append(_runtime(record))
@@ -124,6 +117,39 @@ def verify_record(config: Config, path: Path, *, key: Path | None,
     checks.append(_outputs(config, record, outputs))
     checks += [_data(config, item) for item in record.get("data", [])]
     return Report(tuple(checks))
+
+
+def _signature_checks(config: Config, path: Path, record: Mapping[str, Any],
+                      key: Path | None, identity: KeylessIdentity | None) -> list[Check]:
+    from reprolock.verify.lockchecks import _signature as _lock_signature
+    from reprolock.verify.lockchecks import _trusted
+
+    if identity is not None:
+        from reprolock.verify.keyless import keyless_signature
+
+        return [attempt("signature", lambda: _keyless(path, record, identity)),
+                attempt("lock-signature",
+                        lambda: keyless_signature(config.lock_path, identity))]
+    trusted = _trusted(config, key)  # require-signature without --key: exit 1, says so
+    if trusted is not None:
+        return [attempt("signature", lambda: _signature(path, record, trusted)),
+                attempt("lock-signature", lambda: _lock_signature(config, trusted))]
+    # a record is a file anyone can write: unsigned, what follows checks its claims
+    # against this project, not that a run made them
+    return [Check("signature", True, "not checked (no --key): the record's claims are only "
+                  "its writer's word; pass --key PUB to prove which key signed them",
+                  unproven=True)]
+
+
+def _keyless(path: Path, record: Mapping[str, Any], identity: KeylessIdentity) -> str:
+    """RECORD.sigstore.json is a keyless signature of this record by ``identity``."""
+    from reprolock.signing.bundle import envelope_bundle_path
+    from reprolock.verify.keyless import keyless_statement
+
+    where = envelope_path(path)
+    payload, verified = keyless_statement(where, identity)
+    _signs_record(path, record, envelope_bundle_path(where).name, payload)
+    return verified
 
 
 def _lock(config: Config, record: Mapping[str, Any]) -> Check:

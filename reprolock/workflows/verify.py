@@ -25,7 +25,7 @@ class VerifyOptions:
     allow_code_drift: bool = False
     outputs: Path | None = None  # with run_record: where the run's outputs are now
     model: Path | None = None  # a signed model directory: its chain back to the lock
-    identity: Any = None  # a KeylessIdentity: the lock's keyless bundle must be its
+    identity: Any = None  # a KeylessIdentity: the keyless bundles checked must be its
 
 
 def verify_project(config: Config, options: VerifyOptions, *,
@@ -45,7 +45,7 @@ def verify_project(config: Config, options: VerifyOptions, *,
 
         return verify_record(config, options.run_record, key=options.key,
                              allow_code_drift=options.allow_code_drift,
-                             outputs=options.outputs)
+                             outputs=options.outputs, identity=options.identity)
     if options.image is not None:
         from reprolock.verify.image import verify_image
 
