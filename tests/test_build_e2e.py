@@ -17,11 +17,13 @@ import requests
 
 from tests.support.cli import run_cli
 from tests.support.services import docker_available, require, require_tool, skopeo_copy
+from tests.support.wheels import build_wheel
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "example"
 BASE = EXAMPLE / ".reprolock" / "base"
 ACCEPT = "application/vnd.oci.image.manifest.v1+json"
 BIG = (8 << 20) * 2 + 12345
+WEIGHTS = b"".join(hashlib.sha256(b"%d" % i).hexdigest().encode() for i in range(20_000))
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,10 @@ def built(tmp_path_factory: pytest.TempPathFactory, registry: str) -> dict[str, 
     # more than two compression blocks (8 MiB): the code layer is several gzip members
     (root / "assets").mkdir()
     (root / "assets" / "blob.bin").write_bytes(os.urandom(BIG))
+    # a wheel member over 64 KiB: its deflate stream is copied into the gzip layer
+    build_wheel(root / "wheels", "bigdata", "1.0", extra_files={"bigdata/weights.bin": WEIGHTS})
+    with (root / "requirements.in").open("a") as handle:
+        handle.write("bigdata==1.0\n")
     lock = run_cli("lock", "-C", root)
     assert lock.returncode == 0, lock.stderr
     out = root.parent
@@ -73,6 +79,18 @@ def test_a_layer_of_several_blocks_reads_back_in_docker(built: dict) -> None:
         "reprolock-e2e/example:v1", entrypoint=["sha256sum", "/app/assets/blob.bin"],
         network_mode="none", remove=True).decode()
     assert output.split()[0] == hashlib.sha256(blob).hexdigest()
+
+
+def test_a_reused_wheel_member_reads_back_in_docker(built: dict) -> None:
+    """The wheel's own deflate stream, copied as a gzip member, is what Docker unpacks."""
+    import docker
+
+    assert built["lock"]["image"]["compression"]["wheelDeflate"] is True
+    output = docker.from_env().containers.run(
+        "reprolock-e2e/example:v1", network_mode="none", remove=True,
+        entrypoint=["sha256sum", "/opt/venv/lib/python3.11/site-packages/bigdata/weights.bin"],
+        ).decode()
+    assert output.split()[0] == hashlib.sha256(WEIGHTS).hexdigest()
 
 
 def test_one_thread_builds_the_same_image_as_every_core(built: dict, tmp_path: Path) -> None:
@@ -148,6 +166,7 @@ def test_umoci_unpacks_the_layout(built: dict, tmp_path: Path) -> None:
     assert (rootfs / "app" / "train.py").read_bytes() == (built["root"] / "train.py").read_bytes()
     site = rootfs / "opt/venv/lib/python3.11/site-packages"
     assert (site / "tinyml" / "__init__.py").is_file()
+    assert (site / "bigdata" / "weights.bin").read_bytes() == WEIGHTS  # a reused stream
     assert (site / "tinyml-1.0.0.dist-info" / "INSTALLER").read_text() == "reprolock\n"
     assert not (site / "tinyml-1.0.0.dist-info" / "direct_url.json").exists()
     assert not list(site.rglob("*.pyc"))

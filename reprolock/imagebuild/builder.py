@@ -87,7 +87,8 @@ def locked_compressor(lock: Lock) -> Compressor:
     same lock gives the manifest digests the lock records; gzip when it records none."""
     if lock.image is not None:
         record = lock.image.compression
-        return Compressor.parse(record.spec, block_size=record.block_size)
+        return Compressor.parse(record.spec, block_size=record.block_size,
+                                wheel_deflate=record.wheel_deflate)
     return Compressor.parse("gzip")
 
 

@@ -284,6 +284,7 @@ class Compression:
     level: int
     library: str  # the library and version whose bytes these are
     block_size: int = 0  # uncompressed bytes per member; 0: one stream (older locks)
+    wheel_deflate: bool = False  # gzip members copied from the wheels' deflate streams
 
     @property
     def spec(self) -> str:
@@ -295,6 +296,8 @@ class Compression:
                                  "library": self.library}
         if self.block_size:
             found["blockSize"] = self.block_size
+        if self.wheel_deflate:
+            found["wheelDeflate"] = True
         return found
 
     @classmethod
@@ -311,8 +314,14 @@ class Compression:
             raise LockFileError(
                 f"the lock's image.compression.blockSize is {blocks}, outside "
                 f"{MIN_BLOCK_SIZE}..{MAX_BLOCK_SIZE}", hint=_HINT)
+        reuse = data.get("wheelDeflate", False)
+        if not isinstance(reuse, bool) or (reuse and (data["name"] != "gzip" or not blocks)):
+            raise LockFileError("the lock's image.compression.wheelDeflate is not true or "
+                                "false, or is set for a compression that is not gzip in "
+                                "blocks", hint=_HINT)
         return cls(checked(data["name"], "token", "image.compression.name"), level,
-                   checked(data["library"], "text", "image.compression.library"), blocks)
+                   checked(data["library"], "text", "image.compression.library"), blocks,
+                   reuse)
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,21 @@
 """Layer compressors. The compressed bytes depend on the library and its version, so
 the lock records them (name, level, library version, block size) next to the digests.
 
-A layer is compressed in blocks of a fixed uncompressed size (8 MiB), each an independent gzip
-member or zstd frame (a valid gzip or zstd stream either way; Docker, containerd and
+A layer is compressed in blocks of a fixed uncompressed size (8 MiB), each an independent
+gzip member or zstd frame (a valid gzip or zstd stream either way; Docker, containerd and
 every OCI runtime read concatenated members). The blocks are compressed on every core,
 and the bytes depend only on the block size, never on the number of threads: one big
 layer (a CUDA wheel set) no longer runs on one core, and its digest stays the same on
 any machine. A layer smaller than a block is one member, byte for byte what the
 single-stream compressor of earlier versions wrote, which locks without a block size
 still use.
+
+A gzip layer also reuses the compression its wheels already carry (``wheelDeflate``): a
+wheel member's deflate stream is complete, so with a gzip header, its CRC-32 and its
+length it is a gzip member as it stands. Such a member is copied, not compressed again
+(after it has been inflated and checked against its RECORD hash and CRC-32); the block
+being filled before it is cut short. Those bytes depend only on the wheel, not on this
+machine's zlib, and compressing them, most of a gzip build's time, is skipped.
 """
 
 from __future__ import annotations
@@ -34,6 +41,13 @@ DEFAULT_LEVELS = {"gzip": 5, "zstd": 3, "none": 0}
 # window is 32 KiB, zstd 3's 2 MiB), and the blocks in flight stay small: with 16 MiB and
 # one more block in flight per layer, two S2 layers at once peaked at 553 MB
 DEFAULT_BLOCK_SIZE = 8 << 20
+#: the smallest wheel member whose deflate stream a gzip layer reuses: below it, the
+#: 18 bytes of a member of its own and the lost context of its neighbours cost more than
+#: compressing it again saves
+WHEEL_DEFLATE_MIN = 64 << 10
+#: the header of a reused member: no name, mtime 0, XFL 0 (the wheel's level is not
+#: known), OS 255; the trailer is the member's CRC-32 and length, as for every member
+GZIP_MEMBER_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 MAX_BLOCK_SIZE = 64 << 20  # a lock may be hostile: its block size is held in memory
 MIN_BLOCK_SIZE = 64 << 10
 
@@ -49,10 +63,15 @@ class Compressor:
     name: str  # gzip, zstd or none
     level: int
     block_size: int = 0  # uncompressed bytes per member; 0: one stream (locks before blocks)
+    #: gzip: a wheel member of at least WHEEL_DEFLATE_MIN bytes that its wheel deflates
+    #: becomes a gzip member of its own around the wheel's deflate stream, copied as is
+    wheel_deflate: bool = False
 
     @classmethod
-    def parse(cls, text: str, *, block_size: int | None = None) -> Compressor:
-        """NAME[:LEVEL]; a new image's blocks are DEFAULT_BLOCK_SIZE unless given."""
+    def parse(cls, text: str, *, block_size: int | None = None,
+              wheel_deflate: bool | None = None) -> Compressor:
+        """NAME[:LEVEL]; a new image's blocks are DEFAULT_BLOCK_SIZE unless given, and a
+        new gzip image reuses its wheels' deflate streams unless told otherwise."""
         name, _, level = text.partition(":")
         if name not in MEDIA_TYPES:
             raise ConfigError(f"unknown compression {text!r}",
@@ -62,7 +81,9 @@ class Compressor:
         except ValueError as exc:
             raise ConfigError(f"compression level {level!r} is not a number") from exc
         blocks = DEFAULT_BLOCK_SIZE if block_size is None else block_size
-        return cls(name, value, 0 if name == "none" else blocks)
+        reuse = block_size is None if wheel_deflate is None else wheel_deflate
+        return cls(name, value, 0 if name == "none" else blocks,
+                   reuse and name == "gzip" and blocks > 0)
 
     @property
     def media_type(self) -> str:
@@ -84,6 +105,8 @@ class Compressor:
                                  "library": self.library}
         if self.block_size:
             found["blockSize"] = self.block_size
+        if self.wheel_deflate:
+            found["wheelDeflate"] = True
         return found
 
     def open(self, sink: IO[bytes], *, threads: int = 1) -> Sink:
@@ -144,6 +167,34 @@ class _Blocks:
             self.sink.write(self.pending.popleft().result())
         self.pending.append(self.pool.submit(self.compressor.compress_block, block))
         self.members += 1
+
+    @property
+    def takes_deflate(self) -> bool:
+        """Whether :meth:`begin_member` may be called: reused deflate streams."""
+        return self.compressor.wheel_deflate
+
+    def begin_member(self) -> None:
+        """End the block being filled (short) and start a member around a deflate stream
+        that :meth:`member_data` then passes through unchanged."""
+        if self.buffer:
+            self._submit(bytes(self.buffer))
+            self.buffer.clear()
+        self._ready(GZIP_MEMBER_HEADER)
+        self.members += 1
+
+    def member_data(self, raw: bytes) -> None:
+        self._ready(raw)
+
+    def end_member(self, crc: int, size: int) -> None:
+        self._ready(crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little"))
+
+    def _ready(self, data: bytes) -> None:
+        """Bytes that need no compressing, in order after the blocks still in flight."""
+        done: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        done.set_result(data)
+        while len(self.pending) >= self.limit:
+            self.sink.write(self.pending.popleft().result())
+        self.pending.append(done)
 
     def flush(self) -> None:
         pass

@@ -19,11 +19,11 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from reprolock._internal.files import atomic_writer
 from reprolock.errors import ArtifactError
-from reprolock.oci.compress import Compressor, Sink
+from reprolock.oci.compress import WHEEL_DEFLATE_MIN, Compressor, Sink
 from reprolock.oci.model import LayerBlob as LayerBlob  # re-exported: written here
 
 BLOCK = tarfile.BLOCKSIZE
@@ -205,10 +205,13 @@ class _TarWriter:
         what = f"{member.origin}: {member.name}"
         size = 0
         try:
-            for chunk in _member_chunks(archive, member.name):
-                sha.update(chunk)
-                self._pass(chunk)
-                size += len(chunk)
+            if _reusable(self.out, archive, member.name):
+                size = self._reuse_member(archive, member.name, sha)
+            else:
+                for chunk in _member_chunks(archive, member.name):
+                    sha.update(chunk)
+                    self._pass(chunk)
+                    size += len(chunk)
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise ArtifactError(f"{what} cannot be read: {exc}",
                                 hint="the wheel is corrupt; delete it from the cache") from exc
@@ -218,6 +221,83 @@ class _TarWriter:
         if member.sha256 is not None and sha.digest() != member.sha256:
             raise ArtifactError(f"{what} does not match its RECORD hash",
                                 hint="the wheel was altered after it was built; do not use it")
+
+
+    def _reuse_member(self, archive: zipfile.ZipFile, name: str, sha: hashlib._Hash) -> int:
+        """The member's deflate stream as a gzip member of its own, copied; its inflated
+        bytes are hashed (the tar's digest, the RECORD hash) and checked as
+        :func:`_member_chunks` checks them, and the stream must end exactly where the
+        archive says, or the copied bytes would not be the member's."""
+        self._flush()
+        out: DeflateSink = self.out  # type: ignore[assignment]
+        out.begin_member()
+        info = archive.getinfo(name)
+        crc, size = 0, 0
+        for raw, plain in _deflate_pieces(archive, info):
+            crc = zlib.crc32(plain, crc)
+            size += len(plain)
+            sha.update(plain)
+            out.member_data(raw, plain)
+        if size != info.file_size or crc != info.CRC:
+            raise zipfile.BadZipFile(f"bad CRC-32 or length for {name}")
+        out.end_member(crc, size)
+        self.offset += size
+        return size
+
+
+class DeflateSink(Protocol):
+    """A sink that also takes a deflate stream to pass through as a gzip member, with the
+    bytes it inflates to (for the tar's digest): the compressors of ``wheelDeflate``."""
+
+    takes_deflate: bool
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def begin_member(self) -> None: ...
+
+    def member_data(self, raw: bytes, plain: bytes) -> None: ...
+
+    def end_member(self, crc: int, size: int) -> None: ...
+
+
+def _reusable(out: Sink, archive: zipfile.ZipFile, name: str) -> bool:
+    info = archive.getinfo(name)
+    return (getattr(out, "takes_deflate", False) and info.compress_type == zipfile.ZIP_DEFLATED
+            and not info.flag_bits & 0x1 and info.file_size >= WHEEL_DEFLATE_MIN)
+
+
+def _deflate_pieces(archive: zipfile.ZipFile, info: zipfile.ZipInfo
+                    ) -> Iterator[tuple[bytes, bytes]]:
+    """(compressed piece, what it inflates to) over the member's deflate stream; the
+    stream must end at the archive's compressed size, with nothing after it."""
+    assert archive.fp is not None
+    fd = archive.fp.fileno()
+    pos, left = _data_offset(fd, info), info.compress_size
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    produced = 0
+    while left:
+        raw = os.pread(fd, min(CHUNK, left), pos)
+        if not raw:
+            raise EOFError("the archive ends inside a member")
+        pos, left = pos + len(raw), left - len(raw)
+        plain = [inflater.decompress(raw, 4 * CHUNK)]
+        while inflater.unconsumed_tail:  # bounded memory whatever the ratio
+            plain.append(inflater.decompress(inflater.unconsumed_tail, 4 * CHUNK))
+        produced += sum(len(p) for p in plain)
+        if produced > info.file_size:
+            raise zipfile.BadZipFile("member is longer than the archive says")
+        yield raw, b"".join(plain)
+    if not inflater.eof or inflater.unused_data:
+        raise zipfile.BadZipFile(f"the deflate stream of {info.filename} does not end where "
+                                 "the archive says")
+
+
+def _data_offset(fd: int, info: zipfile.ZipInfo) -> int:
+    header = os.pread(fd, 30, info.header_offset)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+    return info.header_offset + 30 + int.from_bytes(header[26:28], "little") \
+        + int.from_bytes(header[28:30], "little")
 
 
 def _member_chunks(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
@@ -236,11 +316,7 @@ def _member_chunks(archive: zipfile.ZipFile, name: str) -> Iterator[bytes]:
         return
     assert archive.fp is not None
     fd = archive.fp.fileno()
-    header = os.pread(fd, 30, info.header_offset)
-    if len(header) != 30 or header[:4] != b"PK\x03\x04":
-        raise zipfile.BadZipFile(f"bad local header for {name}")
-    pos = info.header_offset + 30 + int.from_bytes(header[26:28], "little") \
-        + int.from_bytes(header[28:30], "little")
+    pos = _data_offset(fd, info)
     crc, produced = 0, 0
     for chunk in _inflate(fd, pos, info.compress_size, info.compress_type, info.file_size):
         crc = zlib.crc32(chunk, crc)
@@ -279,12 +355,25 @@ def _inflate(fd: int, pos: int, left: int, method: int, limit: int) -> Iterator[
 
 
 class HashingWriter:
-    """Hashes and counts what passes through to ``target`` (a file or a compressor)."""
+    """Hashes and counts what passes through to ``target`` (a file or a compressor); a
+    reused deflate stream passes through as it is, hashed as what it inflates to."""
 
     def __init__(self, target: Sink) -> None:
         self.target = target
         self.sha = hashlib.sha256()
         self.size = 0
+        self.takes_deflate = bool(getattr(target, "takes_deflate", False))
+
+    def begin_member(self) -> None:
+        self.target.begin_member()  # type: ignore[attr-defined]
+
+    def member_data(self, raw: bytes, plain: bytes) -> None:
+        self.sha.update(plain)
+        self.size += len(plain)
+        self.target.member_data(raw)  # type: ignore[attr-defined]
+
+    def end_member(self, crc: int, size: int) -> None:
+        self.target.end_member(crc, size)  # type: ignore[attr-defined]
 
     def write(self, data: bytes) -> int:
         self.sha.update(data)
