@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The floor for a cold ``reprolock build``: only the work no image builder can skip.
 
-    python bench/floor_s2.py [--compression gzip|zstd] [--level N] [--procs N] WHEEL_OR_DIR...
+    python bench/floor_s2.py [--compression gzip|zstd] [--level N] [--procs N]
+                             [--wheel-deflate] WHEEL_OR_DIR...
 
 For every member of every wheel given (a directory stands for the ``*.whl`` files in it)
 this script inflates the member (``zipfile``), hashes it with sha256 (as an installer's
@@ -10,7 +11,10 @@ reprolock uses for layers (``reprolock/oci/compress.py``): gzip = zlib raw defla
 5 (memLevel 9, default strategy) plus the CRC-32 of the gzip trailer, zstd = the
 ``zstandard`` library at level 3, one thread, no checksum, no content size. One
 compressed stream per wheel; the compressed bytes are counted and dropped (nothing is
-written to disk, no tar headers, no installer logic, no base layers).
+written to disk, no tar headers, no installer logic, no base layers). With
+``--wheel-deflate`` (gzip), a deflated member of 64 KiB or more is inflated and hashed
+(sha256, CRC-32) but not compressed, as reprolock copies its deflate stream into a gzip
+layer.
 
 The work is split across ``--procs`` processes (default: every core) with
 ``multiprocessing``: each wheel's members are cut into tasks of up to ``--task-mb`` MB
@@ -69,10 +73,18 @@ def _compressor(name: str, level: int):  # type: ignore[no-untyped-def]
     return zstd_step
 
 
-def one_task(task: tuple[str, list[str], str, int]) -> tuple[int, int, int]:
+#: reprolock's WHEEL_DEFLATE_MIN: with --wheel-deflate, a deflated member at least this
+#: big is inflated and hashed (sha256 and CRC-32) but not compressed: its own deflate
+#: stream is the gzip member
+WHEEL_DEFLATE_MIN = 64 << 10
+
+
+def one_task(task: tuple[str, list[str], str, int, bool]) -> tuple[int, int, int]:
     """Inflate, hash and compress the named members of one wheel (all when none are
     named): (members, inflated bytes, compressed bytes)."""
-    path, names, name, level = task
+    import zlib
+
+    path, names, name, level, reuse = task
     step = _compressor(name, level)
     members = inflated = compressed = 0
     with zipfile.ZipFile(path) as archive:
@@ -80,13 +92,19 @@ def one_task(task: tuple[str, list[str], str, int]) -> tuple[int, int, int]:
         for info in infos:
             if info.is_dir():
                 continue
-            sha = hashlib.sha256()
+            copied = reuse and info.compress_type == zipfile.ZIP_DEFLATED \
+                and info.file_size >= WHEEL_DEFLATE_MIN
+            sha, crc = hashlib.sha256(), 0
             with archive.open(info) as member:
                 while chunk := member.read(_CHUNK):
                     sha.update(chunk)
                     inflated += len(chunk)
-                    compressed += step(chunk)
+                    if copied:
+                        crc = zlib.crc32(chunk, crc)
+                    else:
+                        compressed += step(chunk)
             sha.hexdigest()
+            compressed += info.compress_size + 18 if copied else 0
             members += 1
     compressed += step(b"")
     return members, inflated, compressed
@@ -124,6 +142,9 @@ def main() -> int:
     parser.add_argument("--task-mb", type=float, default=64.0,
                         help="inflated MB of members per task (default 64)")
     parser.add_argument("--by-wheel", action="store_true", help="one task per wheel")
+    parser.add_argument("--wheel-deflate", action="store_true",
+                        help="gzip: copy the deflate stream of members of 64 KiB and more, "
+                        "as reprolock's wheelDeflate layers do (inflated and hashed only)")
     args = parser.parse_args()
     level = DEFAULT_LEVELS[args.compression] if args.level is None else args.level
     wheels: list[Path] = []
@@ -134,13 +155,14 @@ def main() -> int:
     start = time.perf_counter()
     sized = split(wheels, None if args.by_wheel else int(args.task_mb * 1e6))
     sized.sort(key=lambda t: t[0], reverse=True)  # biggest first
-    tasks = [(str(w), names, args.compression, level) for _, w, names in sized]
+    reuse = args.wheel_deflate and args.compression == "gzip"
+    tasks = [(str(w), names, args.compression, level, reuse) for _, w, names in sized]
     with multiprocessing.get_context("fork").Pool(args.procs) as pool:
         done = list(pool.imap_unordered(one_task, tasks, chunksize=1))
     seconds = time.perf_counter() - start
     print(json.dumps({
         "seconds": seconds, "procs": args.procs, "compression": args.compression,
-        "level": level, "wheels": len(wheels), "tasks": len(tasks),
+        "level": level, "wheel_deflate": reuse, "wheels": len(wheels), "tasks": len(tasks),
         "split": "by wheel" if args.by_wheel else f"members, up to {args.task_mb:g} MB a task",
         "wheel_bytes": sum(w.stat().st_size for w in wheels),
         "members": sum(d[0] for d in done), "inflated_bytes": sum(d[1] for d in done),
