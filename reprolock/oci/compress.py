@@ -183,7 +183,8 @@ class _Blocks:
         self.members += 1
 
     def member_data(self, raw: bytes) -> None:
-        self._ready(raw)
+        if raw:
+            self._ready(raw)
 
     def end_member(self, crc: int, size: int) -> None:
         self._ready(crc.to_bytes(4, "little") + (size & 0xFFFFFFFF).to_bytes(4, "little"))

@@ -280,13 +280,15 @@ def _deflate_pieces(archive: zipfile.ZipFile, info: zipfile.ZipInfo
         if not raw:
             raise EOFError("the archive ends inside a member")
         pos, left = pos + len(raw), left - len(raw)
-        plain = [inflater.decompress(raw, 4 * CHUNK)]
-        while inflater.unconsumed_tail:  # bounded memory whatever the ratio
-            plain.append(inflater.decompress(inflater.unconsumed_tail, 4 * CHUNK))
-        produced += sum(len(p) for p in plain)
-        if produced > info.file_size:
-            raise zipfile.BadZipFile("member is longer than the archive says")
-        yield raw, b"".join(plain)
+        plain = inflater.decompress(raw, 4 * CHUNK)
+        while True:  # memory bounded whatever the ratio: the rest comes in pieces
+            produced += len(plain)
+            if produced > info.file_size:
+                raise zipfile.BadZipFile("member is longer than the archive says")
+            yield raw, plain
+            if not inflater.unconsumed_tail:
+                break
+            raw, plain = b"", inflater.decompress(inflater.unconsumed_tail, 4 * CHUNK)
     if not inflater.eof or inflater.unused_data:
         raise zipfile.BadZipFile(f"the deflate stream of {info.filename} does not end where "
                                  "the archive says")

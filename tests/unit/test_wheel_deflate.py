@@ -128,3 +128,20 @@ def _crc(data: bytes) -> int:
     import zlib
 
     return zlib.crc32(data)
+
+
+def test_a_member_that_inflates_a_thousandfold_comes_in_bounded_pieces(tmp_path: Path) -> None:
+    """Zeros deflate about 1000:1: one megabyte read would be a gigabyte in memory at once;
+    it is passed on in pieces of at most 4 MiB, and the layer is still right."""
+    from reprolock.oci.tarball import _deflate_pieces
+
+    zeros = bytes(64 << 20)
+    archive = wheel(tmp_path / "w.whl", {"pkg/zeros.bin": zeros}, level=9)
+    with zipfile.ZipFile(archive) as zf:
+        pieces = [len(plain) for _raw, plain in _deflate_pieces(zf, zf.getinfo("pkg/zeros.bin"))]
+    assert sum(pieces) == len(zeros) and max(pieces) <= 4 << 20
+    layer = write_layer(entries(archive, {"pkg/zeros.bin": zeros}), tmp_path / "layer",
+                        compressor=REUSE)
+    plain = write_layer(entries(archive, {"pkg/zeros.bin": zeros}), tmp_path / "plain",
+                        compressor=PLAIN)
+    assert layer.diff_id == plain.diff_id
