@@ -447,3 +447,32 @@ def test_a_registry_with_the_referrers_api_needs_no_fallback_tag(
     assert "(the referrers API)" in check["detail"]
     assert f"GET /v2/withapi/referrers/{digest}" in proxy.seen
     assert f"GET /v2/withapi/manifests/{tag_of(digest)}" not in proxy.seen  # not read
+
+
+def test_many_bundles_without_a_statement_are_not_read_without_end(
+        project: Path, cache: Path, keys: Path, registry: str) -> None:
+    """A referrer whose layers are 65 Sigstore bundles of message signatures: each is a
+    blob read whole, so they count towards the limit like envelopes (exit 2)."""
+    ref = f"{registry}/manybundles:v1"
+    digest = build(project, cache, ref, "--sign-key", keys / "k.key")
+    forget_local_provenance(project)
+    layers = [{"mediaType": BUNDLE, **push_blob(registry, "manybundles", json.dumps(
+        {"mediaType": BUNDLE, "messageSignature": {"signature": str(i)}}).encode())}
+        for i in range(65)]
+    empty = push_blob(registry, "manybundles", b"{}")
+    size = len(get(registry, "manybundles", digest).content)
+    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": BUNDLE,
+           "config": {"mediaType": "application/vnd.oci.empty.v1+json", **empty},
+           "layers": layers, "subject": {"mediaType": OCI_MANIFEST, "digest": digest,
+                                         "size": size}}
+    data = json.dumps(doc).encode()
+    entry = {**put_manifest(registry, "manybundles",
+                            "sha256:" + hashlib.sha256(data).hexdigest(), doc),
+             "artifactType": BUNDLE}
+    index = get(registry, "manybundles", tag_of(digest), OCI_INDEX).json()
+    index["manifests"].insert(0, entry)
+    put_manifest(registry, "manybundles", tag_of(digest), index, OCI_INDEX)
+    proc = cli("verify", "-C", project, "--json", "--image", f"registry:{ref}", "--key",
+               keys / "k.pub", cache=cache)
+    assert proc.returncode == 2, proc.stdout
+    assert "more than 64 attestations" in proc.stderr and "Traceback" not in proc.stderr

@@ -200,7 +200,7 @@ class _Collected:
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
         self.items: dict[str, Attestation] = {}
-        self.keys: dict[str, str] = {}  # blob digest -> content key
+        self.keys: dict[str, str | None] = {}  # blob digest -> content key (None: none)
 
     def referrer(self, digest: str, where: str) -> None:
         data, _, _ = self.client.manifest(digest, limit=REFERRERS_LIMIT)
@@ -221,19 +221,21 @@ class _Collected:
                 self._add(desc.digest, kind, where, subject)
 
     def _add(self, digest: str, kind: str, where: str, subject: str | None) -> None:
-        key = self.keys.get(digest)
-        if key is None:
+        if digest not in self.keys:
+            # every blob read counts, a bundle without a statement too: each is read whole
             if len(self.keys) >= MAX_ATTESTATIONS:
                 raise ImageSourceError(
                     f"{self.client.ref} holds more than {MAX_ATTESTATIONS} attestations of "
                     "one image", hint="remove stale attestations of this image from the "
                     "registry")
             envelope = _envelope(self.client.blob(digest), kind, where)
-            if envelope is None:
-                return  # a bundle of a message signature: no statement in it
-            key = self.keys[digest] = _content_key(envelope, digest)
-            if key not in self.items:
-                self.items[key] = Attestation(digest, envelope, (), ())
+            key = self.keys[digest] = None if envelope is None else _content_key(envelope,
+                                                                                  digest)
+            if key is not None and key not in self.items:
+                self.items[key] = Attestation(digest, envelope or b"", (), ())
+        key = self.keys[digest]
+        if key is None:
+            return  # a bundle of a message signature: no statement in it
         seen = self.items[key]
         self.items[key] = Attestation(seen.digest, seen.envelope, (*seen.where, where),
                                       (*seen.subjects, *([subject] if subject else [])))

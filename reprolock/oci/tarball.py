@@ -222,7 +222,6 @@ class _TarWriter:
             raise ArtifactError(f"{what} does not match its RECORD hash",
                                 hint="the wheel was altered after it was built; do not use it")
 
-
     def _reuse_member(self, archive: zipfile.ZipFile, name: str, sha: hashlib._Hash) -> int:
         """The member's deflate stream as a gzip member of its own, copied; its inflated
         bytes are hashed (the tar's digest, the RECORD hash) and checked as
