@@ -66,7 +66,23 @@ def _dispatch() -> None:
     cli_main()
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread instead of ending
+    the process at once: a container ``run`` started is stopped, not left training, and
+    atomic writes remove their temporary files."""
+    import signal
+
+    from reprolock.errors import Terminated
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Terminated(signum, signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+
+
 def main() -> None:
+    _stop_on_signals()
     try:
         try:
             _dispatch()

@@ -158,3 +158,16 @@ class KeylessError(ReprolockError):
     """Keyless (Sigstore) signing or verification could not run: no OIDC identity token, a
     token Sigstore refuses, or a Sigstore service (TUF, Fulcio, Rekor) out of reach (exit 2:
     nothing was checked; a bundle that does not verify is a VerificationError, exit 1)."""
+
+
+class Terminated(ReprolockError):
+    """The command was told to stop by a signal (SIGTERM from a scheduler's cancel or a CI
+    job's stop, SIGHUP from a closed terminal). Raised in the main thread, so that what the
+    command started is stopped and its temporary files removed on the way out; the exit
+    code is 128 + the signal's number, as a shell reports a command killed by it."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"stopped by {name}: what this command had started was stopped, "
+                         "and nothing half-written was left")
+        self.exit_code = 128 + signum
+

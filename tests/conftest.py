@@ -40,6 +40,7 @@ MODULE_FIXTURE_MARKERS: dict[tuple[str, str], tuple[str, ...]] = {
     ("test_verify_image_attacks", "own_registry"): ("registry",),
     ("test_model_chain", "built"): ("docker", "debootstrap"),
     ("test_run_attach", "built"): ("docker", "debootstrap"),
+    ("test_run_signals", "built"): ("docker", "debootstrap"),
     ("test_job_slurm", "project"): ("debootstrap",),
     ("test_job_slurm", "ddp_project"): ("debootstrap",),
 }

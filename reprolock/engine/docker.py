@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from reprolock.errors import ReprolockError, ToolError
+from reprolock.errors import ReprolockError, Terminated, ToolError
 from reprolock.oci.contract import CODE_LABEL, ENV_LABEL, LOCK_LABEL, REVISION_LABEL
 
 ENGINE_HINT = ("start the Docker Engine (for example 'dockerd --iptables=false --bridge=none "
@@ -268,6 +268,10 @@ def _load_hint(text: str) -> str:
 
 
 # -- containers ----------------------------------------------------------------------------
+#: seconds a stopped run's command has between SIGTERM and SIGKILL (docker stop's default)
+STOP_GRACE = 10
+
+
 def device_requests(gpus: str | None) -> list[Any] | None:
     """The engine's device request for ``--gpus`` (``all`` or a count), or None."""
     if gpus is None:
@@ -302,6 +306,10 @@ def run_container(client: Any, image: Any, argv: Sequence[str] | None, *,
                 stream.flush()
             status = container.wait()
             return int(status.get("StatusCode", 2)), b"", b""
+    except Terminated:  # the command gets SIGTERM and STOP_GRACE seconds, as 'docker stop'
+        with contextlib.suppress(Exception):
+            container.stop(timeout=STOP_GRACE)
+        raise
     finally:
         with contextlib.suppress(Exception):  # never hide what failed above
             container.remove(force=True)
