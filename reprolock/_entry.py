@@ -82,6 +82,8 @@ def _stop_on_signals() -> None:
 
 
 def main() -> None:
+    from reprolock.errors import Terminated
+
     _stop_on_signals()
     try:
         try:
@@ -90,3 +92,6 @@ def main() -> None:
             sys.stdout.flush()
     except BrokenPipeError:
         sys.exit(quiet_broken_pipe())
+    except Terminated as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)

@@ -160,14 +160,16 @@ class KeylessError(ReprolockError):
     nothing was checked; a bundle that does not verify is a VerificationError, exit 1)."""
 
 
-class Terminated(ReprolockError):
+class Terminated(BaseException):
     """The command was told to stop by a signal (SIGTERM from a scheduler's cancel or a CI
     job's stop, SIGHUP from a closed terminal). Raised in the main thread, so that what the
-    command started is stopped and its temporary files removed on the way out; the exit
-    code is 128 + the signal's number, as a shell reports a command killed by it."""
+    command started is stopped and its temporary files removed on the way out. Like
+    KeyboardInterrupt it is not an Exception: no ``except Exception`` (or ReprolockError)
+    on the way may swallow it and go on. The exit code is 128 + the signal's number, as a
+    shell reports a command killed by it."""
 
     def __init__(self, signum: int, name: str) -> None:
-        super().__init__(f"stopped by {name}: what this command had started was stopped, "
-                         "and nothing half-written was left")
+        self.message = (f"stopped by {name}: what this command had started was stopped, "
+                        "and nothing half-written was left")
+        super().__init__(self.message)
         self.exit_code = 128 + signum
-
