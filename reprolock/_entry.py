@@ -78,7 +78,9 @@ def _stop_on_signals() -> None:
         raise Terminated(signum, signal.Signals(signum).name)
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, stop)
+        # an ignored signal stays ignored: 'nohup reprolock build' must outlive its terminal
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, stop)
 
 
 def main() -> None:
