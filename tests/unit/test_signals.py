@@ -22,9 +22,8 @@ except Terminated as exc:
 
 
 def _probe(ignore_hup: bool) -> str:
-    def prepare() -> None:
-        if ignore_hup:
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup does
+    def prepare() -> None:  # both ways explicitly: this test may itself run under nohup
+        signal.signal(signal.SIGHUP, signal.SIG_IGN if ignore_hup else signal.SIG_DFL)
     proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
                           preexec_fn=prepare, env={**os.environ}, check=False)
     assert proc.returncode == 0, proc.stderr
