@@ -217,19 +217,7 @@ def test_a_tampered_bundle_referrer_fails(project: Path, cache: Path, keys: Path
     digest = build(project, cache, ref, "--sign-key", keys / "k.key")
     forget_local_provenance(project)
     _only_bundles(registry, "badbundle", digest)
-    index = get(registry, "badbundle", tag_of(digest), OCI_INDEX).json()
-    entry = next(m for m in index["manifests"] if m["artifactType"] == BUNDLE)
-    referrer = get(registry, "badbundle", entry["digest"]).json()
-    bundle = json.loads(blob(registry, "badbundle", referrer["layers"][0]["digest"]))
-    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
-    statement["predicate"]["buildDefinition"]["externalParameters"]["gitCommit"] = "f" * 40
-    bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    referrer["layers"][0].update(push_blob(registry, "badbundle", json.dumps(bundle).encode()))
-    forged = put_manifest(registry, "badbundle", "sha256:" + hashlib.sha256(
-        json.dumps(referrer).encode()).hexdigest(), referrer)
-    index["manifests"] = [m for m in index["manifests"] if m is not entry]
-    index["manifests"].append({**forged, "artifactType": BUNDLE})
-    put_manifest(registry, "badbundle", tag_of(digest), index, OCI_INDEX)
+    _forge(registry, "badbundle", digest, kind=BUNDLE)
     code, check = verify(project, cache, ref, keys / "k.pub")
     assert code == 1
     assert "not valid for any trusted key" in check["detail"], check
@@ -285,22 +273,24 @@ def test_a_second_push_keeps_what_others_attached(project: Path, cache: Path, ke
     assert code == 0, check
 
 
-def _forge(registry: str, repo: str, digest: str) -> dict[str, Any]:
-    """The attached provenance with one field of its statement changed, pushed as a
-    referrer of the image and listed in the fallback index in place of the real one."""
+def _forge(registry: str, repo: str, digest: str, kind: str = DSSE) -> dict[str, Any]:
+    """The attached provenance (a DSSE envelope, or the one inside a Sigstore bundle) with
+    one field of its statement changed, pushed as a referrer of the image and listed in
+    the fallback index in place of the real one."""
     index = get(registry, repo, tag_of(digest), OCI_INDEX).json()
-    entry = next(m for m in index["manifests"] if m["artifactType"] == DSSE)
+    entry = next(m for m in index["manifests"] if m["artifactType"] == kind)
     referrer = get(registry, repo, entry["digest"]).json()
-    envelope = json.loads(blob(registry, repo, referrer["layers"][0]["digest"]))
+    content = json.loads(blob(registry, repo, referrer["layers"][0]["digest"]))
+    envelope = content["dsseEnvelope"] if kind == BUNDLE else content
     statement = json.loads(base64.b64decode(envelope["payload"]))
     statement["predicate"]["buildDefinition"]["externalParameters"]["gitCommit"] = "f" * 40
     envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    layer = push_blob(registry, repo, json.dumps(envelope).encode())
+    layer = push_blob(registry, repo, json.dumps(content).encode())
     referrer["layers"][0].update(layer)
     forged = put_manifest(registry, repo, "sha256:" + hashlib.sha256(
         json.dumps(referrer).encode()).hexdigest(), referrer)
     index["manifests"] = [m for m in index["manifests"] if m is not entry]
-    index["manifests"].append({**forged, "artifactType": DSSE})
+    index["manifests"].append({**forged, "artifactType": kind})
     put_manifest(registry, repo, tag_of(digest), index, OCI_INDEX)
     return referrer
 
