@@ -118,8 +118,10 @@ def test_missing_syft_says_how_to_install(project: Path, tmp_path: Path) -> None
 
 def test_syft_printing_garbage_is_a_clear_error(project: Path, tmp_path: Path) -> None:
     fake = tmp_path / "syft"
-    fake.write_text("#!/bin/sh\necho 'this is not json'\n")
+    fake.write_text("#!/bin/sh\n[ \"$1\" = version ] && exec echo '{\"version\": \"1.18.1\"}'\n"
+                    "echo 'this is not json'\n")
     fake.chmod(0o755)
+    (project / "reprolock.sbom.spdx.json").unlink()  # else the unchanged image reuses it
     proc = cli("lock", "-C", project, cache=tmp_path / "c", env={"REPROLOCK_SYFT": str(fake)})
     assert proc.returncode == 2
     assert "not spdx-json JSON" in proc.stderr

@@ -81,15 +81,21 @@ def check_layer(source: ImageSource, desc: Descriptor, diff_id: str, *,
     as it likes; the rest is read here. An ImageSourceError it raises (a bound of
     its own) propagates; tar and decompression errors become problems.
     """
-    what = f"layer {desc.digest}"
     with source.open_blob(desc.digest) as raw:
-        blob = DigestReader(raw, what=what, limit=desc.size)
-        try:
-            actual_diff = _uncompressed(blob, what, read_tar)
-            unreadable = None
-        except (OSError, EOFError, zlib.error, tarfile.TarError, zstandard.ZstdError) as exc:
-            actual_diff, unreadable = None, f"{what} is not a readable layer: {exc}"
-        actual = blob.drain()
+        return check_stream(raw, desc, diff_id, read_tar=read_tar)
+
+
+def check_stream(raw: IO[bytes], desc: Descriptor, diff_id: str, *,
+                 read_tar: Callable[[IO[bytes]], None] | None = None) -> tuple[str, ...]:
+    """:func:`check_layer` of a blob already open."""
+    what = f"layer {desc.digest}"
+    blob = DigestReader(raw, what=what, limit=desc.size)
+    try:
+        actual_diff = _uncompressed(blob, what, read_tar)
+        unreadable = None
+    except (OSError, EOFError, zlib.error, tarfile.TarError, zstandard.ZstdError) as exc:
+        actual_diff, unreadable = None, f"{what} is not a readable layer: {exc}"
+    actual = blob.drain()
     if actual != desc.digest:
         return (f"blob {desc.digest} is corrupt or was replaced: its content hashes to "
                 f"{actual}",)

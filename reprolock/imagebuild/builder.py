@@ -33,6 +33,7 @@ from reprolock.image.interface import Descriptor, ImageSource, ResolvedImage
 from reprolock.image.reference import open_source
 from reprolock.imagebuild.artifacts import ArtifactStore
 from reprolock.imagebuild.install import InstalledDist, VenvLayout, plan_wheel, venv_entries
+from reprolock.imagebuild.sbomview import ViewWriter
 from reprolock.imagebuild.store import LayerCache, cache_key, open_cache
 from reprolock.inspection.codeset import CodeSet
 from reprolock.lock.model import Lock, Package
@@ -56,6 +57,7 @@ from reprolock.oci.tarball import DEFAULT_MTIME, Entry, write_layer
 from reprolock.resolver.interface import index_credentials, index_settings
 from reprolock.runtime.basefiles import cached_base_record
 from reprolock.runtime.embed import image_files
+from reprolock.sbom.interface import CatalogReads
 from reprolock.target import Platform
 
 LAYOUT_VERSION = 2  # bump when a change to what goes into layers must invalidate the cache
@@ -69,6 +71,8 @@ class BuildOptions:
     prefix: str = DEFAULT_PREFIX
     own_layer_bytes: int = 1 << 20  # a wheel at least this big gets a layer of its own
     jobs: int = max(1, os.cpu_count() or 1)
+    # the SBOM generator's reads: each layer built also gets its view (sbomview.py)
+    sbom_reads: CatalogReads | None = None
 
 
 @dataclass(frozen=True)
@@ -354,13 +358,20 @@ class Builder:
     def _build_layer(self, plan: _Plan) -> tuple[LayerBlob, dict[str, str]]:
         entries, records = self._entries(plan)
         dest = self.blobs.temp_path()
+        reads = self.options.sbom_reads
+        view = None if reads is None or plan.kind == "code" else ViewWriter(
+            self.blobs, reads, self.cache_dir)
         try:
             # into the cache, where every read checks the digest: no fsync needed
-            blob = write_layer(entries, dest, compressor=self.compressor,
-                               mtime=self.mtime, durable=False, threads=self.options.jobs)
+            blob = write_layer(entries, dest, compressor=self.compressor, mtime=self.mtime,
+                               durable=False, threads=self.options.jobs, view=view)
             self.blobs.adopt(dest, blob.digest)
+            if view is not None:
+                view.commit(blob.diff_id)
         finally:
             dest.unlink(missing_ok=True)
+            if view is not None:
+                view.discard()
         return blob, records
 
     def _entries(self, plan: _Plan) -> tuple[list[Entry], dict[str, str]]:

@@ -121,6 +121,18 @@ def _size(entry: Entry) -> int:
 CHUNK = 1 << 20
 
 
+class ViewSink(Protocol):
+    """Where a thinned copy of the tar goes while the tar is written: the members it
+    keeps, byte for byte, and its own end; the bytes
+    :func:`reprolock.oci.tarfilter.filter_tar` would cut from the whole tar."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def keeps(self, name: str, size: int) -> bool: ...
+
+    def left_out(self, size: int) -> None: ...
+
+
 class _TarWriter:
     """The bytes ``tarfile.open(mode="w|", format=PAX_FORMAT)`` writes, with less copying.
 
@@ -129,14 +141,22 @@ class _TarWriter:
     compared with the digest their wheel's RECORD gives.
     """
 
-    def __init__(self, out: Sink) -> None:
+    def __init__(self, out: Sink, view: ViewSink | None = None) -> None:
         self.out = out
         self.buf = bytearray()
         self.offset = 0
         self.archives: dict[Path, zipfile.ZipFile] = {}
+        self.view = view
+        self.to_view = False  # the entry being written goes to the view too
+        self.vbuf = bytearray()
+        self.voffset = 0
 
     def add(self, entry: Entry, mtime: int) -> None:
         info = _tarinfo(entry, mtime)
+        if self.view is not None:
+            self.to_view = entry.kind != "file" or self.view.keeps(entry.name, info.size)
+            if not self.to_view:
+                self.view.left_out(info.size)
         self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         if entry.kind != "file":
             return
@@ -152,10 +172,17 @@ class _TarWriter:
             self._emit(bytes(BLOCK - info.size % BLOCK))
 
     def close(self) -> None:
+        self.to_view = False
         self._emit(bytes(2 * BLOCK))
         if self.offset % RECORD:
             self._emit(bytes(RECORD - self.offset % RECORD))
         self._flush()
+        if self.view is not None:
+            self._to_view(bytes(2 * BLOCK))
+            if self.voffset % RECORD:
+                self._to_view(bytes(RECORD - self.voffset % RECORD))
+            self.view.write(bytes(self.vbuf))
+            self.vbuf.clear()
         for archive in self.archives.values():
             archive.close()
 
@@ -167,8 +194,18 @@ class _TarWriter:
     def _emit(self, data: bytes) -> None:
         self.buf += data
         self.offset += len(data)
+        if self.to_view:
+            self._to_view(data)
         if len(self.buf) >= CHUNK:
             self._flush()
+
+    def _to_view(self, data: bytes) -> None:
+        assert self.view is not None
+        self.vbuf += data
+        self.voffset += len(data)
+        if len(self.vbuf) >= CHUNK:
+            self.view.write(bytes(self.vbuf))
+            self.vbuf.clear()
 
     def _flush(self) -> None:
         if self.buf:
@@ -182,6 +219,8 @@ class _TarWriter:
         self._flush()
         self.out.write(chunk)
         self.offset += len(chunk)
+        if self.to_view:
+            self._to_view(chunk)
 
     def _copy(self, handle: IO[bytes], size: int, what: str,
               sha: hashlib._Hash | None = None) -> None:
@@ -237,6 +276,8 @@ class _TarWriter:
             size += len(plain)
             sha.update(plain)
             out.member_data(raw, plain)
+            if self.to_view:
+                self._to_view(plain)
         if size != info.file_size or crc != info.CRC:
             raise zipfile.BadZipFile(f"bad CRC-32 or length for {name}")
         out.end_member(crc, size)
@@ -389,8 +430,9 @@ class HashingWriter:
         pass
 
 
-def write_tar(entries: Iterable[Entry], out: Sink, *, mtime: int = DEFAULT_MTIME) -> None:
-    tar = _TarWriter(out)
+def write_tar(entries: Iterable[Entry], out: Sink, *, mtime: int = DEFAULT_MTIME,
+              view: ViewSink | None = None) -> None:
+    tar = _TarWriter(out, view)
     try:
         for entry in normalize(entries):
             tar.add(entry, mtime)
@@ -402,7 +444,7 @@ def write_tar(entries: Iterable[Entry], out: Sink, *, mtime: int = DEFAULT_MTIME
 
 def write_layer(entries: Iterable[Entry], dest: Path, *, compressor: Compressor,
                 mtime: int = DEFAULT_MTIME, durable: bool = True, threads: int = 1,
-                ) -> LayerBlob:
+                view: ViewSink | None = None) -> LayerBlob:
     """Write the layer to ``dest`` atomically and return its digests; ``threads``
     compress its blocks (the bytes are the same for any number)."""
     with atomic_writer(dest, durable=durable) as handle:
@@ -410,7 +452,7 @@ def write_layer(entries: Iterable[Entry], dest: Path, *, compressor: Compressor,
         compressed = compressor.open(blob, threads=threads)  # type: ignore[arg-type]
         tar = HashingWriter(compressed)
         try:
-            write_tar(entries, tar, mtime=mtime)
+            write_tar(entries, tar, mtime=mtime, view=view)
         finally:  # also on failure: the compressing threads end (the file is discarded)
             compressed.close()
     return LayerBlob(f"sha256:{blob.sha.hexdigest()}", f"sha256:{tar.sha.hexdigest()}",

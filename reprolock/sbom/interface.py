@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import fnmatch
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,11 +51,40 @@ class Sbom:
         return FORMATS[self.format].media_type
 
 
+@dataclass(frozen=True)
+class CatalogReads:
+    """Which files of an image a generator's catalogers may open, as reviewed for one
+    version of it: every file in a directory whose name ends with one of ``dir_suffixes``
+    or whose path contains one of ``path_parts``, and every file whose name matches one
+    of ``names`` (fnmatch patterns, case-sensitive). Directories and links always stay."""
+
+    key: str  # names this rule in caches: a new rule must never reuse an old view
+    names: tuple[str, ...]
+    dir_suffixes: tuple[str, ...]
+    path_parts: tuple[str, ...]
+
+    def needs(self, path: str, size: int) -> bool:
+        del size  # the catalogers choose files by name alone
+        parent, base = posixpath.split(path)
+        if any(fnmatch.fnmatchcase(base, pattern) for pattern in self.names):
+            return True
+        if any(d.endswith(self.dir_suffixes) for d in parent.split("/")):
+            return True
+        return any(part in f"/{path}" for part in self.path_parts)
+
+
 class SbomGenerator(abc.ABC):
     @abc.abstractmethod
     def generate(self, layout: Path, *, name: str, image_digest: str, created: str,
-                 fmt: str) -> Sbom:
-        """Describe the image in the OCI layout ``layout``, reproducibly."""
+                 fmt: str, rename: Mapping[str, str] | None = None) -> Sbom:
+        """Describe the image in the OCI layout ``layout``, reproducibly. ``rename`` maps
+        digests (64 hex digits) the layout holds to the ones its output must name instead:
+        the layout may be a thinned view of the image the SBOM describes."""
+
+    def reads(self) -> CatalogReads | None:
+        """What this generator's catalogers open; None when unknown, and then it is given
+        the whole image."""
+        return None
 
 
-__all__ = ["FORMATS", "Sbom", "SbomError", "SbomFormat", "SbomGenerator"]
+__all__ = ["FORMATS", "CatalogReads", "Sbom", "SbomError", "SbomFormat", "SbomGenerator"]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from reprolock.inspection.codeset import CodeSet
     from reprolock.output.interface import Output, Written
     from reprolock.output.referrers import Referrer
-    from reprolock.sbom.interface import Sbom
+    from reprolock.sbom.interface import Sbom, SbomGenerator
     from reprolock.signing.interface import Signer
 
 Progress = Callable[[str], None]
@@ -124,23 +124,28 @@ def _env_mismatch(lock: Lock, result: BuildResult) -> str:
 SBOM_SOURCE_NAME = "reprolock-environment"
 
 
-def make_sbom(lock: Lock, result: BuildResult, *, fmt: str, progress: Progress) -> Sbom:
-    """The environment image's SBOM by syft; every locked package must be in it."""
+def make_sbom(lock: Lock, result: BuildResult, *, fmt: str, progress: Progress,
+              cache_dir: Path | None = None, jobs: int = 1) -> Sbom:
+    """The environment image's SBOM by syft; every locked package must be in it. With a
+    cache, syft is given a view of the image without the big files its catalogers never
+    open (:mod:`reprolock.imagebuild.sbomview`), and names the real image's digests."""
     from packaging.utils import canonicalize_name
 
-    from reprolock.output.layout_writer import LayoutOutput
     from reprolock.sbom.syft import SyftGenerator
 
-    progress("SBOM of the environment image (syft)")
-    with tempfile.TemporaryDirectory(prefix="reprolock-sbom-") as tmp:
-        layout = Path(tmp) / "layout"
-        fix = (f"free space on the disk that holds {tempfile.gettempdir()}, or point TMPDIR "
-               "at a disk with room")
-        LayoutOutput(layout, "environment", fix=fix).write(result.env, result.blobs, tag=None,
-                                                            progress=lambda _m: None)
-        sbom = SyftGenerator().generate(layout, name=SBOM_SOURCE_NAME,
-                                        image_digest=result.env.manifest_digest,
-                                        created=iso_time(result.mtime), fmt=fmt)
+    generator = SyftGenerator()
+    reads = generator.reads() if cache_dir is not None else None
+    image, rename = result.env, None
+    if reads is not None and cache_dir is not None:
+        from reprolock.imagebuild.sbomview import sbom_view
+
+        view = sbom_view(result.env, result.blobs, reads, cache_dir=cache_dir, jobs=jobs)
+        image, rename = view.image, view.rename
+        progress(f"SBOM of the environment image (syft; {view.dropped_bytes / 1e6:,.0f} MB "
+                 "of files its catalogers do not open left out)")
+    else:
+        progress("SBOM of the environment image (syft, the whole image)")
+    sbom = _syft_on(generator, image, result, fmt=fmt, rename=rename)
     listed = {_purl_key(p, canonicalize_name) for p in sbom.purls if p.startswith("pkg:pypi/")}
     missing = [f"{p.name} {p.version}" for p in lock.packages
                if (canonicalize_name(p.name), p.version) not in listed]
@@ -151,6 +156,21 @@ def make_sbom(lock: Lock, result: BuildResult, *, fmt: str, progress: Progress) 
             hint="syft finds packages through *.dist-info/METADATA; check that the wheels "
             "install a dist-info directory, or report this")
     return sbom
+
+
+def _syft_on(generator: SbomGenerator, image: Image, result: BuildResult, *, fmt: str,
+             rename: dict[str, str] | None) -> Sbom:
+    from reprolock.output.layout_writer import LayoutOutput
+
+    with tempfile.TemporaryDirectory(prefix="reprolock-sbom-") as tmp:
+        layout = Path(tmp) / "layout"
+        fix = (f"free space on the disk that holds {tempfile.gettempdir()}, or point TMPDIR "
+               "at a disk with room")
+        LayoutOutput(layout, "environment", fix=fix).write(image, result.blobs, tag=None,
+                                                            progress=lambda _m: None)
+        return generator.generate(layout, name=SBOM_SOURCE_NAME,
+                                  image_digest=result.env.manifest_digest,
+                                  created=iso_time(result.mtime), fmt=fmt, rename=rename)
 
 
 def _purl_key(purl: str, canonicalize: Callable[[str], str]) -> tuple[str, str]:

@@ -254,6 +254,11 @@ class Locker:
         from reprolock.imagebuild.builder import Builder
         from reprolock.workflows.build import make_sbom
 
+        if sbom_format is not None:
+            from reprolock.sbom.syft import SyftGenerator
+
+            # the SBOM's view of each layer is written beside it while the layer is built
+            options = dataclasses.replace(options, sbom_reads=SyftGenerator().reads())
         with disk_space(self.cache_dir, fix=cache_fix(self.cache_dir)):
             result = Builder(self.config, lock, cache_dir=self.cache_dir, options=options,
                              progress=self.progress).build(code=None)
@@ -268,7 +273,8 @@ class Locker:
         lock = dataclasses.replace(lock, image=record)
         if sbom_format is not None:
             self._sbom = self._unchanged_sbom(previous, record, sbom_format) \
-                or make_sbom(lock, result, fmt=sbom_format, progress=self.progress)
+                or make_sbom(lock, result, fmt=sbom_format, progress=self.progress,
+                             cache_dir=self.cache_dir, jobs=options.jobs)
             lock = dataclasses.replace(lock, sbom=SbomRecord(
                 path=self._sbom.file_name, format=self._sbom.format,
                 sha256=sha256_bytes(self._sbom.data), tool=self._sbom.tool,
