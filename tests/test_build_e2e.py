@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -182,6 +183,55 @@ def test_syft_finds_every_locked_package(built: dict) -> None:
     purls = {a.get("purl") for a in json.loads(proc.stdout)["artifacts"]}
     for pkg in built["lock"]["packages"]:
         assert f"pkg:pypi/{pkg['name']}@{pkg['version']}" in purls
+
+
+def _without_ids(sbom: bytes) -> dict:
+    """An SPDX document with syft's element IDs (hashes of what it saw) left out."""
+    doc = json.loads(re.sub(rb'(SPDXRef-[A-Za-z0-9.\-]*?)-[0-9a-f]{16}"', rb'\1"', sbom))
+    for key in ("packages", "files", "relationships"):
+        doc[key] = sorted(json.dumps(x, sort_keys=True) for x in doc.get(key, []))
+    return doc
+
+
+def test_the_sbom_of_the_view_is_the_sbom_of_the_whole_image(built: dict,
+                                                             tmp_path: Path) -> None:
+    """syft is given the environment image without the files its catalogers never open;
+    it writes what it writes of the whole image (element IDs aside), names the image's
+    own layers, and the same bytes whether the view was written beside each layer or
+    cut from the layers later, or a view blob in the cache was altered."""
+    require_tool("syft")
+    from reprolock.config import load_config
+    from reprolock.imagebuild.builder import Builder, BuildOptions
+    from reprolock.lock.io import read_lock
+    from reprolock.sbom.syft import READS, READS_REVIEWED_FOR, SyftGenerator
+    from reprolock.workflows.build import make_sbom
+
+    assert SyftGenerator().version() == READS_REVIEWED_FOR  # else this proves nothing
+    root, cache = built["root"], tmp_path / "cache"
+    lock = read_lock(root / "reprolock.lock.json")
+    result = Builder(load_config(root), lock, cache_dir=cache,
+                     options=BuildOptions(sbom_reads=READS)).build(code=None)
+    assert lock.image is not None and result.env.manifest_digest == lock.image.manifest_digest
+
+    def sbom(view: bool) -> bytes:
+        return make_sbom(lock, result, fmt="spdx", progress=lambda _m: None,
+                         cache_dir=cache if view else None).data
+
+    teed = sbom(view=True)
+    notes = {p: json.loads(p.read_text()) for p in (cache / "sbom-view").rglob("*")
+             if p.is_file()}
+    assert sum(n["dropped"] for n in notes.values()) >= len(WEIGHTS)
+    shutil.rmtree(cache / "sbom-view")
+    assert sbom(view=True) == teed  # cut from the layers
+    altered = cache / "blobs" / "sha256" / next(
+        n["digest"] for n in notes.values() if n["dropped"]).removeprefix("sha256:")
+    altered.write_bytes(altered.read_bytes() + bytes(512))
+    assert sbom(view=True) == teed
+    assert teed == (root / "reprolock.sbom.spdx.json").read_bytes()  # what 'lock' wrote
+    assert _without_ids(teed) == _without_ids(sbom(view=False))
+    layers = set(re.findall(rb"layerID: sha256:([0-9a-f]{64})", teed))
+    assert layers and {b"sha256:" + x for x in layers} <= {
+        x["diffId"].encode() for x in built["lock"]["image"]["layers"]}
 
 
 def test_syft_reads_the_archive(built: dict) -> None:

@@ -33,7 +33,7 @@ from reprolock.image.interface import Descriptor, ImageSource, ResolvedImage
 from reprolock.image.reference import open_source
 from reprolock.imagebuild.artifacts import ArtifactStore
 from reprolock.imagebuild.install import InstalledDist, VenvLayout, plan_wheel, venv_entries
-from reprolock.imagebuild.sbomview import ViewWriter
+from reprolock.imagebuild.sbomview import ViewWriter, view_index
 from reprolock.imagebuild.store import LayerCache, cache_key, open_cache
 from reprolock.inspection.codeset import CodeSet
 from reprolock.lock.model import Lock, Package
@@ -360,7 +360,7 @@ class Builder:
         dest = self.blobs.temp_path()
         reads = self.options.sbom_reads
         view = None if reads is None or plan.kind == "code" else ViewWriter(
-            self.blobs, reads, self.cache_dir)
+            self.blobs, reads, view_index(self.cache_dir, reads))
         try:
             # into the cache, where every read checks the digest: no fsync needed
             blob = write_layer(entries, dest, compressor=self.compressor, mtime=self.mtime,

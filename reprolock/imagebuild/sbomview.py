@@ -3,7 +3,7 @@
 syft's image reader copies every layer, uncompressed, into a temporary file before any
 cataloger runs: 5.15 GB on a CUDA training image, for catalogers that open package
 databases, Python metadata and a few named binaries. The view keeps the base's layers as
-they are and gives each layer reprolock built without the big files no cataloger opens
+they are and gives each layer reprolock built without the files no cataloger opens
 (:class:`reprolock.sbom.interface.CatalogReads`); the generator then names the real
 image's digests in place of the view's. A thinned layer is kept in the build cache by
 the real layer's diff_id and the rule's key, so an SBOM made again reads no layer.
@@ -15,23 +15,20 @@ import concurrent.futures
 import hashlib
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO
 
 from reprolock._internal.files import atomic_write_bytes
 from reprolock.errors import ImageSourceError
 from reprolock.image.blobs import check_stream
 from reprolock.image.interface import Descriptor
-from reprolock.oci.blobstore import BlobStore, temporary
+from reprolock.oci.blobstore import BlobStore
 from reprolock.oci.canonical import canonical_json
 from reprolock.oci.media import OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST
 from reprolock.oci.model import Image, Layer, LayerBlob
 from reprolock.oci.tarfilter import Unfilterable, filter_tar
 from reprolock.sbom.interface import CatalogReads
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -62,12 +59,13 @@ def view_index(cache_dir: Path, reads: CatalogReads) -> Path:
 
 
 class ViewWriter:
-    """A layer's view, written while the layer is (``write_layer(..., view=)``): no
-    layer is inflated again to make it. :meth:`commit` keeps it, :meth:`discard` (also
+    """A layer's view as it is written: beside the layer while it is built
+    (``write_layer(..., view=)``, so no layer is inflated again to make it), or by
+    :func:`filter_tar` from the layer. :meth:`commit` keeps it, :meth:`discard` (also
     after a commit) drops what is left."""
 
-    def __init__(self, blobs: BlobStore, reads: CatalogReads, cache_dir: Path) -> None:
-        self.blobs, self.reads, self.cache_dir = blobs, reads, cache_dir
+    def __init__(self, blobs: BlobStore, reads: CatalogReads, index: Path) -> None:
+        self.blobs, self.reads, self.index = blobs, reads, index
         self.tmp = blobs.temp_path()
         self.handle = open(self.tmp, "wb")  # noqa: SIM115 - closed by commit or discard
         self.sha = hashlib.sha256()
@@ -83,12 +81,14 @@ class ViewWriter:
     def left_out(self, size: int) -> None:
         self.dropped += size
 
-    def commit(self, diff_id: str) -> None:
+    def commit(self, diff_id: str) -> str:
+        """Keep the view of the layer ``diff_id``; its digest."""
         self.handle.close()
         digest = "sha256:" + self.sha.hexdigest()
         self.blobs.adopt(self.tmp, digest)  # unsynced, as the layers: reads check digests
-        _note(view_index(self.cache_dir, self.reads) / diff_id.removeprefix("sha256:"),
-              digest, self.dropped)
+        atomic_write_bytes(self.index / diff_id.removeprefix("sha256:"),
+                           json.dumps({"digest": digest, "dropped": self.dropped}).encode())
+        return digest
 
     def discard(self) -> None:
         self.handle.close()
@@ -98,47 +98,20 @@ class ViewWriter:
 def _thinned(layer: Layer, blobs: BlobStore, reads: CatalogReads,
              index: Path) -> tuple[Layer, int]:
     """The layer without what ``reads`` does not need, as an uncompressed tar blob."""
-    noted = index / layer.blob.diff_id.removeprefix("sha256:")
-    known = _noted(noted, blobs, layer.holds)
+    known = _noted(index / layer.blob.diff_id.removeprefix("sha256:"), blobs, layer.holds)
     if known is not None:
         return known
-    made = _store(noted, blobs, lambda out: _filter(layer, blobs, reads, out))
-    if made is None:
-        return layer, 0  # the whole layer: right, only slower
-    return _view_layer(blobs, made[0], layer.holds), made[1]
+    writer = ViewWriter(blobs, reads, index)
+    try:
+        if not _filter(layer, blobs, reads, writer):
+            return layer, 0  # the whole layer: right, only slower
+        digest = writer.commit(layer.blob.diff_id)
+    finally:
+        writer.discard()
+    return _view_layer(blobs, digest, layer.holds), writer.dropped
 
 
-def _store(noted: Path, blobs: BlobStore,
-           write: Callable[[_Hashing], bool]) -> tuple[str, int] | None:
-    """A view blob ``write`` makes, put in the store and noted; None if it made none."""
-    with temporary(blobs.root) as tmp:
-        with open(tmp, "wb") as handle:
-            out = _Hashing(handle)
-            if not write(out):
-                return None
-        digest = "sha256:" + out.sha.hexdigest()
-        blobs.adopt(tmp, digest)  # unsynced, as the layers: every read checks the digest
-    _note(noted, digest, out.dropped)
-    return digest, out.dropped
-
-
-def _note(noted: Path, digest: str, dropped: int) -> None:
-    atomic_write_bytes(noted, json.dumps({"digest": digest, "dropped": dropped}).encode())
-
-
-class _Hashing:
-    def __init__(self, target: BinaryIO) -> None:
-        self.target = target
-        self.sha = hashlib.sha256()
-        self.dropped = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha.update(data)
-        return self.target.write(data)
-
-
-
-def _filter(layer: Layer, blobs: BlobStore, reads: CatalogReads, out: _Hashing) -> bool:
+def _filter(layer: Layer, blobs: BlobStore, reads: CatalogReads, out: ViewWriter) -> bool:
     """Stream the layer through the filter, checking its digest and diff_id; False when
     it cannot be thinned safely."""
     desc = Descriptor(layer.blob.media_type, layer.blob.digest, layer.blob.size)

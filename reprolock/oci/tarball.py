@@ -154,7 +154,8 @@ class _TarWriter:
     def add(self, entry: Entry, mtime: int) -> None:
         info = _tarinfo(entry, mtime)
         if self.view is not None:
-            self.to_view = entry.kind != "file" or self.view.keeps(entry.name, info.size)
+            self.to_view = entry.kind != "file" or self.view.keeps(entry.name, info.size) \
+                or entry.name.rpartition("/")[2].startswith(".wh.")  # as filter_tar keeps
             if not self.to_view:
                 self.view.left_out(info.size)
         self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))

@@ -97,7 +97,9 @@ class _State:
         linked = self.pax.get("linkpath") or info.linkname
         if info.islnk() and _norm(linked) in self.dropped_names:
             raise Unfilterable(f"{name} is a hard link to {linked}, which was dropped")
-        stays = not info.isreg() or self.keep(name, size)
+        # a whiteout hides a lower layer's file: the view must hide it too
+        whiteout = name.rpartition("/")[2].startswith(".wh.")
+        stays = not info.isreg() or whiteout or self.keep(name, size)
         if stays:
             self._write(bytes(self.meta) + header)
             self._copy(size)

@@ -44,7 +44,7 @@ CATALOGERS = ("dpkg-db-cataloger", "apk-db-cataloger", "rpm-db-cataloger",
 # image until its catalogers are read the same way.
 READS_REVIEWED_FOR = "1.18.1"
 READS = CatalogReads(
-    key="syft-1.18.1-r2",
+    key="syft-1.18.1-r3",
     names=("*.egg-info", "python*", "libpython*.so*", "libpypy*.so*", "libruby*.so*",
            "go", "go.exe", "VERSION*", "libjulia-internal.so", "helm", "redis-server",
            "node", "busybox", "getopt", "haproxy", "perl", "composer*", "httpd",
@@ -57,7 +57,8 @@ READS = CatalogReads(
     dir_suffixes=("dist-info", "DIST-INFO", "egg-info", "EGG-INFO"),
     path_parts=("/var/lib/dpkg/", "/lib/opkg/", "/lib/apk/db/", "/rpm/", "/rpmmanifest/",
                 "/var/lib/pacman/", "/var/db/pkg/", "/usr/share/doc/", "/etc/os-release",
-                "/usr/lib/os-release"))
+                "/usr/lib/os-release", "/etc/system-release-cpe", "/etc/redhat-release",
+                "/etc/apk/repositories"))
 
 
 def _env() -> dict[str, str]:
