@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import io
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
@@ -128,14 +129,27 @@ class Compressor:
         if self.name == "gzip":
             return _Gzip(sink, self.level)
         if self.name == "zstd":
-            import zstandard
-
-            # one thread: the same bytes whatever the machine; layers run in parallel instead
-            cctx = zstandard.ZstdCompressor(level=self.level, threads=0, write_checksum=False,
-                                            write_content_size=False)
-            writer: Sink = cctx.stream_writer(sink, closefd=False)
+            writer: Sink = _zstd_context(self.level).stream_writer(sink, closefd=False)
             return writer
         return _Passthrough(sink)
+
+
+_THREAD = threading.local()
+
+
+def _zstd_context(level: int) -> Any:
+    """This thread's zstd context for ``level``: one per block cost an allocation of its
+    tables every 8 MiB. A stream writer resets the context it starts, so the bytes are
+    those of a new one."""
+    import zstandard
+
+    contexts: dict[int, Any] = _THREAD.__dict__.setdefault("zstd", {})
+    if level not in contexts:
+        # one thread: the same bytes whatever the machine; blocks run in parallel instead
+        contexts[level] = zstandard.ZstdCompressor(level=level, threads=0,
+                                                   write_checksum=False,
+                                                   write_content_size=False)
+    return contexts[level]
 
 
 class _Blocks:
@@ -147,7 +161,10 @@ class _Blocks:
     def __init__(self, sink: IO[bytes], compressor: Compressor, threads: int) -> None:
         self.sink = sink
         self.compressor = compressor
-        self.buffer = bytearray()
+        # what is written waits as pieces, joined once per block: each byte is copied once
+        # under the GIL on its way to a compressing thread, not three times
+        self.pieces: list[bytes | memoryview] = []
+        self.filled = 0
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, threads),
                                                           thread_name_prefix="compress")
         self.pending: collections.deque[concurrent.futures.Future[bytes]] = collections.deque()
@@ -155,12 +172,25 @@ class _Blocks:
         self.members = 0
 
     def write(self, data: bytes) -> int:
-        self.buffer += data
         size = self.compressor.block_size
-        while len(self.buffer) >= size:
-            self._submit(bytes(self.buffer[:size]))
-            del self.buffer[:size]
+        view = memoryview(data)
+        while self.filled + len(view) >= size:
+            take = size - self.filled
+            self.pieces.append(view[:take])
+            view = view[take:]
+            self._submit(self._take())
+        if view:
+            # a caller may reuse its buffer: keep a copy of what waits (bytes are kept as is)
+            self.pieces.append(data if len(view) == len(data) and isinstance(data, bytes)
+                               else bytes(view))
+            self.filled += len(view)
         return len(data)
+
+    def _take(self) -> bytes:
+        block = self.pieces[0] if len(self.pieces) == 1 and isinstance(
+            self.pieces[0], bytes) else b"".join(self.pieces)
+        self.pieces, self.filled = [], 0
+        return block
 
     def _submit(self, block: bytes) -> None:
         while len(self.pending) >= self.limit:
@@ -176,9 +206,8 @@ class _Blocks:
     def begin_member(self) -> None:
         """End the block being filled (short) and start a member around a deflate stream
         that :meth:`member_data` then passes through unchanged."""
-        if self.buffer:
-            self._submit(bytes(self.buffer))
-            self.buffer.clear()
+        if self.filled:
+            self._submit(self._take())
         self._ready(GZIP_MEMBER_HEADER)
         self.members += 1
 
@@ -202,9 +231,8 @@ class _Blocks:
 
     def close(self) -> None:
         try:
-            if self.buffer or not self.members:  # an empty layer is one empty member
-                self._submit(bytes(self.buffer))
-                self.buffer.clear()
+            if self.filled or not self.members:  # an empty layer is one empty member
+                self._submit(self._take())
             while self.pending:
                 self.sink.write(self.pending.popleft().result())
         finally:

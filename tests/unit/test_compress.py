@@ -70,6 +70,30 @@ def test_each_block_is_its_own_member(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["gzip", "zstd"])
+def test_any_cut_of_the_writes_and_a_reused_buffer_give_the_same_bytes(name: str) -> None:
+    """The blocks are joined from the pieces written: pieces across block boundaries,
+    bigger than a block, empty, and a caller's buffer overwritten after each write."""
+    data = compressible(5 * BLOCK + 777, seed=3)
+    compressor = Compressor.parse(name, block_size=BLOCK)
+    expected = b"".join(compressor.compress_block(data[i:i + BLOCK])
+                        for i in range(0, len(data), BLOCK))
+    rng = random.Random(5)
+    sink = io.BytesIO()
+    stream = compressor.open(sink, threads=2)
+    buffer = bytearray(3 * BLOCK)
+    pos = 0
+    while pos < len(data):
+        n = rng.choice([0, 1, 511, BLOCK - 3, BLOCK, 2 * BLOCK + 9])
+        piece = data[pos:pos + n]
+        buffer[:len(piece)] = piece
+        stream.write(memoryview(buffer)[:len(piece)] if rng.random() < 0.5 else piece)
+        buffer[:len(piece)] = bytes(len(piece))  # the caller reuses its buffer
+        pos += len(piece)
+    stream.close()
+    assert sink.getvalue() == expected
+
+
+@pytest.mark.parametrize("name", ["gzip", "zstd"])
 @pytest.mark.parametrize("size", [0, 1, 5000, BLOCK - 1, BLOCK])
 def test_a_layer_within_one_block_is_what_the_single_stream_wrote(name: str, size: int) -> None:
     data = compressible(size, seed=size)
