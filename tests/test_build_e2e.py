@@ -4,6 +4,7 @@ syft) reading what reprolock wrote."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -213,11 +214,14 @@ def test_the_sbom_of_the_view_is_the_sbom_of_the_whole_image(built: dict,
                      options=BuildOptions(sbom_reads=READS)).build(code=None)
     assert lock.image is not None and result.env.manifest_digest == lock.image.manifest_digest
 
-    def sbom(view: bool) -> bytes:
-        return make_sbom(lock, result, fmt="spdx", progress=lambda _m: None,
+    def sbom(view: bool, fresh: bool = False) -> bytes:
+        made = result if fresh else dataclasses.replace(result, views={})
+        return make_sbom(lock, made, fmt="spdx", progress=lambda _m: None,
                          cache_dir=cache if view else None).data
 
-    teed = sbom(view=True)
+    assert result.views  # written beside the layers as they were built
+    teed = sbom(view=True, fresh=True)
+    assert sbom(view=True) == teed  # found in the cache, hashed again
     notes = {p: json.loads(p.read_text()) for p in (cache / "sbom-view").rglob("*")
              if p.is_file()}
     assert sum(n["dropped"] for n in notes.values()) >= len(WEIGHTS)

@@ -20,7 +20,7 @@ import os
 import posixpath
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,8 @@ class BuildResult:
     prefix: str
     blobs: BlobStore
     records: Mapping[str, str]  # distribution name -> "sha256:" of its installed RECORD
+    # the SBOM views written beside the layers this build made: diff_id -> (view, bytes left out)
+    views: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def locked_compressor(lock: Lock) -> Compressor:
@@ -124,6 +126,7 @@ class Builder:
         self.lock_digest = (None if lock_bytes is None
                             else "sha256:" + hashlib.sha256(lock_bytes).hexdigest())
         self.records: dict[str, str] = {}
+        self.views: dict[str, tuple[str, int]] = {}
         self._dists: dict[str, InstalledDist] = {}  # package name -> its planned install
         self._wheels: dict[str, Path] = {}  # package name -> its checked wheel in the cache
         self._artifacts: ArtifactStore | None = None
@@ -167,7 +170,7 @@ class Builder:
             full = self._image(base, base_layers, [*dep_layers, *code_layers], code=code,
                                env_config=env.config_digest)
         return BuildResult(env, full, self.mtime, self.compressor, self.options.prefix,
-                           self.blobs, dict(sorted(self.records.items())))
+                           self.blobs, dict(sorted(self.records.items())), dict(self.views))
 
     # -- base --------------------------------------------------------------------------
     def _base(self) -> tuple[ResolvedImage, list[Layer]]:
@@ -367,7 +370,7 @@ class Builder:
                                durable=False, threads=self.options.jobs, view=view)
             self.blobs.adopt(dest, blob.digest)
             if view is not None:
-                view.commit(blob.diff_id)
+                self.views[blob.diff_id] = (view.commit(blob.diff_id), view.dropped)
         finally:
             dest.unlink(missing_ok=True)
             if view is not None:

@@ -15,6 +15,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -39,12 +40,22 @@ class View:
 
 
 def sbom_view(env: Image, blobs: BlobStore, reads: CatalogReads, *, cache_dir: Path,
-              jobs: int) -> View:
-    """A view of ``env`` for a generator that opens only what ``reads`` names."""
+              jobs: int, fresh: Mapping[str, tuple[str, int]] | None = None) -> View:
+    """A view of ``env`` for a generator that opens only what ``reads`` names. ``fresh``:
+    views this process wrote beside the layers it built (diff_id -> (digest, bytes left
+    out)), trusted as those layers are, not hashed again."""
     index = view_index(cache_dir, reads)
     ours = env.layers[env.base_layers:]
+    made = fresh or {}
+
+    def one(layer: Layer) -> tuple[Layer, int]:
+        if layer.blob.diff_id in made:
+            digest, dropped = made[layer.blob.diff_id]
+            return _view_layer(blobs, digest, layer.holds), dropped
+        return _thinned(layer, blobs, reads, index)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        thinned = list(pool.map(lambda layer: _thinned(layer, blobs, reads, index), ours))
+        thinned = list(pool.map(one, ours))
     layers = [*env.layers[:env.base_layers], *(t[0] for t in thinned)]
     rename = {t[0].blob.diff_id.removeprefix("sha256:"): real.blob.diff_id.removeprefix(
         "sha256:") for t, real in zip(thinned, ours, strict=True)}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import abc
 import fnmatch
+import functools
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +67,20 @@ class CatalogReads:
 
     def needs(self, path: str, size: int) -> bool:
         del size  # the catalogers choose files by name alone
-        parent, base = posixpath.split(path)
-        if any(fnmatch.fnmatchcase(base, pattern) for pattern in self.names):
-            return True
-        if any(d.endswith(self.dir_suffixes) for d in parent.split("/")):
+        if self._names.match(posixpath.basename(path)) or self._dirs.search(path):
             return True
         return any(part in f"/{path}" for part in self.path_parts)
+
+    # One expression each: asked once per file of a layer (120,000 on S2), a loop over the
+    # 60 patterns took 1.9 s per 100,000 files.
+    @functools.cached_property
+    def _names(self) -> re.Pattern[str]:
+        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.names))
+
+    @functools.cached_property
+    def _dirs(self) -> re.Pattern[str]:
+        """A directory whose name ends with a suffix, somewhere above the file."""
+        return re.compile("(?:" + "|".join(re.escape(d) for d in self.dir_suffixes) + ")/")
 
 
 class SbomGenerator(abc.ABC):

@@ -139,7 +139,8 @@ def make_sbom(lock: Lock, result: BuildResult, *, fmt: str, progress: Progress,
     if reads is not None and cache_dir is not None:
         from reprolock.imagebuild.sbomview import sbom_view
 
-        view = sbom_view(result.env, result.blobs, reads, cache_dir=cache_dir, jobs=jobs)
+        view = sbom_view(result.env, result.blobs, reads, cache_dir=cache_dir, jobs=jobs,
+                         fresh=result.views)
         image, rename = view.image, view.rename
         progress(f"SBOM of the environment image (syft; {view.dropped_bytes / 1e6:,.0f} MB "
                  "of files its catalogers do not open left out)")
