@@ -91,7 +91,10 @@ class _State:
 
     def _entry(self, header: bytes, info: tarfile.TarInfo) -> None:
         name = self.pax.get("path") or self.long_name or info.name
-        size = int(self.pax.get("size", info.size))
+        size_text = self.pax.get("size", str(info.size))
+        if not (size_text.isascii() and size_text.isdigit()):
+            raise Unfilterable(f"{name}: the pax size {size_text!r} is not a number")
+        size = int(size_text)
         if info.type in (tarfile.GNUTYPE_SPARSE, tarfile.CONTTYPE) or "GNU.sparse.map" in self.pax:
             raise Unfilterable(f"{name} is a sparse or contiguous file")
         linked = self.pax.get("linkpath") or info.linkname

@@ -150,3 +150,20 @@ def test_another_syft_version_is_given_the_whole_image(monkeypatch: pytest.Monke
     assert syft.SyftGenerator().reads() is None
     monkeypatch.setattr(syft, "_version", lambda _binary: syft.READS_REVIEWED_FOR)
     assert syft.SyftGenerator().reads() is syft.READS
+
+
+def test_a_pax_size_that_is_not_a_number_is_not_thinned() -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(f"{SITE}/pkg/x.py")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    data = raw.getvalue()
+    # a pax record naming a size, put in front of the member by hand
+    record = b"15 size=notnum\n"
+    pax = tarfile.TarInfo("././@PaxHeader")
+    pax.type, pax.size = tarfile.XHDTYPE, len(record)
+    header = pax.tobuf(tarfile.USTAR_FORMAT)
+    crafted = header + record + bytes(512 - len(record)) + data
+    with pytest.raises(Unfilterable, match="size"):
+        filter_tar(io.BytesIO(crafted), io.BytesIO(), READS.needs)
