@@ -182,6 +182,7 @@ TORCH_WHEEL = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_
 TORCH_DEPS = Path(__file__).resolve().parent.parent / ".venv" / "torch-wheels"
 DDP_TRAIN = '''\
 import os
+import sys
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -210,6 +211,11 @@ if rank == 0:
         out.write(line + "\\n")
 dist.barrier()  # no rank tears gloo down while another still talks to it
 dist.destroy_process_group()
+# gloo's threads can still be joinable when the interpreter's static destructors run,
+# and then the rank aborts ("terminate called without an active exception", exit 134;
+# seen once in CI after the loss was written): leave without those destructors
+sys.stdout.flush()
+os._exit(0)
 '''
 
 
