@@ -20,7 +20,10 @@ _SHORTEST_SECRET = 4  # shorter user names or passwords are not searched for in 
 
 def redact(url: str) -> str:
     """Drop user and password from a URL (``https://u:p@host/x`` → ``https://host/x``)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "https://[": still no credentials in the message
+        return _AUTHORITY_USERINFO.sub(r"\1", url)
     if not parts.netloc or "@" not in parts.netloc:
         return url
     host = parts.netloc.rsplit("@", 1)[1]

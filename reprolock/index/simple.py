@@ -37,6 +37,11 @@ if TYPE_CHECKING:
 PYPI = "https://pypi.org/simple"
 _JSON = "application/vnd.pypi.simple.v1+json"
 _ACCEPT = f"{_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
+# An http(s) URL with a host, a path of plain characters and no dot segment, query,
+# parameters or user, and perhaps a plain fragment: urljoin gives it back as it is.
+_PLAIN_ABSOLUTE = re.compile(
+    r"https?://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?(?:/[A-Za-z0-9_~%+!$&'()*,=:-]"
+    r"[A-Za-z0-9._~%+!$&'()*,=:-]*)+(?:#[A-Za-z0-9._~%+=-]+)?")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ class IndexClient:
         self._session = session
         self._dir_cache: dict[Path, list[Path]] = {}
         self._prefetched: dict[str, concurrent.futures.Future[list[DistFile]]] = {}
+        self._releases: dict[_Pin, concurrent.futures.Future[list[DistFile]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -129,9 +135,17 @@ class IndexClient:
     def prefetch(self, names: Iterable[str]) -> None:
         """Start reading these projects' pages in the background (while the resolver
         runs): project_files then takes the answer, or the error, from here."""
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
         for name in {canonicalize_name(n) for n in names}:
             self._prefetched[name] = pool.submit(self._project_files, name)
+        pool.shutdown(wait=False)
+
+    def prefetch_releases(self, pins: Iterable[tuple[str, str, tuple[str, ...]]]) -> None:
+        """Start reading these releases' files in the background (the previous lock's
+        pins, while the resolver runs): files_for takes the answers for the same pins."""
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
+        for pin in pins:
+            self._releases[_pin_key(pin)] = pool.submit(self.release_files, *pin)
         pool.shutdown(wait=False)
 
     def project_files(self, name: str) -> list[DistFile]:
@@ -152,8 +166,9 @@ class IndexClient:
                   ) -> dict[tuple[str, str], list[DistFile]]:
         todo = list(pins)
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
-            results = pool.map(lambda r: self.release_files(*r), todo)
-            return {(n, v): files for (n, v, _), files in zip(todo, results, strict=True)}
+            futures = [self._releases.pop(_pin_key(r)) if _pin_key(r) in self._releases
+                       else pool.submit(self.release_files, *r) for r in todo]
+            return {(n, v): f.result() for (n, v, _), f in zip(todo, futures, strict=True)}
 
     def _remote_files(self, wanted: tuple[str, Version], hashes: set[str]) -> list[DistFile]:
         indexes = self.indexes(wanted[0])
@@ -230,6 +245,30 @@ class IndexClient:
         return response
 
 
+_Pin = tuple[str, str, frozenset[str]]
+
+
+def _pin_key(pin: tuple[str, str, tuple[str, ...]]) -> _Pin:
+    return canonicalize_name(pin[0]), pin[1], frozenset(pin[2])
+
+
+def _joined(page_url: str, href: str) -> str:
+    """``urljoin(page_url, href)``, without its cost for the usual absolute file URL: a
+    large project's page lists thousands of files, and urljoin took 25 ms for numpy's."""
+    if _PLAIN_ABSOLUTE.fullmatch(href):
+        return href
+    try:
+        return urljoin(page_url, href)
+    except ValueError as exc:  # "https://[": urllib cannot parse it
+        raise _bad_link(page_url, href) from exc
+
+
+def _bad_link(page_url: str, href: str) -> IndexError_:
+    return IndexError_(f"{redact(page_url)} links a file at {redact(href)[:200]!r}, which is "
+                       "not a valid URL", hint="fix the index page, or remove this index "
+                       "from reprolock.toml")
+
+
 def _version_hint(version: Version | None) -> str:
     """A substring every spelling of ``version`` in a file name contains ("2.0.0" → "2")."""
     if version is None:
@@ -268,7 +307,7 @@ def _parse_json(page_url: str, text: str, wanted: Wanted) -> list[DistFile]:
         filename = item.get("filename", "")
         if hint not in filename.lower() or not _is_wanted(filename, wanted):
             continue
-        url = urljoin(page_url, item["url"])
+        url = _joined(page_url, item["url"])
         size = item.get("size")
         python = item.get("requires-python")
         result.append(DistFile(item["filename"], url, None, (item.get("hashes") or {}).get(
@@ -296,10 +335,13 @@ def _parse_html(page_url: str, text: str, wanted: Wanted) -> list[DistFile]:
     result = []
     for link in parser.links:
         href = link["href"] or ""
-        name = urldefrag(href)[0].rsplit("/", 1)[-1]
+        try:
+            name = urldefrag(href)[0].rsplit("/", 1)[-1]
+        except ValueError as exc:  # "https://[": urllib cannot parse it
+            raise _bad_link(page_url, href) from exc
         if not _maybe(name, wanted) or not _is_wanted(name, wanted):
             continue
-        url, fragment = urldefrag(urljoin(page_url, href))
+        url, fragment = urldefrag(_joined(page_url, href))
         filename = url.rsplit("/", 1)[-1]
         algo, _, value = fragment.partition("=")
         result.append(DistFile(filename, url, None, value if algo == "sha256" else None, None,

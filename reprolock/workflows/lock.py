@@ -148,14 +148,15 @@ class Locker:
                 index=settings, upgrade=upgrade, upgrade_packages=upgrade_packages,
                 preferred=_preferred(previous), from_source=config.build_from_source)
             requested = read_requested((p, self._shown(p)) for p in request.inputs)
-            client = self._client(settings, requested)
             self.progress(f"resolving with {self.resolver.name} for {target.describe()}")
             # sysconfig's first use is not thread-safe (it handed uv's finder None for EXE
             # in a fresh venv); fill it here before any thread can race for it
             sysconfig.get_config_vars()
             with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-                # the resolver is a subprocess: work that does not need its answer overlaps
+                # the resolver is a subprocess: work that does not need its answer overlaps;
+                # it starts first, before threads that would compete for the GIL
                 future = pool.submit(self.resolver.resolve, request)
+                client = self._client(settings, requested, previous)
                 _warm_up(target)
                 scan = self._scan_code()
                 resolution = future.result()
@@ -192,12 +193,15 @@ class Locker:
         warnings += _code_warnings(scan, lock)
         return LockOutcome(lock, config.lock_path, text != old_text, changes, tuple(warnings))
 
-    def _client(self, settings: IndexSettings, requested: Sequence[Requested]) -> IndexClient:
+    def _client(self, settings: IndexSettings, requested: Sequence[Requested],
+                previous: Lock | None) -> IndexClient:
         from reprolock.index.simple import IndexClient
 
         client = IndexClient(settings, cache_dir=self.cache_dir)
         # the pages the checks after resolving read, fetched while the resolver works
         client.prefetch(r.name for r in requested)
+        if previous is not None:  # a re-lock mostly keeps its pins: their files, read ahead
+            client.prefetch_releases((p.name, p.version, p.hashes) for p in previous.packages)
         return client
 
     def _scan_code(self) -> _CodeScan:

@@ -109,6 +109,23 @@ def test_files_for_maps_each_pin(local_index: LocalIndex, wheelhouse: Path) -> N
     assert found[("toolz-lite", "9.9")] == []
 
 
+def test_files_for_takes_the_releases_read_ahead(local_index: LocalIndex,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The previous lock's releases, read ahead, answer files_for for the same pins (any
+    spelling of the name, hashes in any order); other pins are read then."""
+    reader = client(local_index.url)
+    reader.prefetch_releases([("TinyML", "1.0.0", ("b", "a")), ("tinyconfig", "1.0.0", ())])
+    expected = client(local_index.url).files_for([("tinyml", "1.0.0", ("a", "b")),
+                                                  ("tinyconfig", "1.2.0", ())])
+    read: list[tuple[str, str]] = []
+    real = IndexClient.release_files
+    monkeypatch.setattr(IndexClient, "release_files", lambda self, name, version, hashes=():
+                        read.append((name, version)) or real(self, name, version, hashes))
+    found = reader.files_for([("tinyml", "1.0.0", ("a", "b")), ("tinyconfig", "1.2.0", ())])
+    assert found == expected and found[("tinyml", "1.0.0")]
+    assert read == [("tinyconfig", "1.2.0")]
+
+
 def test_find_links_directory_is_read_and_hashed(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path / "wheels", "linked", "1.0")
     (tmp_path / "wheels" / "README.txt").write_text("not a dist")
@@ -235,3 +252,89 @@ def test_a_corrupt_cache_entry_is_discarded(tmp_path: Path) -> None:
     assert wheel_modules(dist, cache_dir=tmp_path / "cache", session=requests.Session) == (
         "cachedmod",)
     assert json.loads(entry.read_text()) == ["cachedmod"]
+
+
+JOIN_BASES = ["https://pypi.org/simple/numpy/", "http://127.0.0.1:8080/simple/a/",
+              "https://user:pw@example.com/simple/x/"]
+JOIN_HREFS = [
+    "https://files.pythonhosted.org/packages/ab/cd/numpy-2.0-cp311-cp311-linux_x86_64.whl",
+    "http://files.example/packages/a-1.0.tar.gz", "https://h:8443/a/b-1.0.whl",
+    "HTTPS://files.example/a-1.0.whl", "https://files.example/a/../b-1.0.whl",
+    "https://files.example/./a-1.0.whl", "https://files.example/a-1.0.whl?x=1",
+    "https://files.example/a-1.0.whl;p", "https://u@files.example/a-1.0.whl",
+    "https://files.example//a-1.0.whl", "https://files.example", "https:files/a-1.0.whl",
+    "https:///a-1.0.whl", "ftp://files.example/a-1.0.whl", "//files.example/a-1.0.whl",
+    "../../packages/a-1.0.whl", "a-1.0.whl", "/packages/a-1.0.whl", "https://files.example/%2e%2e/a",
+    "https://files.example/a b.whl", "https://[::1]/a-1.0.whl", "https://files.example/.a",
+    "https://files.example/a/..", "https://files.example/a/.", "https://files.example:/a",
+    "https://files.example/a-1.0.whl#sha256=0a1b", "https://files.example/a-1.0.whl#",
+    "https://files.example/a-1.0.whl#x\ny", "https://files.example/a-1.0.whl#a#b",
+    "https://files.example/a\t-1.0.whl", " https://files.example/a-1.0.whl",
+    "https://files.example/a-1.0.whl\n", "https://files.example.",
+    "https://files.example./a-1.0.whl", "https://-x-/a", "https://x:99999/a",
+]
+
+
+@pytest.mark.parametrize("href", JOIN_HREFS)
+@pytest.mark.parametrize("base", JOIN_BASES)
+def test_joined_is_urljoin(base: str, href: str) -> None:
+    """The fast path for plain absolute URLs gives exactly what urljoin gives."""
+    from urllib.parse import urljoin
+
+    from reprolock.index.simple import _joined
+
+    assert _joined(base, href) == urljoin(base, href)
+
+
+def test_joined_is_urljoin_for_generated_urls() -> None:
+    from urllib.parse import urljoin
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from reprolock.index.simple import _joined
+
+    parts = st.sampled_from(["https://", "http://", "h", ".", "/", "..", ":", "8", "#", "?",
+                             ";", "@", "%2e", "a", "-", "=", "\n", " ", "\t", "~", "[", "]"])
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.lists(parts, max_size=14).map("".join), st.sampled_from(JOIN_BASES))
+    def check(href: str, base: str) -> None:
+        try:
+            expected = urljoin(base, href)
+        except ValueError:  # "https://[": the page is refused, as the next test shows
+            with pytest.raises(IndexError_):
+                _joined(base, href)
+        else:
+            assert _joined(base, href) == expected
+
+    check()
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_file_url_urllib_cannot_parse_is_an_index_error(as_json: bool) -> None:
+    """A page that links a file as "https://[" is refused naming the page (urljoin raised
+    a bare ValueError, which reached the user as an internal error)."""
+    from reprolock.index.simple import _parse_html, _parse_json
+
+    page = "https://index.example/simple/a/"
+    with pytest.raises(IndexError_, match=r"index.example/simple/a/.*https://\["):
+        if as_json:
+            _parse_json(page, json.dumps({"files": [{"filename": "a-1.0.tar.gz",
+                                                     "url": "https://[/a-1.0.tar.gz"}]}),
+                        ("a", None))
+        else:
+            _parse_html(page, '<a href="https://[/a-1.0.tar.gz">a-1.0.tar.gz</a>', ("a", None))
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://bob:pa55word@[/simple", "https://[/simple"),
+    ("https://bob:pa55word@index.example/simple", "https://index.example/simple"),
+    ("https://[", "https://["),
+])
+def test_redact_takes_any_string(url: str, shown: str) -> None:
+    """A URL urllib cannot parse still loses its user information (redact raised
+    ValueError on "https://[", turning a refusal into an internal error)."""
+    from reprolock._internal.urls import redact
+
+    assert redact(url) == shown
