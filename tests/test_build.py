@@ -288,6 +288,51 @@ def test_wheel_whose_file_does_not_match_record_stops_the_layer(tmp_path: Path) 
     assert list(tmp_path.glob(".layer.tar*")) == []
 
 
+def test_a_wheel_found_to_match_its_record_is_not_hashed_member_by_member_again(
+        build_project_template: Path, tmp_path: Path) -> None:
+    """A layer written notes, beside each wheel of the store, that every member matched
+    RECORD; a cold build from that store (no layer cached) streams those members
+    without a digest to check, and gives the same image."""
+    from reprolock.imagebuild.install import VenvLayout, plan_wheel
+
+    cache = tmp_path / "cache"
+    first = build_json(build_project_template, cache)
+    wheels = sorted((cache / "artifacts" / "sha256").glob("*/*.whl"))
+    notes = sorted((cache / "artifacts" / "sha256").glob("*/*.whl.record-checked-1"))
+    assert wheels and [n.with_name(n.name.removesuffix(".record-checked-1")) for n in notes] \
+        == wheels
+    layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
+    members = [e.member for e in plan_wheel(wheels[0], layout, filename=wheels[0].name,
+                                            record_checked=True).entries if e.member]
+    assert members and all(m.sha256 is None for m in members)
+    for path in cache.iterdir():  # cold: only the wheel store, with its notes
+        if path.name != "artifacts":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(build_project_template / "out")
+    again = build_json(build_project_template, cache)
+    assert again["manifestDigest"] == first["manifestDigest"]
+
+
+def test_the_record_note_is_for_one_wheel_file(tmp_path: Path) -> None:
+    """The note belongs to a file name and sha256 (the bytes the lock pins); names are
+    checked before they become paths."""
+    from reprolock.errors import ArtifactError
+    from reprolock.imagebuild.artifacts import ArtifactStore
+    from reprolock.lock.model import Artifact
+
+    store = ArtifactStore(tmp_path / "cache", project=tmp_path)
+    artifact = Artifact(filename="liar-1.0-py3-none-any.whl", sha256="a" * 64, size=1)
+    assert not store.record_checked(artifact)
+    store.note_record_checked(artifact)
+    assert store.record_checked(artifact)
+    assert not store.record_checked(Artifact(filename=artifact.filename, sha256="b" * 64,
+                                             size=1))
+    assert not store.record_checked(Artifact(filename="liar-2.0-py3-none-any.whl",
+                                             sha256="a" * 64, size=1))
+    with pytest.raises(ArtifactError):
+        store.record_checked(Artifact(filename="../x.whl", sha256="a" * 64, size=1))
+
+
 def test_streamed_layer_matches_installer_on_disk(tmp_path: Path, wheelhouse: Path) -> None:
     """The planned entries hold exactly what installer writes to a directory."""
     import io

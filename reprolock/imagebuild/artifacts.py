@@ -4,6 +4,7 @@ wheel the lock built from its sdist) built again."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import requests
 
+from reprolock._internal.files import atomic_write_bytes
 from reprolock._internal.urls import expand_env, redact, with_credentials
 from reprolock.errors import ArtifactError, NotReproducibleError
 from reprolock.imagebuild.store import temp_file
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from reprolock.imagebuild.sdist import SdistBuilder
 
 _CHUNK = 1 << 20
+# beside a wheel: its members matched its RECORD (the suffix names the check's version)
+_RECORD_NOTE = ".record-checked-1"
 
 
 class ArtifactStore:
@@ -45,6 +49,21 @@ class ArtifactStore:
         checked(filename, kind, "filename", error=ArtifactError, hint=hint,
                 owner="an artifact's")
         return self.root / sha256 / filename
+
+    def record_checked(self, artifact: Artifact) -> bool:
+        """Whether every member of this wheel was found to match its RECORD while an
+        earlier layer was written. That is a fact of the wheel's bytes, which its sha256
+        (checked at every use) fixes, so it is kept beside the wheel and not checked
+        again: 4.5 CPU-seconds of a 5 GB PyTorch environment."""
+        return self._record_note(artifact).is_file()
+
+    def note_record_checked(self, artifact: Artifact) -> None:
+        with contextlib.suppress(OSError):  # a read-only cache only costs time
+            atomic_write_bytes(self._record_note(artifact), b"")
+
+    def _record_note(self, artifact: Artifact) -> Path:
+        wheel = self.path_for(artifact.sha256, artifact.filename)
+        return wheel.with_name(f"{wheel.name}{_RECORD_NOTE}")
 
     def get(self, package: Package, *, progress: Callable[[int], None] | None = None) -> Path:
         """The verified wheel of ``package``: from the cache, the project or the index;

@@ -278,7 +278,9 @@ class Builder:
         return names
 
     def _plan_wheel(self, pkg: Package) -> InstalledDist:
-        return plan_wheel(self._wheel(pkg), self.venv, filename=pkg.artifact.filename)
+        wheel = self._wheel(pkg)  # checked against the lock's sha256, which the note is for
+        return plan_wheel(wheel, self.venv, filename=pkg.artifact.filename,
+                          record_checked=self._store().record_checked(pkg.artifact))
 
     def code_layer(self, code: CodeSet, env: Mapping[str, str]) -> LayerBlob:
         """The code layer that :meth:`build` puts on the locked environment for ``code``,
@@ -369,6 +371,8 @@ class Builder:
             blob = write_layer(entries, dest, compressor=self.compressor, mtime=self.mtime,
                                durable=False, threads=self.options.jobs, view=view)
             self.blobs.adopt(dest, blob.digest)
+            for pkg in plan.packages:  # every member streamed and matched RECORD
+                self._store().note_record_checked(pkg.artifact)
             if view is not None:
                 self.views[blob.diff_id] = (view.commit(blob.diff_id), view.dropped)
         finally:

@@ -82,8 +82,11 @@ def venv_entries(layout: VenvLayout) -> list[Entry]:
     ]
 
 
-def plan_wheel(wheel: Path, layout: VenvLayout, *, filename: str) -> InstalledDist:
-    """What installing ``wheel`` into ``layout`` puts into the image, without writing it."""
+def plan_wheel(wheel: Path, layout: VenvLayout, *, filename: str,
+               record_checked: bool = False) -> InstalledDist:
+    """What installing ``wheel`` into ``layout`` puts into the image, without writing it.
+    With ``record_checked`` (an earlier layer found every member to match RECORD), the
+    members' sha256 RECORD gives are not checked again while they stream."""
     from installer import install
     from installer.sources import WheelFile
 
@@ -95,7 +98,8 @@ def plan_wheel(wheel: Path, layout: VenvLayout, *, filename: str) -> InstalledDi
             dist = source.distribution
             destination = _Planner(layout.scheme(dist), interpreter=f"{layout.prefix}/bin/python",
                                    script_kind="posix", bytecode_optimization_levels=())
-            destination.prepare(wheel, filename, _record_hashes(source), sizes)
+            destination.prepare(wheel, filename, _record_hashes(source), sizes,
+                                check=not record_checked)
             install(source, destination, {"INSTALLER": INSTALLER_NAME})
     except ArtifactError:
         raise
@@ -116,8 +120,9 @@ class _Planner(SchemeDictionaryDestination):
     """A destination that collects layer entries instead of writing files."""
 
     def prepare(self, wheel: Path, filename: str, hashes: Mapping[str, Hash],
-                sizes: Mapping[str, int]) -> None:
+                sizes: Mapping[str, int], *, check: bool) -> None:
         self.wheel = wheel
+        self.check = check
         self.sizes = sizes
         self.filename = filename
         self.hashes = hashes
@@ -170,8 +175,8 @@ class _Planner(SchemeDictionaryDestination):
             raise ArtifactError(f"{self.filename}: {member_name} has no hash in RECORD")
         if expected.name == "sha256":
             digest = base64.urlsafe_b64decode(expected.value + "=" * (-len(expected.value) % 4))
-            return ZipMember(self.wheel, member_name, self.sizes[member_name], digest,
-                             self.filename), digest
+            return ZipMember(self.wheel, member_name, self.sizes[member_name],
+                             digest if self.check else None, self.filename), digest
         # another algorithm: check it now, and stream against the sha256 found here
         sha, other, size = hashlib.sha256(), hashlib.new(expected.name), 0
         while chunk := stream.read(1 << 20):

@@ -241,7 +241,8 @@ class _TarWriter:
         archive = self.archives.get(member.archive)
         if archive is None:
             archive = self.archives[member.archive] = zipfile.ZipFile(member.archive)
-        sha = hashlib.sha256()
+        # no expected digest: RECORD was found to hold when an earlier layer was written
+        sha = None if member.sha256 is None else hashlib.sha256()
         what = f"{member.origin}: {member.name}"
         size = 0
         try:
@@ -249,7 +250,8 @@ class _TarWriter:
                 size = self._reuse_member(archive, member.name, sha)
             else:
                 for chunk in _member_chunks(archive, member.name):
-                    sha.update(chunk)
+                    if sha is not None:
+                        sha.update(chunk)
                     self._pass(chunk)
                     size += len(chunk)
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
@@ -258,11 +260,12 @@ class _TarWriter:
         if size != member.size:
             raise ArtifactError(f"{what} holds {size} bytes, not the {member.size} planned",
                                 hint="the wheel changed during the build; build again")
-        if member.sha256 is not None and sha.digest() != member.sha256:
+        if sha is not None and sha.digest() != member.sha256:
             raise ArtifactError(f"{what} does not match its RECORD hash",
                                 hint="the wheel was altered after it was built; do not use it")
 
-    def _reuse_member(self, archive: zipfile.ZipFile, name: str, sha: hashlib._Hash) -> int:
+    def _reuse_member(self, archive: zipfile.ZipFile, name: str,
+                      sha: hashlib._Hash | None) -> int:
         """The member's deflate stream as a gzip member of its own, copied; its inflated
         bytes are hashed (the tar's digest, the RECORD hash) and checked as
         :func:`_member_chunks` checks them, and the stream must end exactly where the
@@ -275,7 +278,8 @@ class _TarWriter:
         for raw, plain in _deflate_pieces(archive, info):
             crc = zlib.crc32(plain, crc)
             size += len(plain)
-            sha.update(plain)
+            if sha is not None:
+                sha.update(plain)
             out.member_data(raw, plain)
             if self.to_view:
                 self._to_view(plain)
