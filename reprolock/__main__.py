@@ -1,3 +1,3 @@
-from reprolock._entry import main
+from reprolock._entry import console
 
-main()
+console()

@@ -24,7 +24,7 @@ from reprolock.resolver.requested import Requested
 
 if TYPE_CHECKING:
     from reprolock.index.releases import Release
-    from reprolock.index.simple import IndexClient
+    from reprolock.index.simple import DistFile, IndexClient
 
 
 def with_pinned_hashes(pins: tuple[Pin, ...], requested: Sequence[Requested]) -> tuple[Pin, ...]:
@@ -76,6 +76,27 @@ class Honesty:
         self.requested = requested
         self.kept = kept  # the previous lock's versions
         self.explained = 0
+        self._newest: dict[str, Release | None] = {}  # by requested name
+
+    def read_ahead(self) -> None:
+        """Find the newest final release each requirement allows while the resolver still
+        works, so the lock's last steps wait less. An index error is left for the step
+        that needs the page: the resolver's own error (a package the index lacks) is the
+        one a user should see first."""
+        for name in dict.fromkeys(r.name for r in self.requested):
+            try:
+                self._newest_final(name)
+            except ReprolockError:
+                continue
+
+    def _newest_final(self, name: str, files: list[DistFile] | None = None,
+                      ) -> Release | None:
+        from reprolock.index.releases import newest_final
+
+        if name not in self._newest:
+            listed = files if files is not None else self.client.project_files(name)
+            self._newest[name] = newest_final(listed, _specifier(self._lines(name)))
+        return self._newest[name]
 
     def refuse_prereleases(self, pins: Sequence[Pin]) -> None:
         from packaging.version import Version
@@ -87,7 +108,7 @@ class Honesty:
             needed = "" if _direct(pin) else f" ({', '.join(pin.via)} needs it)"
             raise ResolverError(
                 f"{self.resolver.name} chose {pin.name} {pin.version}{needed}, a pre-release "
-                f"that no requirement asks for: {self._final_blocked(pin.name, lines)}",
+                f"that no requirement asks for: {self._final_blocked(pin.name)}",
                 hint=f"to accept the pre-release, name it in your requirements "
                 f"({pin.name}>={pin.version}); else publish a wheel of the final release "
                 "for the target to a find-links directory, or pin an older version of what "
@@ -98,16 +119,15 @@ class Honesty:
         its specifier allows, when that release cannot be installed: which one and why."""
         from packaging.version import Version
 
-        from reprolock.index.releases import newest_final
-
         direct = [p for p in pins if _direct(p) and self._lines(p.name)]
+        unread = [p.name for p in direct if p.name not in self._newest]
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            listings = dict(zip([p.name for p in direct],
-                                pool.map(lambda p: self.client.project_files(p.name), direct),
-                                strict=True))
+            for name, files in zip(unread, pool.map(self.client.project_files, unread),
+                                   strict=True):
+                self._newest_final(name, files)
         warnings = []
         for pin in direct:
-            release = newest_final(listings[pin.name], _specifier(self._lines(pin.name)))
+            release = self._newest_final(pin.name)
             if release is None or release.version <= Version(pin.version):
                 continue
             why = self._why_not(pin, release)
@@ -127,10 +147,10 @@ class Honesty:
             return None  # the previous lock's pin, kept: 'lock --upgrade-package' moves it
         return self._blocker(pin.name, str(release.version))
 
-    def _final_blocked(self, name: str, lines: Sequence[Requested]) -> str:
-        from reprolock.index.releases import newest_final, unusable
+    def _final_blocked(self, name: str) -> str:
+        from reprolock.index.releases import unusable
 
-        release = newest_final(self.client.project_files(name), _specifier(lines))
+        release = self._newest_final(name)
         if release is None:
             return f"the index has no final release of {name} that the requirements allow"
         reason = unusable(release, self.request.target) or \

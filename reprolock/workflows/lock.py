@@ -159,10 +159,11 @@ class Locker:
                 client = self._client(settings, requested, previous)
                 _warm_up(target)
                 scan = self._scan_code()
+                kept = _kept(previous, upgrade, upgrade_packages)
+                honesty = Honesty(self.resolver, request, client, requested, kept)
+                honesty.read_ahead()
                 resolution = future.result()
         pins = with_pinned_hashes(resolution.pins, requested)
-        kept = _kept(previous, upgrade, upgrade_packages)
-        honesty = Honesty(self.resolver, request, client, requested, kept)
         honesty.refuse_prereleases(pins)
         mixed = torch_family_problem((p.name, p.version) for p in pins)
         if mixed is not None:

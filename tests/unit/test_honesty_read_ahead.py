@@ -1,0 +1,61 @@
+"""The newest release of each requirement is found while the resolver works (issue 13:
+warm lock time), from the one page the lock reads, and an index error is left for later."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+from packaging.specifiers import SpecifierSet
+
+from reprolock.errors import IndexError_
+from reprolock.index.simple import DistFile
+from reprolock.resolver.honesty import Honesty
+from reprolock.resolver.interface import Pin
+from reprolock.resolver.requested import Requested
+
+
+class Client:
+    def __init__(self, *, broken: bool = False) -> None:
+        self.calls: list[str] = []
+        self.broken = broken
+
+    def project_files(self, name: str) -> list[DistFile]:
+        self.calls.append(name)
+        if self.broken:
+            raise IndexError_(f"the index page of {name} is malformed")
+        return [DistFile(f"{name}-{v}-py3-none-any.whl", f"https://i.test/{name}-{v}.whl",
+                         None, "0" * 64, 1) for v in ("1.0", "2.0")]
+
+
+def _honesty(client: Client) -> Honesty:
+    requested = (Requested("alpha", SpecifierSet(), "requirements.in:1"),
+                 Requested("beta", SpecifierSet("<9"), "requirements.in:2"))
+    return Honesty(cast(Any, None), cast(Any, None), cast(Any, client), requested, {})
+
+
+PINS = (Pin("alpha", "2.0", (), ("-r requirements.in",)),
+        Pin("beta", "2.0", (), ("-r requirements.in",)))
+
+
+def test_the_pages_read_ahead_are_not_read_again() -> None:
+    client = Client()
+    honesty = _honesty(client)
+    honesty.read_ahead()
+    assert client.calls == ["alpha", "beta"]
+    assert honesty.skipped_releases(PINS) == []  # both are at their newest release
+    assert client.calls == ["alpha", "beta"]
+
+
+def test_without_read_ahead_the_pages_are_read_when_needed() -> None:
+    client = Client()
+    assert _honesty(client).skipped_releases(PINS) == []
+    assert sorted(client.calls) == ["alpha", "beta"]
+
+
+def test_an_index_error_is_left_for_the_step_that_needs_the_page() -> None:
+    client = Client(broken=True)
+    honesty = _honesty(client)
+    honesty.read_ahead()  # the resolver's own error, if any, comes first
+    with pytest.raises(IndexError_, match="malformed"):
+        honesty.skipped_releases(PINS)
