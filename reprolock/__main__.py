@@ -1,3 +1,5 @@
-from reprolock._entry import console
+from reprolock._entry import main
 
-console()
+# the usual exit, not console()'s: profilers and coverage that run
+# "python -m reprolock" write their results at interpreter exit
+main()

@@ -103,8 +103,9 @@ def main() -> None:
 
 
 def console() -> None:
-    """The console script (and ``python -m reprolock``): :func:`main`, then the process
-    ends without the interpreter's teardown, as mypy's ``hard_exit`` does. Freeing every
+    """The console script: :func:`main`, then the process ends without the interpreter's
+    teardown, as mypy's ``hard_exit`` does (``python -m reprolock`` exits the usual way,
+    for profilers and coverage, which write their results at exit). Freeing every
     module and object took about 30 ms after each command, most of what a warm ``lock``
     spends beyond uv itself. The ``atexit`` handlers still run (they remove temporary
     blobs) and the streams are flushed; while another thread still runs, the process

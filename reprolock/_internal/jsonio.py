@@ -29,11 +29,13 @@ class _Duplicate(ValueError):
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _Duplicate(key)
-        result[key] = value
+    result = dict(pairs)  # in C: an index page has thousands of objects
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(key)
+            seen.add(key)
     return result
 
 
@@ -70,14 +72,19 @@ def parse_json(
     error: type[ReprolockError] = ReprolockError,
     hint: str | None = None,
     want_object: bool = True,
+    max_depth: int | None = MAX_DEPTH,
 ) -> Any:
-    """Parse ``data`` strictly; raise ``error`` naming ``source`` on anything malformed."""
+    """Parse ``data`` strictly; raise ``error`` naming ``source`` on anything malformed.
+
+    ``max_depth=None`` skips the nesting check, a loop over every character: for a
+    document nothing walks recursively (an index page), where the decoder's own
+    ``RecursionError`` is enough."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         raise error(f"{source} is not UTF-8 text (byte {exc.start})", hint=hint) from None
-    if ("[" in text or "{" in text) and _depth(text) > MAX_DEPTH:
-        raise error(f"{source} nests deeper than {MAX_DEPTH} levels; no document reprolock "
+    if max_depth is not None and ("[" in text or "{" in text) and _depth(text) > max_depth:
+        raise error(f"{source} nests deeper than {max_depth} levels; no document reprolock "
                     "writes does", hint=hint)
     try:
         value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin
 
 from packaging.utils import (
@@ -39,6 +39,8 @@ _JSON = "application/vnd.pypi.simple.v1+json"
 _ACCEPT = f"{_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 # An http(s) URL with a host, a path of plain characters and no dot segment, query,
 # parameters or user, and perhaps a plain fragment: urljoin gives it back as it is.
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_PAGE_HINT = "fix the index page, or remove this index from reprolock.toml"
 _PLAIN_ABSOLUTE = re.compile(
     r"https?://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?(?:/[A-Za-z0-9_~%+!$&'()*,=:-]"
     r"[A-Za-z0-9._~%+!$&'()*,=:-]*)+(?:#[A-Za-z0-9._~%+=-]+)?")
@@ -265,8 +267,7 @@ def _joined(page_url: str, href: str) -> str:
 
 def _bad_link(page_url: str, href: str) -> IndexError_:
     return IndexError_(f"{redact(page_url)} links a file at {redact(href)[:200]!r}, which is "
-                       "not a valid URL", hint="fix the index page, or remove this index "
-                       "from reprolock.toml")
+                       "not a valid URL", hint=_PAGE_HINT)
 
 
 def _version_hint(version: Version | None) -> str:
@@ -296,25 +297,51 @@ def _maybe(filename: str, wanted: Wanted) -> bool:
 
 
 def _parse_json(page_url: str, text: str, wanted: Wanted) -> list[DistFile]:
-    try:
-        doc = json.loads(text)
-        files = doc["files"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IndexError_(f"{redact(page_url)} is not a valid PEP 691 page") from exc
+    doc = parse_json(text, source=f"the PEP 691 page {redact(page_url)}", error=IndexError_,
+                     max_depth=None, hint=_PAGE_HINT)
+    files = doc.get("files")
+    if not isinstance(files, list):
+        raise IndexError_(f"{redact(page_url)} is not a valid PEP 691 page: it has no "
+                          "\"files\" list", hint=_PAGE_HINT)
     hint = _version_hint(wanted[1])
     result = []
-    for item in files:
-        filename = item.get("filename", "")
-        if hint not in filename.lower() or not _is_wanted(filename, wanted):
-            continue
-        url = _joined(page_url, item["url"])
-        size = item.get("size")
-        python = item.get("requires-python")
-        result.append(DistFile(item["filename"], url, None, (item.get("hashes") or {}).get(
-            "sha256"), int(size) if isinstance(size, int) else None,
-            yanked=bool(item.get("yanked")),
-            requires_python=python if isinstance(python, str) else None))
+    for number, item in enumerate(files, 1):
+        filename = item.get("filename") if isinstance(item, dict) else None
+        if not isinstance(filename, str):
+            raise _bad_entry(page_url, f"file {number}",
+                             "is not an object with a \"filename\" string")
+        if hint in filename.lower() and _is_wanted(filename, wanted):
+            result.append(_json_file(page_url, f"file {number}", item))
     return result
+
+
+def _json_file(page_url: str, where: str, item: dict[str, Any]) -> DistFile:
+    """One PEP 691 file entry, each field checked: the page may be crafted."""
+    url, hashes = item.get("url"), item.get("hashes") or {}
+    if not isinstance(url, str):
+        raise _bad_entry(page_url, where, "has no \"url\" string")
+    if not isinstance(hashes, dict):
+        raise _bad_entry(page_url, where, "has \"hashes\" that is not an object")
+    size, python = item.get("size"), item.get("requires-python")
+    return DistFile(item["filename"], _joined(page_url, url), None,
+                    _served_sha256(page_url, where, hashes.get("sha256")),
+                    size if type(size) is int and size >= 0 else None,
+                    yanked=bool(item.get("yanked")),
+                    requires_python=python if isinstance(python, str) else None)
+
+
+def _served_sha256(page_url: str, where: str, value: object) -> str | None:
+    if value is None:
+        return None  # reprolock downloads the file and hashes it
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise _bad_entry(page_url, where, f"has a sha256 {str(value)[:80]!r} that is not 64 "
+                         "hexadecimal digits")
+    return value.lower()
+
+
+def _bad_entry(page_url: str, where: str, what: str) -> IndexError_:
+    return IndexError_(f"{redact(page_url)} is not a valid index page: {where} {what}",
+                       hint=_PAGE_HINT)
 
 
 class _Links(html.parser.HTMLParser):
@@ -344,7 +371,9 @@ def _parse_html(page_url: str, text: str, wanted: Wanted) -> list[DistFile]:
         url, fragment = urldefrag(_joined(page_url, href))
         filename = url.rsplit("/", 1)[-1]
         algo, _, value = fragment.partition("=")
-        result.append(DistFile(filename, url, None, value if algo == "sha256" else None, None,
+        sha256 = _served_sha256(page_url, f"the link to {filename[:100]!r}", value) \
+            if algo == "sha256" else None
+        result.append(DistFile(filename, url, None, sha256, None,
                                yanked="data-yanked" in link,
                                requires_python=link.get("data-requires-python")))
     return result

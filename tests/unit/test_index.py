@@ -176,7 +176,7 @@ def test_a_refused_login_is_an_error_without_the_password(private_index: LocalIn
 # -- malformed and hostile pages ----------------------------------------------------------
 
 def test_a_malformed_json_page_is_an_index_error(hostile_index: LocalIndex) -> None:
-    with pytest.raises(IndexError_, match="not a valid PEP 691 page"):
+    with pytest.raises(IndexError_, match=r"PEP 691 page .*/simple/broken/ is not valid JSON"):
         client(hostile_index.url).project_files("broken")
 
 
@@ -338,3 +338,56 @@ def test_redact_takes_any_string(url: str, shown: str) -> None:
     from reprolock._internal.urls import redact
 
     assert redact(url) == shown
+
+
+_GOOD = "a" * 64
+_PAGE = "https://index.example/simple/a/"
+
+
+@pytest.mark.parametrize(("files", "named"), [
+    (["a-1.0.tar.gz"], "file 1"),  # an entry that is not an object
+    ([{"filename": 7, "url": "https://i.example/a-1.0.tar.gz"}], "filename"),
+    ([{"filename": "a-1.0.tar.gz", "url": 7}], "url"),
+    ([{"filename": "a-1.0.tar.gz"}], "url"),
+    ([{"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", "hashes": ["sha256"]}], "hashes"),
+    ([{"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", "hashes": {"sha256": "zz"}}],
+     "sha256"),
+    ([{"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", "hashes": {"sha256": 7}}],
+     "sha256"),
+])
+def test_a_malformed_pep_691_file_entry_is_an_index_error(files: list[object],
+                                                          named: str) -> None:
+    """Crafted entries raised AttributeError or TypeError (an internal error), or put a
+    hash that is no sha256 into the lock's inputs."""
+    from reprolock.index.simple import _parse_json
+
+    with pytest.raises(IndexError_, match=rf"index\.example/simple/a/.*{named}"):
+        _parse_json(_PAGE, json.dumps({"files": files}), ("a", None))
+
+
+def test_a_pep_691_page_with_a_key_twice_is_an_index_error() -> None:
+    """json.loads kept the last "sha256"; another reader may keep the first."""
+    from reprolock.index.simple import _parse_json
+
+    text = ('{"files": [{"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", '
+            f'"hashes": {{"sha256": "{_GOOD}", "sha256": "{"b" * 64}"}}}}]}}')
+    with pytest.raises(IndexError_, match="twice"):
+        _parse_json(_PAGE, text, ("a", None))
+
+
+def test_a_served_sha256_is_kept_in_lower_case() -> None:
+    from reprolock.index.simple import _parse_html, _parse_json
+
+    upper = _GOOD.upper()
+    from_json = _parse_json(_PAGE, json.dumps({"files": [
+        {"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", "hashes": {"sha256": upper}}]}),
+        ("a", None))
+    from_html = _parse_html(_PAGE, f'<a href="a-1.0.tar.gz#sha256={upper}">a</a>', ("a", None))
+    assert [f.sha256 for f in from_json + from_html] == [_GOOD, _GOOD]
+
+
+def test_an_html_link_whose_sha256_is_not_hexadecimal_is_an_index_error() -> None:
+    from reprolock.index.simple import _parse_html
+
+    with pytest.raises(IndexError_, match=r"index\.example/simple/a/.*sha256"):
+        _parse_html(_PAGE, '<a href="a-1.0.tar.gz#sha256=zz">a-1.0.tar.gz</a>', ("a", None))
