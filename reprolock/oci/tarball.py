@@ -25,6 +25,7 @@ from reprolock._internal.files import atomic_writer
 from reprolock.errors import ArtifactError
 from reprolock.oci.compress import WHEEL_DEFLATE_MIN, Compressor, Sink
 from reprolock.oci.model import LayerBlob as LayerBlob  # re-exported: written here
+from reprolock.oci.tarfilter import in_view
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
@@ -154,8 +155,8 @@ class _TarWriter:
     def add(self, entry: Entry, mtime: int) -> None:
         info = _tarinfo(entry, mtime)
         if self.view is not None:
-            self.to_view = entry.kind != "file" or self.view.keeps(entry.name, info.size) \
-                or entry.name.rpartition("/")[2].startswith(".wh.")  # as filter_tar keeps
+            self.to_view = in_view(entry.name, info.size, regular=entry.kind == "file",
+                                   keep=self.view.keeps)
             if not self.to_view:
                 self.view.left_out(info.size)
         self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))

@@ -40,6 +40,13 @@ class Filtered:
     dropped_files: int
 
 
+def in_view(name: str, size: int, *, regular: bool, keep: Keep) -> bool:
+    """Whether a layer's entry goes into syft's view (the one rule for the view written
+    beside a layer and for :func:`filter_tar`): all but regular files stay, and so does
+    every whiteout, which hides a lower layer's file that the view must hide too."""
+    return not regular or name.rpartition("/")[2].startswith(".wh.") or keep(name, size)
+
+
 def filter_tar(src: IO[bytes], dst: Writable, keep: Keep) -> Filtered:
     """Copy the tar stream ``src`` to ``dst`` without the regular files ``keep`` refuses."""
     state = _State(src, dst, keep)
@@ -100,10 +107,7 @@ class _State:
         linked = self.pax.get("linkpath") or info.linkname
         if info.islnk() and _norm(linked) in self.dropped_names:
             raise Unfilterable(f"{name} is a hard link to {linked}, which was dropped")
-        # a whiteout hides a lower layer's file: the view must hide it too
-        whiteout = name.rpartition("/")[2].startswith(".wh.")
-        stays = not info.isreg() or whiteout or self.keep(name, size)
-        if stays:
+        if in_view(name, size, regular=info.isreg(), keep=self.keep):
             self._write(bytes(self.meta) + header)
             self._copy(size)
             self.kept += size
