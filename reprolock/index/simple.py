@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import html.parser
 import json
@@ -199,7 +200,9 @@ class IndexClient:
         if response.status_code == 404:
             return []
         if response.headers.get("Content-Type", "").startswith(_JSON):
-            return self._authenticated(_parse_json(response.url, response.text, wanted))
+            # PEP 691 JSON is UTF-8: response.text would guess (charset detection over
+            # every byte of a page of megabytes, and perhaps another reading of it)
+            return self._authenticated(_parse_json(response.url, response.content, wanted))
         return self._authenticated(_parse_html(response.url, response.text, wanted))
 
     def _find_links(self, link: str, wanted: Wanted) -> list[DistFile]:
@@ -288,7 +291,13 @@ def _name_of(filename: str) -> str | None:
         name = filename.rpartition("-")[0]
     else:
         return None  # an egg or installer: never a file reprolock takes
-    return re.sub(r"[-_.]+", "-", name).lower() if name else None
+    return _normalized(name) if name else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalized(name: str) -> str:
+    # a project's page spells its name a few ways over thousands of files
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _maybe(filename: str, wanted: Wanted) -> bool:
@@ -296,7 +305,7 @@ def _maybe(filename: str, wanted: Wanted) -> bool:
     return _version_hint(wanted[1]) in filename.lower()
 
 
-def _parse_json(page_url: str, text: str, wanted: Wanted) -> list[DistFile]:
+def _parse_json(page_url: str, text: bytes | str, wanted: Wanted) -> list[DistFile]:
     doc = parse_json(text, source=f"the PEP 691 page {redact(page_url)}", error=IndexError_,
                      max_depth=None, hint=_PAGE_HINT)
     files = doc.get("files")

@@ -47,6 +47,11 @@ def hostile_index(tmp_path_factory: pytest.TempPathFactory,
     broken = index.simple_dir / "broken"
     broken.mkdir()
     (broken / "index.json").write_text('{"meta": {"api-version": "1.1"}, "files": [')
+    latin = index.simple_dir / "latin"
+    latin.mkdir()
+    (latin / "index.json").write_bytes(  # "é" in Latin-1: the one byte 0xE9
+        b'{"meta": {"api-version": "1.1"}, "files": [{"filename": "latin-1.0.tar.gz", '
+        b'"url": "latin-1.0.tar.gz", "hashes": {}, "requires-python": ">=3.8 \xe9"}]}')
     evil = index.simple_dir / "evil"
     evil.mkdir()
     (evil / "index.html").write_text(
@@ -178,6 +183,13 @@ def test_a_refused_login_is_an_error_without_the_password(private_index: LocalIn
 def test_a_malformed_json_page_is_an_index_error(hostile_index: LocalIndex) -> None:
     with pytest.raises(IndexError_, match=r"PEP 691 page .*/simple/broken/ is not valid JSON"):
         client(hostile_index.url).project_files("broken")
+
+
+def test_a_json_page_is_read_as_utf_8_and_never_guessed(hostile_index: LocalIndex) -> None:
+    """PEP 691 pages are UTF-8 JSON; one that is not is refused (requests guessed an
+    encoding for the page, with charset detection over every byte of it)."""
+    with pytest.raises(IndexError_, match=r"PEP 691 page .*/simple/latin/ is not UTF-8"):
+        client(hostile_index.url).project_files("latin")
 
 
 def test_a_hostile_html_page_yields_only_the_wanted_files(hostile_index: LocalIndex) -> None:
