@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 PYPI = "https://pypi.org/simple"
 _JSON = "application/vnd.pypi.simple.v1+json"
 _ACCEPT = f"{_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
-# An http(s) URL with a host, a path of plain characters and no dot segment, query,
-# parameters or user, and perhaps a plain fragment: urljoin gives it back as it is.
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _PAGE_HINT = "fix the index page, or remove this index from reprolock.toml"
+# An http(s) URL with a host, a path of plain characters and no dot segment, query,
+# parameters or user, and perhaps a plain fragment: urljoin gives it back as it is.
 _PLAIN_ABSOLUTE = re.compile(
     r"https?://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?(?:/[A-Za-z0-9_~%+!$&'()*,=:-]"
     r"[A-Za-z0-9._~%+!$&'()*,=:-]*)+(?:#[A-Za-z0-9._~%+=-]+)?")
@@ -326,16 +326,20 @@ def _parse_json(page_url: str, text: bytes | str, wanted: Wanted) -> list[DistFi
 
 def _json_file(page_url: str, where: str, item: dict[str, Any]) -> DistFile:
     """One PEP 691 file entry, each field checked: the page may be crafted."""
-    url, hashes = item.get("url"), item.get("hashes") or {}
+    url, hashes, yanked = item.get("url"), item.get("hashes"), item.get("yanked", False)
     if not isinstance(url, str):
         raise _bad_entry(page_url, where, "has no \"url\" string")
-    if not isinstance(hashes, dict):
+    if not isinstance(hashes, dict | None):
         raise _bad_entry(page_url, where, "has \"hashes\" that is not an object")
+    if not isinstance(yanked, bool | str):
+        raise _bad_entry(page_url, where, "has \"yanked\" that is neither true, false nor "
+                         "a reason")
     size, python = item.get("size"), item.get("requires-python")
     return DistFile(item["filename"], _joined(page_url, url), None,
-                    _served_sha256(page_url, where, hashes.get("sha256")),
+                    _served_sha256(page_url, where, (hashes or {}).get("sha256")),
                     size if type(size) is int and size >= 0 else None,
-                    yanked=bool(item.get("yanked")),
+                    # PEP 691: a reason (a string) means yanked, as uv reads it
+                    yanked=yanked is True or isinstance(yanked, str),
                     requires_python=python if isinstance(python, str) else None)
 
 

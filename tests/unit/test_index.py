@@ -366,6 +366,8 @@ _PAGE = "https://index.example/simple/a/"
      "sha256"),
     ([{"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", "hashes": {"sha256": 7}}],
      "sha256"),
+    ([{"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", "hashes": 0}], "hashes"),
+    ([{"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", "yanked": 1}], "yanked"),
 ])
 def test_a_malformed_pep_691_file_entry_is_an_index_error(files: list[object],
                                                           named: str) -> None:
@@ -403,3 +405,15 @@ def test_an_html_link_whose_sha256_is_not_hexadecimal_is_an_index_error() -> Non
 
     with pytest.raises(IndexError_, match=r"index\.example/simple/a/.*sha256"):
         _parse_html(_PAGE, '<a href="a-1.0.tar.gz#sha256=zz">a-1.0.tar.gz</a>', ("a", None))
+
+
+@pytest.mark.parametrize(("yanked", "expected"), [
+    (True, True), (False, False), ("broken build", True), ("", True)])
+def test_a_yanked_reason_means_yanked(yanked: object, expected: bool) -> None:
+    """As uv reads PEP 691: any string is a reason, so the file is yanked (bool() took
+    the empty reason for not yanked)."""
+    from reprolock.index.simple import _parse_json
+
+    files = _parse_json(_PAGE, json.dumps({"files": [
+        {"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", "yanked": yanked}]}), ("a", None))
+    assert [f.yanked for f in files] == [expected]
