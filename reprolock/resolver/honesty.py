@@ -181,9 +181,9 @@ class Honesty:
         if blocker is not None:
             return (f"it needs {blocker}, which has no usable release on the index "
                     f"({self._shipped(blocker)})")
-        said = [line.strip(" |") for line in text.splitlines() if "Because" in line
-                or "No matching" in line] or text.splitlines()[-1:]
-        return f"the resolver cannot use it: {said[0].strip()}" if said else \
+        said = [_sentence(line) for line in text.splitlines() if "Because" in line
+                or "No matching" in line] or [_sentence(t) for t in text.splitlines()[-1:]]
+        return f"the resolver cannot use it: {said[0]}" if said and said[0] else \
             "the resolver cannot use it"
 
     def _shipped(self, name: str) -> str:
@@ -201,6 +201,14 @@ class Honesty:
 
     def _lines(self, name: str) -> list[Requested]:
         return [r for r in self.requested if r.name == name]
+
+
+def _sentence(line: str) -> str:
+    """A resolver's line as the middle of a warning: without the label before "Because"
+    ("cause: ", uv's tree) and the full stop after it."""
+    line = line.strip(" |")
+    start = line.find("Because ")
+    return (line[start + len("Because "):] if start >= 0 else line).strip().rstrip(".")
 
 
 def blocking_name(text: str, name: str) -> str | None:

@@ -59,3 +59,15 @@ def test_an_index_error_is_left_for_the_step_that_needs_the_page() -> None:
     honesty.read_ahead()  # the resolver's own error, if any, comes first
     with pytest.raises(IndexError_, match="malformed"):
         honesty.skipped_releases(PINS)
+
+
+def test_what_held_a_release_back_reads_as_one_sentence() -> None:
+    """nanoGPT's lock said "... cause: Because ... cannot be used., so the resolver chose
+    an older release": the resolver's label and full stop came along."""
+    text = ("uv pip compile failed with exit code 1\ncause: Because only kernels<=0.17.2 is "
+            "available and transformers>=5.25.0 depends on kernels>=0.19.1, we can conclude "
+            "that transformers>=5.25.0 cannot be used.")
+    said = _honesty(Client())._blocking(text, "transformers")
+    assert said == ("the resolver cannot use it: only kernels<=0.17.2 is available and "
+                    "transformers>=5.25.0 depends on kernels>=0.19.1, we can conclude that "
+                    "transformers>=5.25.0 cannot be used")
