@@ -110,20 +110,35 @@ def console() -> None:
     spends beyond uv itself. The ``atexit`` handlers still run (they remove temporary
     blobs) and the streams are flushed; while another thread still runs, the process
     ends the usual way so that thread is not cut short."""
+    from reprolock.errors import Terminated
+
     try:
         main()
         code = 0
     except SystemExit as exc:
         code = _status(exc.code)
-    if threading.active_count() > 1:
-        sys.exit(code)
-    atexit._run_exitfuncs()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:
-        code = quiet_broken_pipe()
+        if threading.active_count() > 1:
+            sys.exit(code)
+        atexit._run_exitfuncs()
+        code = _flushed(code)
+    except Terminated as exc:  # a signal after main() returned: its status, as main's
+        code = exc.exit_code
     os._exit(code)
+
+
+def _flushed(code: int) -> int:
+    """Flush stdout and stderr as the interpreter would at exit: a reader gone is the
+    quiet broken pipe; another failure gives CPython's 120. A closed stream is None."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BrokenPipeError:
+            code = quiet_broken_pipe() if stream is sys.stdout else code
+        except (OSError, ValueError):
+            code = 120
+    return code
 
 
 def _status(code: object) -> int:

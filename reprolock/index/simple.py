@@ -151,6 +151,11 @@ class IndexClient:
             self._releases[_pin_key(pin)] = pool.submit(self.release_files, *pin)
         pool.shutdown(wait=False)
 
+    def prefetched(self, name: str) -> concurrent.futures.Future[list[DistFile]] | None:
+        """The fetch :meth:`prefetch` started for ``name`` (None if it started none), to
+        wait on; :meth:`project_files` still takes its answer."""
+        return self._prefetched.get(canonicalize_name(name))
+
     def project_files(self, name: str) -> list[DistFile]:
         """Every file of every release of ``name`` (never cached across runs: a release
         may have been added since). A find-links file is listed, not hashed."""
@@ -331,20 +336,19 @@ def _json_file(page_url: str, where: str, item: dict[str, Any]) -> DistFile:
         raise _bad_entry(page_url, where, "has no \"url\" string")
     if not isinstance(hashes, dict | None):
         raise _bad_entry(page_url, where, "has \"hashes\" that is not an object")
-    if not isinstance(yanked, bool | str):
+    if not isinstance(yanked, bool | str | None):
         raise _bad_entry(page_url, where, "has \"yanked\" that is neither true, false nor "
                          "a reason")
     size, python = item.get("size"), item.get("requires-python")
     return DistFile(item["filename"], _joined(page_url, url), None,
                     _served_sha256(page_url, where, (hashes or {}).get("sha256")),
                     size if type(size) is int and size >= 0 else None,
-                    # PEP 691: a reason (a string) means yanked, as uv reads it
-                    yanked=yanked is True or isinstance(yanked, str),
+                    yanked=bool(yanked),  # PEP 691: a truthy value, as pip reads it
                     requires_python=python if isinstance(python, str) else None)
 
 
 def _served_sha256(page_url: str, where: str, value: object) -> str | None:
-    if value is None:
+    if value is None or value == "":  # as uv reads "": no hash served
         return None  # reprolock downloads the file and hashes it
     if not isinstance(value, str) or not _SHA256.fullmatch(value):
         raise _bad_entry(page_url, where, f"has a sha256 {str(value)[:80]!r} that is not 64 "
@@ -396,13 +400,21 @@ def _read_cache(path: Path | None) -> list[DistFile] | None:
     if path is None or not path.is_file():
         return None
     try:
-        return [DistFile(d["filename"], d["url"], None, d["sha256"], d["size"],
+        return [DistFile(d["filename"], d["url"], None, _cached_sha256(d["sha256"]), d["size"],
                          yanked=d.get("yanked") is True,
                          requires_python=_text_or_none(d.get("requires_python")))
                 for d in parse_json(path.read_bytes(), source=str(path), want_object=False)]
     except (OSError, ValueError, KeyError, TypeError, ReprolockError):
         path.unlink(missing_ok=True)  # a corrupt entry is discarded, never used
         return None
+
+
+def _cached_sha256(value: object) -> str | None:
+    """A cached hash as a page's would be read: a cache file can be edited by hand."""
+    if value is not None and not (isinstance(value, str) and _SHA256.fullmatch(value)
+                                  and value == value.lower()):
+        raise ValueError(f"a cached sha256 {value!r} is not 64 lower-case hex digits")
+    return value
 
 
 def _write_cache(path: Path, files: list[DistFile]) -> None:

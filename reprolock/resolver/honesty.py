@@ -14,7 +14,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from packaging.specifiers import SpecifierSet
 
@@ -78,16 +78,25 @@ class Honesty:
         self.explained = 0
         self._newest: dict[str, Release | None] = {}  # by requested name
 
-    def read_ahead(self) -> None:
-        """Find the newest final release each requirement allows while the resolver still
-        works, so the lock's last steps wait less. An index error is left for the step
-        that needs the page: the resolver's own error (a package the index lacks) is the
-        one a user should see first."""
+    def read_ahead(self, resolving: concurrent.futures.Future[Any]) -> None:
+        """Until ``resolving`` is done, find the newest final release each requirement
+        allows from the pages the client has fetched ahead, as each arrives: the lock's
+        last steps then wait less, and a page still on its way never holds back the
+        resolver's answer or error. An index error is left for the step that needs the
+        page: the resolver's own error (a package the index lacks) comes first."""
+        waiting: dict[concurrent.futures.Future[Any], str] = {}
         for name in dict.fromkeys(r.name for r in self.requested):
-            try:
-                self._newest_final(name)
-            except ReprolockError:
-                continue
+            page = self.client.prefetched(name)
+            if page is not None:
+                waiting[page] = name
+        while waiting and not resolving.done():
+            done, _ = concurrent.futures.wait([resolving, *waiting],
+                                              return_when=concurrent.futures.FIRST_COMPLETED)
+            for page in done & waiting.keys():
+                try:
+                    self._newest_final(waiting.pop(page))
+                except ReprolockError:
+                    continue
 
     def _newest_final(self, name: str, files: list[DistFile] | None = None,
                       ) -> Release | None:

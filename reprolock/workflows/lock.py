@@ -161,7 +161,7 @@ class Locker:
                 scan = self._scan_code()
                 kept = _kept(previous, upgrade, upgrade_packages)
                 honesty = Honesty(self.resolver, request, client, requested, kept)
-                honesty.read_ahead()
+                honesty.read_ahead(future)
                 resolution = future.result()
         pins = with_pinned_hashes(resolution.pins, requested)
         honesty.refuse_prereleases(pins)

@@ -69,3 +69,35 @@ def test_a_message_given_to_sys_exit_is_printed_with_status_1() -> None:
 
     assert _status(None) == 0 and _status(3) == 3 and _status(-1) == 255
     assert _status("boom") == 1
+
+
+def test_a_closed_stderr_does_not_change_the_exit_status(tmp_path: Path) -> None:
+    """With fd 2 closed Python sets sys.stderr to None: flushing it raised
+    AttributeError, and the exit status became 1 (main() alone gives 0)."""
+    code = ("import sys; sys.argv = ['reprolock', '--version']\n"
+            "from reprolock._entry import console\nconsole()\n")
+    proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, check=False, timeout=120,
+                          pass_fds=(), close_fds=True,
+                          preexec_fn=lambda: __import__("os").close(2))
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("reprolock ")
+
+
+def test_a_reader_gone_before_the_last_flush_is_a_quiet_broken_pipe(tmp_path: Path) -> None:
+    """The output is still buffered when the reader has gone: the status is the broken
+    pipe's, with nothing on stderr, and stderr is still flushed."""
+    from reprolock._entry import EXIT_BROKEN_PIPE
+
+    proc = _console(tmp_path, ["--version"], """
+        import io, os
+        def late():  # output after main() flushed: only console() flushes it
+            r, w = os.pipe()
+            os.close(r)
+            sys.stdout = io.TextIOWrapper(io.BufferedWriter(io.FileIO(w, "w"), 1 << 16))
+            sys.stdout.write("late")
+            sys.stderr.write("kept on stderr")
+        atexit.register(late)
+        """)
+    assert proc.returncode == EXIT_BROKEN_PIPE, proc.stderr
+    assert proc.stderr == "kept on stderr"

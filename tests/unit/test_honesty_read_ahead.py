@@ -3,6 +3,9 @@ warm lock time), from the one page the lock reads, and an index error is left fo
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import Future
 from typing import Any, cast
 
 import pytest
@@ -16,9 +19,18 @@ from reprolock.resolver.requested import Requested
 
 
 class Client:
-    def __init__(self, *, broken: bool = False) -> None:
+    def __init__(self, *, broken: bool = False, pages: dict[str, Future[None]] | None = None,
+                 ) -> None:
         self.calls: list[str] = []
         self.broken = broken
+        self.pages = pages  # the prefetch: each page's future; None: every page is read
+
+    def prefetched(self, name: str) -> Future[Any] | None:
+        if self.pages is None:
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        return self.pages.get(name)
 
     def project_files(self, name: str) -> list[DistFile]:
         self.calls.append(name)
@@ -41,7 +53,7 @@ PINS = (Pin("alpha", "2.0", (), ("-r requirements.in",)),
 def test_the_pages_read_ahead_are_not_read_again() -> None:
     client = Client()
     honesty = _honesty(client)
-    honesty.read_ahead()
+    honesty.read_ahead(Future())
     assert client.calls == ["alpha", "beta"]
     assert honesty.skipped_releases(PINS) == []  # both are at their newest release
     assert client.calls == ["alpha", "beta"]
@@ -56,7 +68,7 @@ def test_without_read_ahead_the_pages_are_read_when_needed() -> None:
 def test_an_index_error_is_left_for_the_step_that_needs_the_page() -> None:
     client = Client(broken=True)
     honesty = _honesty(client)
-    honesty.read_ahead()  # the resolver's own error, if any, comes first
+    honesty.read_ahead(Future())  # the resolver's own error, if any, comes first
     with pytest.raises(IndexError_, match="malformed"):
         honesty.skipped_releases(PINS)
 
@@ -71,3 +83,26 @@ def test_what_held_a_release_back_reads_as_one_sentence() -> None:
     assert said == ("the resolver cannot use it: only kernels<=0.17.2 is available and "
                     "transformers>=5.25.0 depends on kernels>=0.19.1, we can conclude that "
                     "transformers>=5.25.0 cannot be used")
+
+
+def test_the_read_ahead_ends_when_the_resolver_does() -> None:
+    """A page still on its way does not hold back the resolver's answer (or its error:
+    an index that does not answer would have kept it for the whole timeout)."""
+    slow: Future[None] = Future()  # never answers
+    ready: Future[None] = Future()
+    ready.set_result(None)
+    client = Client(pages={"alpha": slow, "beta": ready})
+    resolving: Future[None] = Future()
+    threading.Timer(0.2, resolving.set_result, (None,)).start()
+    start = time.monotonic()
+    _honesty(client).read_ahead(resolving)
+    assert time.monotonic() - start < 30
+    assert client.calls == ["beta"]
+
+
+def test_nothing_is_read_ahead_once_the_resolver_is_done() -> None:
+    client = Client()
+    resolving: Future[None] = Future()
+    resolving.set_result(None)
+    _honesty(client).read_ahead(resolving)
+    assert client.calls == []

@@ -408,12 +408,33 @@ def test_an_html_link_whose_sha256_is_not_hexadecimal_is_an_index_error() -> Non
 
 
 @pytest.mark.parametrize(("yanked", "expected"), [
-    (True, True), (False, False), ("broken build", True), ("", True)])
+    (True, True), (False, False), ("broken build", True), ("", False), (None, False)])
 def test_a_yanked_reason_means_yanked(yanked: object, expected: bool) -> None:
-    """As uv reads PEP 691: any string is a reason, so the file is yanked (bool() took
-    the empty reason for not yanked)."""
+    """PEP 691: a truthy value means yanked, as pip reads it; null is accepted as not
+    yanked, as pip and uv read it."""
     from reprolock.index.simple import _parse_json
 
     files = _parse_json(_PAGE, json.dumps({"files": [
         {"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", "yanked": yanked}]}), ("a", None))
     assert [f.yanked for f in files] == [expected]
+
+
+def test_an_empty_served_sha256_is_no_hash() -> None:
+    """uv takes "sha256": "" as no hash: reprolock then downloads the file and hashes it,
+    instead of refusing a page uv accepted."""
+    from reprolock.index.simple import _parse_json
+
+    files = _parse_json(_PAGE, json.dumps({"files": [
+        {"filename": "a-1.0.tar.gz", "url": "a-1.0.tar.gz", "hashes": {"sha256": ""}}]}),
+        ("a", None))
+    assert [f.sha256 for f in files] == [None]
+
+
+def test_a_cached_entry_with_a_malformed_sha256_is_discarded(tmp_path: Path) -> None:
+    from reprolock.index.simple import _read_cache
+
+    cache = tmp_path / "entry.json"
+    cache.write_text(json.dumps([{"filename": "a-1.0.tar.gz", "url": "https://i.example/a",
+                                  "sha256": "zz", "size": 1}]))
+    assert _read_cache(cache) is None
+    assert not cache.exists()
