@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from reprolock.index.simple import DistFile
 from reprolock.target import Target, best_wheel, wheel_platforms
@@ -32,7 +32,7 @@ def newest_final(files: Iterable[DistFile], specifier: SpecifierSet) -> Release 
     for text, dists in by_text.items():
         try:
             by_version.setdefault(Version(text), []).extend(dists)
-        except InvalidVersion:
+        except ValueError:  # InvalidVersion, or a number past int()'s 4300 digits
             continue
     finals = [v for v in by_version if not v.is_prerelease
               and specifier.contains(v, prereleases=False)]

@@ -24,7 +24,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from reprolock._internal.files import atomic_write_text, sha256_file
 from reprolock._internal.jsonio import parse_json
@@ -70,7 +70,8 @@ def release_of(filename: str) -> tuple[str, Version] | None:
             return name, version
         name, version = parse_sdist_filename(filename)
         return name, version
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+    # ValueError: a number past int()'s 4300 digits; InvalidVersion is one too
+    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
         return None
 
 

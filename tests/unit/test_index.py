@@ -438,3 +438,21 @@ def test_a_cached_entry_with_a_malformed_sha256_is_discarded(tmp_path: Path) -> 
                                   "sha256": "zz", "size": 1}]))
     assert _read_cache(cache) is None
     assert not cache.exists()
+
+
+def test_a_file_name_with_a_number_python_will_not_convert_is_skipped() -> None:
+    """A page uv accepts listed "a-1.<5000 digits>-py3-none-any.whl": int() refused the
+    number (ValueError, past the 4300-digit limit) and the lock ended as an internal
+    error. Such a file is no release reprolock can take: it is skipped."""
+    from packaging.specifiers import SpecifierSet
+
+    from reprolock.index.releases import newest_final
+    from reprolock.index.simple import _parse_json, release_of
+
+    huge = "a-1." + "1" * 5000 + "-py3-none-any.whl"
+    assert release_of(huge) is None
+    files = _parse_json(_PAGE, json.dumps({"files": [
+        {"filename": huge, "url": "x.whl"},
+        {"filename": "a-1.0-py3-none-any.whl", "url": "a.whl"}]}), ("a", None))
+    newest = newest_final(files, SpecifierSet())
+    assert newest is not None and str(newest.version) == "1.0"
