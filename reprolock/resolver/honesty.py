@@ -92,7 +92,9 @@ class Honesty:
         while waiting and not resolving.done():
             done, _ = concurrent.futures.wait([resolving, *waiting],
                                               return_when=concurrent.futures.FIRST_COMPLETED)
-            for page in done & waiting.keys():
+            # In the requirements' order, not the set's: the same lock reads the same
+            # pages in the same order whatever the hash seed.
+            for page in [page for page in waiting if page in done]:
                 try:
                     self._newest_final(waiting.pop(page))
                 except ReprolockError:
