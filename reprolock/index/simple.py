@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import email.message
 import functools
 import hashlib
 import html.parser
@@ -27,6 +28,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from reprolock._internal.files import atomic_write_text, sha256_file
+from reprolock._internal.http import read_body
 from reprolock._internal.jsonio import parse_json
 from reprolock._internal.urls import redact, userinfo, with_credentials
 from reprolock.errors import IndexError_, ReprolockError
@@ -39,6 +41,12 @@ PYPI = "https://pypi.org/simple"
 _JSON = "application/vnd.pypi.simple.v1+json"
 _ACCEPT = f"{_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # as the lock schema's URLs
+#: a page is read whole and parsed in memory; PyPI's largest (ddtrace) is 21 MB
+PAGE_LIMIT = 128 << 20
+#: the whole page, not each socket read (requests' timeout): a page can trickle forever
+PAGE_SECONDS = 300.0
 _PAGE_HINT = "fix the index page, or remove this index from reprolock.toml"
 # An http(s) URL with a host, a path of plain characters and no dot segment, query,
 # parameters or user, and perhaps a plain fragment: urljoin gives it back as it is.
@@ -201,22 +209,20 @@ class IndexClient:
         return self.cache_dir / "index" / f"{key.hexdigest()}.json"
 
     def _project_page(self, index: str, wanted: Wanted) -> list[DistFile]:
-        url = f"{index.rstrip('/')}/{wanted[0]}/"
-        response = self._get(url, accept=_ACCEPT)
-        if response.status_code == 404:
+        page = self._get(f"{index.rstrip('/')}/{wanted[0]}/", accept=_ACCEPT)
+        if page is None:
             return []
-        if response.headers.get("Content-Type", "").startswith(_JSON):
-            # PEP 691 JSON is UTF-8: response.text would guess (charset detection over
-            # every byte of a page of megabytes, and perhaps another reading of it)
-            return self._authenticated(_parse_json(response.url, response.content, wanted))
-        return self._authenticated(_parse_html(response.url, response.text, wanted))
+        if page.content_type.startswith(_JSON):
+            # PEP 691 JSON is UTF-8, whatever the header says
+            return self._authenticated(_parse_json(page.url, page.body, wanted))
+        return self._authenticated(_parse_html(page.url, page.text(), wanted))
 
     def _find_links(self, link: str, wanted: Wanted) -> list[DistFile]:
         if link.startswith(("http://", "https://")):
-            response = self._get(link, accept="text/html")
-            if response.status_code == 404:
+            page = self._get(link, accept="text/html")
+            if page is None:
                 return []
-            return self._authenticated(_parse_html(response.url, response.text, wanted))
+            return self._authenticated(_parse_html(page.url, page.text(), wanted))
         path = Path(link)
         with self._lock:
             if path not in self._dir_cache:
@@ -235,25 +241,59 @@ class IndexClient:
         return [dataclasses.replace(f, url=with_credentials(f.url, private)) if f.url else f
                 for f in files]
 
-    def _get(self, url: str, *, accept: str) -> requests.Response:
+    def _get(self, url: str, *, accept: str) -> _Page | None:
+        """The page at ``url``, read whole within :data:`PAGE_LIMIT` bytes and
+        :data:`PAGE_SECONDS`; None for a 404."""
         import requests
 
         try:
-            response = self.session.get(url, headers={"Accept": accept}, timeout=60)
+            response = self.session.get(url, headers={"Accept": accept}, timeout=60,
+                                        stream=True)
         except requests.RequestException as exc:
             raise IndexError_(
                 f"package index {redact(url)} is unreachable ({exc.__class__.__name__})",
                 hint="check index.url in reprolock.toml and your network",
             ) from exc
-        if response.status_code in (401, 403):
-            raise IndexError_(f"package index {redact(url)} refused access "
-                              f"(HTTP {response.status_code})",
-                              hint="put credentials in the index URL as ${VARIABLES} "
-                              "and set them in the environment")
-        if response.status_code >= 400 and response.status_code != 404:
-            raise IndexError_(f"package index {redact(url)} answered HTTP {response.status_code}",
-                              hint="try again later or check index.url")
-        return response
+        status = response.status_code
+        if status >= 400:
+            response.close()
+            _refuse_status(url, status)
+            return None
+        body = read_body(response, limit=PAGE_LIMIT, seconds=PAGE_SECONDS,
+                         fail=lambda why: IndexError_(
+                             f"package index page {redact(url)} was not read: {why}",
+                             hint="the index is misbehaving; try again later, or remove "
+                             "it from reprolock.toml"))
+        return _Page(response.url, response.headers.get("Content-Type", ""), body)
+
+
+@dataclass(frozen=True)
+class _Page:
+    url: str  # after redirects: relative file links are joined to it
+    content_type: str
+    body: bytes
+
+    def text(self) -> str:
+        """The page decoded as uv decodes it: the header's charset, else UTF-8, and a
+        byte that does not decode becomes U+FFFD (requests would guess the charset from
+        the bytes, which can read a page otherwise than uv did)."""
+        charset = email.message.Message()
+        charset["Content-Type"] = self.content_type
+        name = charset.get_content_charset() or "utf-8"
+        try:
+            return self.body.decode(name, "replace")
+        except LookupError:  # an unknown or non-text codec ("base64")
+            return self.body.decode("utf-8", "replace")
+
+
+def _refuse_status(url: str, status: int) -> None:
+    if status in (401, 403):
+        raise IndexError_(f"package index {redact(url)} refused access (HTTP {status})",
+                          hint="put credentials in the index URL as ${VARIABLES} "
+                          "and set them in the environment")
+    if status != 404:
+        raise IndexError_(f"package index {redact(url)} answered HTTP {status}",
+                          hint="try again later or check index.url")
 
 
 _Pin = tuple[str, str, frozenset[str]]
@@ -268,10 +308,16 @@ def _joined(page_url: str, href: str) -> str:
     large project's page lists thousands of files, and urljoin took 25 ms for numpy's."""
     if _PLAIN_ABSOLUTE.fullmatch(href):
         return href
+    # tabs and newlines are dropped as the URL standard (and uv) drop them: urljoin keeps
+    # them when the two schemes differ
+    href = href.translate(_TAB_NEWLINE)
     try:
-        return urljoin(page_url, href)
+        joined = urljoin(page_url, href)
     except ValueError as exc:  # "https://[": urllib cannot parse it
         raise _bad_link(page_url, href) from exc
+    if _CONTROL.search(joined):  # else the lock refuses it later, as "a bug in reprolock"
+        raise _bad_link(page_url, href)
+    return joined
 
 
 def _bad_link(page_url: str, href: str) -> IndexError_:
@@ -366,17 +412,21 @@ class _Links(html.parser.HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.links: list[dict[str, str | None]] = []
+        self.base: str | None = None  # the first <base href>: links are relative to it
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            found = dict(attrs)
-            if found.get("href"):
-                self.links.append(found)
+        found = dict(attrs)
+        if tag == "a" and found.get("href"):
+            self.links.append(found)
+        elif tag == "base" and self.base is None and found.get("href"):
+            self.base = found["href"]
 
 
 def _parse_html(page_url: str, text: str, wanted: Wanted) -> list[DistFile]:
     parser = _Links()
     parser.feed(text)
+    if parser.base is not None:  # as uv reads it, so the lock records the URL uv used
+        page_url = _joined(page_url, parser.base)
     result = []
     for link in parser.links:
         href = link["href"] or ""
@@ -401,13 +451,27 @@ def _read_cache(path: Path | None) -> list[DistFile] | None:
     if path is None or not path.is_file():
         return None
     try:
-        return [DistFile(d["filename"], d["url"], None, _cached_sha256(d["sha256"]), d["size"],
+        return [DistFile(_cached(d, "filename"), _cached(d, "url"), None,
+                         _cached_sha256(d["sha256"]), _cached_size(d["size"]),
                          yanked=d.get("yanked") is True,
                          requires_python=_text_or_none(d.get("requires_python")))
                 for d in parse_json(path.read_bytes(), source=str(path), want_object=False)]
-    except (OSError, ValueError, KeyError, TypeError, ReprolockError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ReprolockError):
         path.unlink(missing_ok=True)  # a corrupt entry is discarded, never used
         return None
+
+
+def _cached(entry: dict[str, object], key: str) -> str:
+    value = entry[key]
+    if not isinstance(value, str) or _CONTROL.search(value):
+        raise ValueError(f"a cached {key} {value!r} is not a plain string")
+    return value
+
+
+def _cached_size(value: object) -> int | None:
+    if value is not None and (type(value) is not int or value < 0):
+        raise ValueError(f"a cached size {value!r} is not a byte count")
+    return value
 
 
 def _cached_sha256(value: object) -> str | None:

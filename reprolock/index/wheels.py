@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import json
 import re
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 from reprolock._internal.files import atomic_write_text
+from reprolock._internal.http import body_chunks, read_body
 from reprolock._internal.urls import redact, redact_text
 from reprolock.errors import ArtifactError
 from reprolock.index.simple import DistFile
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
 
 _EXT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\.[\w-]+)*\.(?:py|pyc|so|pyd|pth)$")
 _TAIL = 1 << 16
+_SPOOL = 16 << 20
+_MAX_WHEEL = 16 << 30  # no wheel on PyPI comes near; a bound on a server that never stops
+_MAX_RANGE = 256 << 20  # torch's zip directory, the largest known, is a few megabytes
+_SECONDS = 120.0  # for one range: a few hundred kilobytes at most
 
 
 def modules_from_names(names: Iterable[str]) -> tuple[str, ...]:
@@ -67,7 +73,10 @@ def _names(dist: DistFile, session: Callable[[], requests.Session]) -> list[str]
         assert dist.url is not None
         with zipfile.ZipFile(_remote(dist.url, session())) as archive:
             return archive.namelist()
-    except (zipfile.BadZipFile, OSError, requests.RequestException) as exc:
+    # ValueError, EOFError: what zipfile raises beside BadZipFile on a crafted directory
+    # (a name that is not UTF-8, a record cut short)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError,
+            requests.RequestException) as exc:
         where = dist.path or redact(dist.url or dist.filename)
         # requests names the URL it was given, credentials included
         why = redact_text(str(exc), [dist.url or ""])
@@ -77,11 +86,25 @@ def _names(dist: DistFile, session: Callable[[], requests.Session]) -> list[str]
 
 
 def _remote(url: str, session: requests.Session) -> IO[bytes]:
-    response = _ok(session.get(url, headers={"Range": f"bytes=-{_TAIL}"}, timeout=60))
+    response = _ok(session.get(url, headers={"Range": f"bytes=-{_TAIL}"}, timeout=60,
+                               stream=True))
     total = _total(response)
     if response.status_code != 206 or total is None:
-        return io.BytesIO(response.content)  # no range support: we got the whole file
-    return io.BufferedReader(_RangeFile(url, session, total, response.content))
+        # no range support: the whole file comes, on disk past a few megabytes
+        whole = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned
+        for chunk in body_chunks(response, limit=_MAX_WHEEL, seconds=None, fail=_failed):
+            whole.write(chunk)
+        whole.seek(0)
+        return cast(IO[bytes], whole)
+    tail = read_body(response, limit=_TAIL, seconds=_SECONDS, fail=_failed)
+    if len(tail) > total:
+        raise _failed(f"it sent {len(tail)} bytes of a file it says has {total}")
+    return io.BufferedReader(_RangeFile(url, session, total, tail))
+
+
+def _failed(why: str) -> OSError:
+    # an OSError: _names turns it into the ArtifactError that names the wheel
+    return OSError(f"the server misbehaved: {why}")
 
 
 def _ok(response: requests.Response) -> requests.Response:
@@ -90,6 +113,7 @@ def _ok(response: requests.Response) -> requests.Response:
     if response.status_code >= 400:
         import requests
 
+        response.close()
         raise requests.HTTPError(f"HTTP {response.status_code} {response.reason}")
     return response
 
@@ -130,13 +154,28 @@ class _RangeFile(io.RawIOBase):
         if self.pos >= self.tail_start:
             data = self.tail[self.pos - self.tail_start : end - self.tail_start]
         else:
-            response = _ok(self.session.get(
-                self.url, headers={"Range": f"bytes={self.pos}-{end - 1}"}, timeout=60))
-            data = response.content
+            data = self._fetch(end)
             if end >= self.tail_start:  # keep what we fetched so later seeks stay local
                 self.tail = data[: self.tail_start - self.pos] + self.tail
                 self.tail_start = self.pos
         self.pos += len(data)
+        return data
+
+    def _fetch(self, end: int) -> bytes:
+        """Bytes ``pos`` to ``end`` exactly: a server may answer a range request with the
+        whole file (200) or with other bytes than were asked for."""
+        response = _ok(self.session.get(self.url, headers={"Range": f"bytes={self.pos}-{end - 1}"},
+                                        timeout=60, stream=True))
+        wanted = end - self.pos
+        if wanted > _MAX_RANGE or response.status_code != 206:
+            response.close()
+            raise _failed(f"a read of {wanted} bytes is more than a wheel's file list takes"
+                          if wanted > _MAX_RANGE else f"it answered a range request with "
+                          f"HTTP {response.status_code}, though it answered the first one "
+                          "with its range")
+        data = read_body(response, limit=wanted, seconds=_SECONDS, fail=_failed)
+        if len(data) != wanted:
+            raise _failed(f"it sent {len(data)} bytes for a range of {wanted}")
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]

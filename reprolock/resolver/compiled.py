@@ -10,7 +10,8 @@ from packaging.utils import canonicalize_name
 from reprolock.errors import ResolverError
 from reprolock.resolver.interface import Pin
 
-_HASH = re.compile(r"--hash[= ](sha256:[0-9a-f]{64})")
+_HASH = re.compile(r"--hash[= ](sha256:[0-9a-fA-F]{64})(?!\S)")
+_ANY_HASH = re.compile(r"--hash[= ]([A-Za-z0-9_-]+):\S*")
 
 
 def parse_compiled(text: str, *, tool: str) -> tuple[Pin, ...]:
@@ -34,7 +35,7 @@ def parse_compiled(text: str, *, tool: str) -> tuple[Pin, ...]:
 
 
 def _pin(logical: str, notes: list[str], tool: str) -> Pin:
-    spec = _HASH.sub("", logical).split(" #")[0].strip()
+    spec = _ANY_HASH.sub("", logical).split(" #")[0].strip()
     try:
         req = Requirement(spec)
     except InvalidRequirement as exc:
@@ -46,12 +47,17 @@ def _pin(logical: str, notes: list[str], tool: str) -> Pin:
             hint="URL and VCS requirements cannot be locked by hash yet; "
             "publish the package to an index or a find-links directory",
         )
-    return Pin(
-        name=canonicalize_name(req.name),
-        version=pinned[0].version,
-        hashes=tuple(sorted(set(_HASH.findall(logical)))),
-        via=_via(notes),
-    )
+    hashes = tuple(sorted({h.lower() for h in _HASH.findall(logical)}))
+    others = sorted({a for a in _ANY_HASH.findall(logical) if a != "sha256"})
+    if others and not hashes:
+        raise ResolverError(
+            f"{tool} pinned {req.name}=={pinned[0].version} by its {'/'.join(others)} hashes "
+            "only: the index serves no sha256 for the files of this release, and a lock "
+            "records sha256", hint="have the index serve sha256 hashes (PyPI and most "
+            "indexes do), or put the files in a find-links directory: reprolock hashes "
+            "those itself")
+    return Pin(name=canonicalize_name(req.name), version=pinned[0].version, hashes=hashes,
+               via=_via(notes))
 
 
 def _via(notes: list[str]) -> tuple[str, ...]:

@@ -358,6 +358,8 @@ class Locker:
         self.progress(f"finding artifacts of {len(pins)} packages")
         files = client.files_for((p.name, p.version, p.hashes) for p in pins)
         _check_named_sources(pins, files, client.settings)
+        for pin in pins:
+            _check_listed(pin, files[(pin.name, pin.version)], client)
         sources = set(self.config.build_from_source)
         chosen = {p.name: self._choose(p, files[(p.name, p.version)], target, sdist=p.name
                                        in sources) for p in pins}
@@ -570,6 +572,25 @@ def _kept_builds(previous: Lock | None, kept: Mapping[str, str],
         return {}
     return {(p.name, p.source.sdist.sha256): p.source.requires for p in previous.packages
             if p.source is not None and p.name in names and p.name in kept}
+
+
+def _check_listed(pin: Pin, files: list[DistFile], client: IndexClient) -> None:
+    """Some file reprolock read carries a hash the resolver pinned, or carries none (it
+    is hashed on download): else the index answered reprolock otherwise than the
+    resolver, and "no wheel for the target" would name the wrong cause."""
+    hashes = {h.removeprefix("sha256:") for h in pin.hashes}
+    if not hashes or any(f.sha256 in hashes or f.sha256 is None for f in files):
+        return
+    pages = [f"{redact(u).rstrip('/')}/{pin.name}/" for u in client.indexes(pin.name)]
+    pages += [redact(u) for u in client.settings.find_links] if not client.settings.named_for(
+        pin.name) else []
+    read = "; ".join(f"{f.filename} sha256:{f.sha256}" for f in files[:4]) or "no file at all"
+    raise ArtifactError(
+        f"the resolver pinned {pin.name}=={pin.version} to sha256:"
+        f"{', sha256:'.join(sorted(hashes))}, but no file of that release that reprolock read "
+        f"from {', '.join(pages) or 'the index'} carries it (it read {read})",
+        hint="the page changed between the two reads, or the index answers one client "
+        "otherwise than another: run lock again; if it repeats, tell the index's operators")
 
 
 def _check_named_sources(pins: Iterable[Pin], files: Mapping[tuple[str, str], list[DistFile]],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -291,34 +292,41 @@ JOIN_HREFS = [
 @pytest.mark.parametrize("base", JOIN_BASES)
 def test_joined_is_urljoin(base: str, href: str) -> None:
     """The fast path for plain absolute URLs gives exactly what urljoin gives."""
+
+
+    _check_joined(base, href)
+
+
+def _check_joined(base: str, href: str) -> None:
+    """_joined is urljoin once tabs and newlines are dropped (as the URL standard and uv
+    drop them), and refuses a URL that still holds a control character."""
     from urllib.parse import urljoin
 
     from reprolock.index.simple import _joined
 
-    assert _joined(base, href) == urljoin(base, href)
+    try:
+        expected = urljoin(base, re.sub("[\t\n\r]", "", href))
+    except ValueError:  # "https://[": the page is refused, as the next test shows
+        expected = None
+    if expected is None or re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", expected):
+        with pytest.raises(IndexError_):
+            _joined(base, href)
+    else:
+        assert _joined(base, href) == expected
 
 
 def test_joined_is_urljoin_for_generated_urls() -> None:
-    from urllib.parse import urljoin
-
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from reprolock.index.simple import _joined
-
     parts = st.sampled_from(["https://", "http://", "h", ".", "/", "..", ":", "8", "#", "?",
-                             ";", "@", "%2e", "a", "-", "=", "\n", " ", "\t", "~", "[", "]"])
+                             ";", "@", "%2e", "a", "-", "=", "\n", " ", "\t", "~", "[", "]",
+                             "\x00", "\x85"])
 
     @settings(max_examples=3000, deadline=None)
     @given(st.lists(parts, max_size=14).map("".join), st.sampled_from(JOIN_BASES))
     def check(href: str, base: str) -> None:
-        try:
-            expected = urljoin(base, href)
-        except ValueError:  # "https://[": the page is refused, as the next test shows
-            with pytest.raises(IndexError_):
-                _joined(base, href)
-        else:
-            assert _joined(base, href) == expected
+        _check_joined(base, href)
 
     check()
 
@@ -456,3 +464,46 @@ def test_a_file_name_with_a_number_python_will_not_convert_is_skipped() -> None:
         {"filename": "a-1.0-py3-none-any.whl", "url": "a.whl"}]}), ("a", None))
     newest = newest_final(files, SpecifierSet())
     assert newest is not None and str(newest.version) == "1.0"
+
+
+@pytest.mark.parametrize("entry", [
+    {"filename": 5}, {"url": 5}, {"url": "https://i.example/a\u0085"}, {"size": "1"},
+    {"size": -1}])
+def test_a_cached_entry_of_the_wrong_type_is_discarded(tmp_path: Path,
+                                                       entry: dict[str, object]) -> None:
+    """A hand-edited cache entry with "filename": 5 came back as a DistFile holding 5."""
+    from reprolock.index.simple import _read_cache
+
+    cache = tmp_path / "entry.json"
+    cache.write_text(json.dumps([{"filename": "a-1.0.tar.gz", "url": "https://i.example/a",
+                                  "sha256": "a" * 64, "size": 1, **entry}]))
+    assert _read_cache(cache) is None
+    assert not cache.exists()
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+@pytest.mark.parametrize("char", ["\u0085", "\u2028", "\x7f", "\x00"])
+def test_a_file_url_with_a_control_character_is_an_index_error(as_json: bool,
+                                                                char: str) -> None:
+    """uv took "a-1.0.whl\\u0085"; the lock then failed its own schema, as "a bug in
+    reprolock", instead of naming the page."""
+    from reprolock.index.simple import _parse_html, _parse_json
+
+    href = f"../../fi{char}les/a-1.0-py3-none-any.whl"  # tabs and newlines: dropped
+    with pytest.raises(IndexError_, match=r"index.example/simple/a/ links a file at"):
+        if as_json:
+            _parse_json(_PAGE, json.dumps({"files": [
+                {"filename": "a-1.0-py3-none-any.whl", "url": href}]}), ("a", None))
+        else:
+            _parse_html(_PAGE, f'<a href="{href}">a</a>', ("a", None))
+
+
+def test_an_html_page_s_base_element_is_what_its_links_are_relative_to() -> None:
+    """uv joins links to <base href>; reprolock joined them to the page's URL, so the lock
+    could record another URL than the one uv fetched."""
+    from reprolock.index.simple import _parse_html
+
+    page = ('<html><head><base href="https://files.example/mirror/"><base href="/x/">'
+            '</head><body><a href="a-1.0.tar.gz">a</a></body></html>')
+    (found,) = _parse_html(_PAGE, page, ("a", None))
+    assert found.url == "https://files.example/mirror/a-1.0.tar.gz"

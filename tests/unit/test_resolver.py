@@ -271,3 +271,20 @@ def test_the_users_named_index_credentials_never_reach_uv(
     assert given["UV_INDEX_PYTORCH_PASSWORD"] == "from-reprolock-toml"
     assert "UV_INDEX_OTHER_USERNAME" not in given
     assert "UV_INDEX_PYTORCH_PASSWORD" not in _env({})
+
+
+@pytest.mark.parametrize("algorithm", ["sha512", "md5"])
+def test_a_pin_with_no_sha256_names_the_hash_and_the_fix(algorithm: str) -> None:
+    """An index serving sha512 or md5 only: uv's "--hash=sha512:..." line was "a line
+    reprolock cannot read", with the parser's caret diagram and no fix."""
+    with pytest.raises(ResolverError, match=f"advpkg==1.0 by its {algorithm} hashes only"
+                       ) as caught:
+        parse_compiled(f"advpkg==1.0 --hash={algorithm}:0123abcd\n    # via -r r.in\n",
+                       tool="uv")
+    assert caught.value.hint and "sha256" in caught.value.hint
+
+
+def test_a_sha256_beside_other_hashes_is_kept_in_lower_case() -> None:
+    (pin,) = parse_compiled(f"advpkg==1.0 --hash=sha512:00 --hash=sha256:{'AB' * 32}\n",
+                            tool="uv")
+    assert pin.hashes == ("sha256:" + "ab" * 32,)
