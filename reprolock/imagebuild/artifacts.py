@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -24,6 +24,34 @@ if TYPE_CHECKING:
     from reprolock.imagebuild.sdist import SdistBuilder
 
 _CHUNK = 1 << 20
+MAX_ARTIFACT = 32 << 30  # with no size locked; the largest wheels on PyPI are a few GB
+
+
+class _Bounded:
+    """An HTTP body read as its Content-Encoding says, at most ``limit`` bytes, with a
+    connection lost half way an ArtifactError (urllib3 raises many unrelated types)."""
+
+    def __init__(self, raw: Any, filename: str, url: str, limit: int | None) -> None:
+        self.raw, self.filename, self.url = raw, filename, url
+        self.limit = MAX_ARTIFACT if limit is None else limit
+        self.total = 0
+
+    def read(self, size: int) -> bytes:
+        try:
+            chunk = bytes(self.raw.read(size, decode_content=True))
+        except Exception as exc:
+            raise ArtifactError(f"downloading {self.filename} from {redact(self.url)} failed: "
+                                f"{exc.__class__.__name__}", hint="try again") from exc
+        self.total += len(chunk)
+        if self.total > self.limit:
+            raise ArtifactError(f"{redact(self.url)} sent more than the {self.limit} bytes "
+                                f"of {self.filename}", hint="the index is misbehaving, or the "
+                                "size it listed when the lock was made was wrong: run "
+                                "'reprolock lock' again; if this repeats, do not use the index")
+        return chunk
+
+    def close(self) -> None:
+        self.raw.close()
 # beside a wheel: its members matched its RECORD (the suffix names the check's version)
 _RECORD_NOTE = ".record-checked-1"
 
@@ -91,7 +119,8 @@ class ArtifactStore:
                                     hint="restore it or run 'reprolock lock' again")
             self._store(source.open("rb"), artifact.sha256, artifact.filename, progress)
         elif artifact.url is not None:
-            self._download(artifact.url, artifact.sha256, artifact.filename, progress)
+            self._download(artifact.url, artifact.sha256, artifact.filename, progress,
+                           limit=artifact.size)
         else:
             raise ArtifactError(f"{name}: {artifact.filename} is built, not fetched",
                                 hint="this is a reprolock bug; please report it")
@@ -144,7 +173,10 @@ class ArtifactStore:
         return _sha256(path) == sha256
 
     def _download(self, url: str, sha256: str | frozenset[str], filename: str,
-                  progress: Callable[[int], None] | None) -> str:
+                  progress: Callable[[int], None] | None, *, limit: int | None = None,
+                  ) -> str:
+        """``limit``: the size the lock records, else :data:`MAX_ARTIFACT`: a server that
+        never stops must not fill the disk before the hash is checked."""
         real = self._with_credentials(url)
         try:
             response = self.session.get(real, stream=True, timeout=120)
@@ -156,7 +188,8 @@ class ArtifactStore:
             raise ArtifactError(f"cannot download {filename} from {redact(url)}: HTTP "
                                 f"{response.status_code}", hint="check the index and credentials")
         with response:
-            return self._store(response.raw, sha256, filename, progress, decode=True)
+            return self._store(_Bounded(response.raw, filename, url, limit), sha256, filename,
+                               progress)
 
     def _with_credentials(self, url: str) -> str:
         # exact origin only: a string prefix handed the password to
@@ -164,7 +197,7 @@ class ArtifactStore:
         return with_credentials(url, [expand_env(u) for u in self.credentials.values()])
 
     def _store(self, stream: object, sha256: str | frozenset[str] | None, filename: str,
-               progress: Callable[[int], None] | None, *, decode: bool = False) -> str:
+               progress: Callable[[int], None] | None) -> str:
         """Copy ``stream`` into the store if its sha256 is ``sha256`` (or one of them; any,
         for None: a file made here); its sha256."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -174,8 +207,6 @@ class ArtifactStore:
         try:
             with open(tmp, "wb") as out:
                 read = getattr(stream, "read")  # noqa: B009 - urllib3 and file objects alike
-                if decode and hasattr(stream, "decode_content"):
-                    stream.decode_content = True
                 while chunk := read(_CHUNK):
                     digest.update(chunk)
                     out.write(chunk)

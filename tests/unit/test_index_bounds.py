@@ -5,7 +5,9 @@ range request answered with the whole file or with other bytes."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gzip
+import hashlib
 import io
 import json
 import threading
@@ -13,6 +15,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -205,3 +208,32 @@ def test_a_pin_no_file_read_carries_names_the_page_not_a_missing_wheel() -> None
     assert "secret" not in text
     _check_listed(pin, [*listed, DistFile("alpha-1.0.tar.gz", "https://index.example/a.tgz",
                                           None, None, None)], client)  # hashed on download
+
+
+@pytest.mark.parametrize("sent", ["more", "cut"])
+def test_an_artifact_download_is_bounded_by_its_locked_size(
+        server: tuple[str, dict[str, Route]], tmp_path: Path, sent: str) -> None:
+    """A server that never stops filled the disk before the hash was checked; one that
+    drops the connection half way was an internal error (urllib3's ProtocolError)."""
+    from reprolock.imagebuild.artifacts import ArtifactStore
+    from reprolock.lock.model import Artifact
+
+    url, routes = server
+    data = b"x" * 100_000
+
+    def serve(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data) * (1 if sent == "more" else 2)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    routes["/a-1.0-py3-none-any.whl"] = serve
+    artifact = Artifact("a-1.0-py3-none-any.whl", hashlib.sha256(data).hexdigest(), 1000,
+                        url=f"{url}/a-1.0-py3-none-any.whl")
+    if sent == "cut":
+        artifact = dataclasses.replace(artifact, size=None)
+    store = ArtifactStore(tmp_path / "cache", project=tmp_path)
+    why = "sent more than the 1000 bytes" if sent == "more" else "failed: "
+    with pytest.raises(ArtifactError, match=why):
+        store.fetch(artifact, "a")
+    assert not list((tmp_path / "cache").rglob("*.whl"))
