@@ -82,6 +82,7 @@ class Config:
     lockfile: str = DEFAULT_LOCKFILE
     requirements: tuple[str, ...] = ()
     pyproject_dependencies: bool = False
+    pyproject_extras: tuple[str, ...] = ()  # normalized (PEP 685): locked beside them
     build_from_source: tuple[str, ...] = ()  # normalized names: built from their sdist
     index: IndexConfig = IndexConfig()
     code_include: tuple[str, ...] = ()
@@ -175,6 +176,7 @@ def _from_table(root: Path, source: Path, table: Mapping[str, Any]) -> Config:
         lockfile=table.get("lockfile", DEFAULT_LOCKFILE),
         requirements=tuple(deps.get("requirements", ())),
         pyproject_dependencies=bool(deps.get("pyproject", False)),
+        pyproject_extras=tuple(sorted({_normalized(n) for n in deps.get("extras", ())})),
         build_from_source=tuple(sorted({_normalized(n)
                                         for n in deps.get("build-from-source", ())})),
         index=IndexConfig(
@@ -229,6 +231,11 @@ def _check_paths(config: Config) -> None:
             "does not exist",
             hint="set dependencies.pyproject = false or add a pyproject.toml",
         )
+    if config.pyproject_extras and not config.pyproject_dependencies:
+        raise ConfigError(f"{where}: dependencies.extras names extras of pyproject.toml, but "
+                          "dependencies.pyproject is false",
+                          hint="set dependencies.pyproject = true to lock [project."
+                          "dependencies] and these extras, or remove dependencies.extras")
     if config.index.no_index and not config.index.find_links:
         raise ConfigError(f"{where}: index.no-index is true but index.find-links is empty",
                           hint="add a wheel directory to index.find-links")

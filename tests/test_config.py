@@ -67,6 +67,7 @@ lockfile = "locks/train.lock.json"
 [dependencies]
 requirements = ["requirements.in"]
 pyproject = true
+extras = ["Dev_Tools", "train"]
 
 [index]
 url = "https://example.invalid/simple"
@@ -89,6 +90,7 @@ env = { PYTHONHASHSEED = "0" }
     assert config.resolver == "pip-tools"
     assert config.lock_path == tmp_path.resolve() / "locks/train.lock.json"
     assert config.pyproject_dependencies is True
+    assert config.pyproject_extras == ("dev-tools", "train")  # PEP 685 names
     assert config.index.url == "https://example.invalid/simple"
     assert config.index.extra_urls == ("https://extra.invalid/simple",)
     assert config.index.find_links == ("wheels",)
@@ -277,6 +279,12 @@ def test_no_dependency_inputs(tmp_path: Path) -> None:
 def test_pyproject_dependencies_need_a_pyproject(tmp_path: Path) -> None:
     err = config_error(project(tmp_path, 'base = "x"\n[dependencies]\npyproject = true\n'))
     assert "dependencies.pyproject" in err.message and "pyproject.toml" in err.message
+
+
+def test_extras_need_pyproject_dependencies(tmp_path: Path) -> None:
+    err = config_error(project(tmp_path, 'base = "x"\n[dependencies]\nrequirements = '
+                               '["requirements.in"]\nextras = ["train"]\n'))
+    assert "dependencies.extras" in err.message and "dependencies.pyproject" in err.message
 
 
 def test_no_index_needs_find_links(tmp_path: Path) -> None:

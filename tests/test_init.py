@@ -178,6 +178,19 @@ def test_detects_pyproject_dependencies(proj: Path) -> None:
     assert load_config(proj).pyproject_dependencies is True
 
 
+def test_offers_the_pyproject_extras_in_a_comment(proj: Path) -> None:
+    """litgpt keeps most of what its scripts import in an extra: init names the extras,
+    and the line it writes works once uncommented."""
+    (proj / "pyproject.toml").write_text(
+        '[project]\nname = "x"\nversion = "1"\ndependencies = ["tinyml"]\n'
+        '[project.optional-dependencies]\ntrain = ["tinyml"]\ndev = []\n"bad name!" = []\n')
+    init_ok(proj, "--base", "img:1")
+    text = (proj / "reprolock.toml").read_text()
+    assert "# Extras of [project.optional-dependencies] to lock too: dev, train\n" in text
+    (proj / "reprolock.toml").write_text(text.replace('# extras = ["dev"]', 'extras = ["dev"]'))
+    assert load_config(proj).pyproject_extras == ("dev",)
+
+
 @pytest.mark.parametrize("pyproject", [
     '[project]\nname = "x"\ndependencies = []\n',
     '[project]\nname = "x"\n',

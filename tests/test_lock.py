@@ -318,3 +318,45 @@ def test_find_links_artifacts_are_recorded_relative(tmp_path: Path, tiny_base: P
     assert data["indexes"] == [{"kind": "find-links", "url": "wheels"}]
     lock = read_lock(root / "reprolock.lock.json")
     assert lock.package("tinyml") is not None
+
+
+@pytest.mark.parametrize("resolver", RESOLVERS)
+def test_pyproject_extras_are_locked_and_stale_the_lock(make_project: Callable[..., Path],
+                                                        resolver: str) -> None:
+    """dependencies.extras locks [project.optional-dependencies] as pip install '.[x]'
+    would install them (an extra naming the project itself included); editing an extra
+    stales the lock."""
+    root = make_project(resolver=resolver, requirements="")
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "trainer"\nversion = "1"\ndependencies = []\n'
+        '[project.optional-dependencies]\nml = ["tinyml==1.0.0"]\nall = ["trainer[ml]"]\n')
+    config = (root / "reprolock.toml").read_text()
+    (root / "reprolock.toml").write_text(config.replace(
+        "[dependencies]\n", '[dependencies]\npyproject = true\nextras = ["all"]\n'))
+    proc = run_cli("lock", "--no-build", "-C", root)
+    assert proc.returncode == 0, proc.stderr
+    names = {p["name"]: p for p in lock_json(root)["packages"]}
+    assert names["tinyml"]["version"] == "1.0.0"
+    assert names["tinyml"]["requestedBy"] == ["-r pyproject.toml"]
+    pyproject = (root / "pyproject.toml").read_text()
+    (root / "pyproject.toml").write_text(pyproject.replace("tinyml==1.0.0", "tinyml"))
+    stale = run_cli("lock", "--check", "-C", root)
+    assert stale.returncode == 1 and "pyproject.toml" in stale.stdout + stale.stderr
+
+
+def test_an_import_an_unlocked_extra_provides_names_the_extra(
+        make_project: Callable[..., Path]) -> None:
+    """litgpt: 18 warnings said "add its distribution to your requirements" where
+    pyproject.toml's extra already named it; the warning now names the extra to lock."""
+    root = make_project(requirements="tinyconfig\n")
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "trainer"\nversion = "1"\ndependencies = []\n'
+        '[project.optional-dependencies]\nML = ["tinyml>=1"]\n')
+    config = (root / "reprolock.toml").read_text()
+    (root / "reprolock.toml").write_text(config.replace(
+        "[dependencies]\n", "[dependencies]\npyproject = true\n"))
+    proc = run_cli("lock", "--no-build", "-C", root)
+    assert proc.returncode == 0, proc.stderr
+    assert ("train.py:1: module 'tinyml' is imported but no locked package provides it; "
+            "tinyml is in pyproject.toml's extra 'ml': add 'ml' to dependencies.extras"
+            in proc.stderr)

@@ -14,6 +14,7 @@ from reprolock.inspection.dockerfile import base_and_command, parse_dockerfile
 from reprolock.inspection.imports import ImportSite
 
 _ENTRY_NAMES = ("train.py", "main.py", "run.py", "src/train.py")
+_EXTRA = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _REQ_NAMES = ("requirements.in", "requirements/base.in", "requirements/main.in",
               "requirements.txt")
 
@@ -44,6 +45,7 @@ class ProjectGuess:
     dockerfile: str | None
     candidates: tuple[EntryCandidate, ...] = ()  # when no entrypoint was found
     src_layout: bool = False
+    extras: tuple[str, ...] = ()  # [project.optional-dependencies], offered in a comment
 
 
 def guess_project(root: Path) -> ProjectGuess:
@@ -57,7 +59,8 @@ def guess_project(root: Path) -> ProjectGuess:
     src = _src_packages(root)
     return ProjectGuess(requirements[:1] if requirements else (), _has_pyproject_deps(root),
                         entry, base, dockerfile,
-                        () if entry else _entry_candidates(root, src), bool(src))
+                        () if entry else _entry_candidates(root, src), bool(src),
+                        _pyproject_extras(root))
 
 
 def _src_packages(root: Path) -> list[str]:
@@ -151,6 +154,36 @@ def _has_pyproject_deps(root: Path) -> bool:
     doc = _pyproject(root)
     project = doc.get("project") if doc else None
     return isinstance(project, dict) and bool(project.get("dependencies"))
+
+
+def _pyproject_extras(root: Path) -> tuple[str, ...]:
+    doc = _pyproject(root)
+    project = doc.get("project") if doc else None
+    table = project.get("optional-dependencies") if isinstance(project, dict) else None
+    if not isinstance(table, dict):
+        return ()
+    # only names the config accepts: the comment is meant to be uncommented as it is
+    return tuple(sorted(k for k in table if isinstance(k, str) and _EXTRA.fullmatch(k)))
+
+
+def extras_naming(root: Path) -> dict[str, tuple[str, ...]]:
+    """Each distribution (normalized name) that an extra of pyproject.toml names, and the
+    extras (normalized) that name it: to say which extra to lock for a missing import."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    doc = _pyproject(root)
+    project = doc.get("project") if doc else None
+    table = project.get("optional-dependencies") if isinstance(project, dict) else None
+    found: dict[str, set[str]] = {}
+    for extra, reqs in (table.items() if isinstance(table, dict) else ()):
+        for text in reqs if isinstance(reqs, list) else ():
+            try:
+                name = canonicalize_name(Requirement(text).name)
+            except (InvalidRequirement, TypeError):
+                continue  # the lock reads these strictly; a hint needs none of that
+            found.setdefault(name, set()).add(canonicalize_name(str(extra)))
+    return {name: tuple(sorted(extras)) for name, extras in found.items()}
 
 
 # --- a requirements.in proposal, from the imports ----------------------------------------
@@ -262,6 +295,8 @@ def render_config(*, base: str, resolver: str, guess: ProjectGuess,
         f"requirements = {value(reqs)}",
         "# Also lock [project.dependencies] of pyproject.toml.",
         f"pyproject = {value(guess.pyproject_dependencies)}",
+        *([f"# Extras of [project.optional-dependencies] to lock too: {', '.join(guess.extras)}",
+           f"# extras = [{value(guess.extras[0])}]"] if guess.extras else []),
         "",
         "[index]",
         "# Package index; credentials may come from the environment as ${VARIABLE}.",

@@ -33,7 +33,7 @@ def collect_inputs(config: Config) -> Inputs:
     for name in config.requirements:
         _add_file(config, config.root / name, files, seen=set())
     if config.pyproject_dependencies:
-        deps = pyproject_dependencies(config.root)
+        deps = pyproject_dependencies(config.root, config.pyproject_extras)
         files[PYPROJECT_INPUT] = InputFile(
             PYPROJECT_INPUT, hashlib.sha256(canonical_json(deps)).hexdigest())
     return Inputs(
@@ -86,7 +86,10 @@ def _relative(root: Path, path: Path) -> str:
         return path.as_posix()
 
 
-def pyproject_dependencies(root: Path) -> list[str]:
+def pyproject_dependencies(root: Path, extras: tuple[str, ...] = ()) -> list[str]:
+    """[project.dependencies], and those of ``extras`` (normalized names), in order. An
+    extra that names the project itself (``all = ["proj[a,b]"]``) brings in those extras:
+    the project is not on any index, its own dependencies are."""
     import tomllib
 
     try:
@@ -95,11 +98,21 @@ def pyproject_dependencies(root: Path) -> list[str]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {root / 'pyproject.toml'}: {exc}",
                           hint="fix pyproject.toml or set dependencies.pyproject = false") from exc
-    deps = doc.get("project", {}).get("dependencies", [])
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-        raise ConfigError("pyproject.toml: project.dependencies must be a list of strings",
+    project = doc.get("project", {})
+    project = project if isinstance(project, dict) else {}
+    deps = _strings(project.get("dependencies", []), "project.dependencies")
+    if not extras:
+        return deps  # as before extras existed: the inputs digest of older locks holds
+    from reprolock.lock.extras import with_extras
+
+    return with_extras(deps, project, extras, _strings)
+
+
+def _strings(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+        raise ConfigError(f"pyproject.toml: {where} must be a list of strings",
                           hint="see https://packaging.python.org/specifications/pyproject-toml/")
-    return list(deps)
+    return list(value)
 
 
 def describe_changes(old: Inputs, new: Inputs) -> list[str]:

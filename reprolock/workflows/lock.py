@@ -191,7 +191,7 @@ class Locker:
         with disk_space(config.root, fix=f"free space on the disk that holds {config.root}"):
             text = self._write(lock)
         changes = tuple(describe_package_changes(previous, lock)) if previous else ()
-        warnings += _code_warnings(scan, lock)
+        warnings += _code_warnings(scan, lock, self.config)
         return LockOutcome(lock, config.lock_path, text != old_text, changes, tuple(warnings))
 
     def _client(self, settings: IndexSettings, requested: Sequence[Requested],
@@ -250,7 +250,8 @@ class Locker:
         inputs = [self.config.root / r for r in self.config.requirements]
         if self.config.pyproject_dependencies:
             extra = tmp / PYPROJECT_REQUIREMENTS
-            extra.write_text("\n".join(pyproject_dependencies(self.config.root)) + "\n")
+            extra.write_text("\n".join(pyproject_dependencies(
+                self.config.root, self.config.pyproject_extras)) + "\n")
             inputs.append(extra)
         return tuple(inputs)
 
@@ -545,15 +546,25 @@ def export_lock(config: Config, fmt: str, *, dest_dir: Path) -> str:
                   project=config.root, dest_dir=dest_dir)
 
 
-def _code_warnings(scan: _CodeScan, lock: Lock) -> list[str]:
-    from reprolock.inspection.imports import unprovided
+def _code_warnings(scan: _CodeScan, lock: Lock, config: Config) -> list[str]:
+    from packaging.utils import canonicalize_name
+
+    from reprolock.inspection.imports import distribution_for, unprovided
+    from reprolock.inspection.project import extras_naming
 
     warnings = []
     provided = {m: p.name for p in lock.packages for m in p.modules}
-    for item in unprovided(scan.imports, provided):
+    missing = unprovided(scan.imports, provided)
+    naming = extras_naming(config.root) if missing else {}
+    for item in missing:
+        name = canonicalize_name(distribution_for(item.module))
+        extras = naming.get(name, ())
+        fix = (f"{name} is in pyproject.toml's extra{'s' if len(extras) > 1 else ''} "
+               f"{', '.join(map(repr, extras))}: add "
+               f"{'one of them' if len(extras) > 1 else repr(extras[0])} to dependencies.extras"
+               if extras else "add its distribution to your requirements")
         warnings.append(f"{item.first.path}:{item.first.line}: module {item.module!r} is "
-                        "imported but no locked package provides it; add its distribution "
-                        "to your requirements")
+                        f"imported but no locked package provides it; {fix}")
     for path, line, msg in scan.imports.syntax_errors:
         warnings.append(f"{path}:{line}: cannot parse: {msg}")
     untracked = scan.code.untracked
