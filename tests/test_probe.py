@@ -148,6 +148,15 @@ def test_layers_add_up(image_from: Callable[..., str]) -> None:
     assert facts_of(ref) == BaseFacts("/usr/bin/python3.11", "3.11", "glibc", "2.36")
 
 
+def test_a_python_minor_of_more_than_two_digits_is_no_interpreter(
+        image_from: Callable[..., str]) -> None:
+    """An adversarial base held usr/bin/python3.60099 (and 60,000 more): the lock passed
+    "3.60099" to uv, whose refusal was the only message; and the probe kept every one."""
+    ref = image_from({"usr/bin/python3.11": b"", "usr/bin/python3.60099": b"",
+                      "usr/bin/python3.123": b"", "lib/x86_64-linux-gnu/libc.so.6": GLIBC_BANNER})
+    assert facts_of(ref).python_path == "/usr/bin/python3.11"
+
+
 def test_whiteout_removes_python_of_a_lower_layer(image_from: Callable[..., str]) -> None:
     lower = {"usr/bin/python3.11": b"", "usr/bin/python3.12": b"",
              "lib/x86_64-linux-gnu/libc.so.6": GLIBC_BANNER}

@@ -13,11 +13,11 @@ import hashlib
 import io
 import json
 import re
-import tarfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from reprolock._internal.tarsafe import open_tar
 from reprolock.errors import ReprolockError, Terminated, ToolError
 from reprolock.oci.contract import CODE_LABEL, ENV_LABEL, LOCK_LABEL, REVISION_LABEL
 
@@ -183,7 +183,7 @@ def image_config(image: Any, *, cache_dir: Path | None = None) -> dict[str, Any]
         return remembered
     algorithm, _, want = str(image.id).partition(":")
     small: dict[str, bytes] = {}  # manifest.json and configs, for engines whose image
-    with engine_errors(f"export the image {want[:12]}"), tarfile.open(  # IDs are not config
+    with engine_errors(f"export the image {want[:12]}"), open_tar(  # IDs are not config
             fileobj=save_stream(image), mode="r|") as tar:  # digests
         for member in tar:
             if not member.isfile() or member.size > (4 << 20):

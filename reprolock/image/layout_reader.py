@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from reprolock._internal.jsonio import parse_json
+from reprolock._internal.tarsafe import open_tar
 from reprolock.errors import ImageSourceError
 from reprolock.image.interface import (
     MAX_DOCUMENT,
@@ -112,7 +113,7 @@ class TarFiles:
         self.where = str(path)
         try:
             # held open for open_blob until close(); closed here if the index cannot be read
-            self._tar = tarfile.open(path, "r:")  # noqa: SIM115
+            self._tar = open_tar(str(path), "r:")
         except (OSError, tarfile.TarError) as exc:
             raise _unreadable(path, exc) from exc
         try:

@@ -18,16 +18,18 @@ from pathlib import Path
 from typing import IO
 
 from reprolock._internal.files import atomic_write_text
+from reprolock._internal.tarsafe import open_tar
 from reprolock.errors import ImageSourceError
 from reprolock.image.blobs import check_layer
 from reprolock.image.interface import Descriptor, ImageSource, ResolvedImage
+from reprolock.oci.whiteouts import hidden_by
 
-_PY_BIN = re.compile(r"^(usr/local/bin|usr/bin|opt/[^/]+/bin)/python(\d)\.(\d+)$")
+_PY_BIN = re.compile(r"^(usr/local/bin|usr/bin|opt/[^/]+/bin)/python(\d)\.(\d{1,2})$")
 _GLIBC_BANNER = re.compile(rb"GNU C Library [^\n]*?release version (\d+\.\d+)")
 _OLD_LIBC = re.compile(r"(?:^|/)libc-(\d+\.\d+)\.so$")
 _MUSL = re.compile(r"(?:^|/)ld-musl-[^/]+\.so\.1$")
 _DEBIAN_VERSION = re.compile(r"^(?:\d+:)?(\d+\.\d+(?:\.\d+)?)")
-_PROBE_VERSION = 3  # 2: whiteouts hide lower layers' files; 3: layers are verified
+_PROBE_VERSION = 4  # 2: whiteouts hide lower layers' files; 3: layers verified; 4: 2-digit minors
 #: The largest package database read: a big Debian image's dpkg status is about 5 MB.
 MAX_DATABASE = 64 << 20
 #: Larger "C libraries" are skipped (glibc's is about 2 MB); the name tells the version.
@@ -109,7 +111,7 @@ def _scan_layer(stream: IO[bytes], seen: _Seen, where: str) -> None:
     held (a layer's whiteouts never hide the layer's own files)."""
     found = _Seen(pythons={})
     hidden: list[str] = []
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
+    with open_tar(fileobj=stream, mode="r|") as tar:
         for member in tar:
             _scan_member(tar, member, found, hidden, where)
     _merge(seen, found, hidden)
@@ -140,10 +142,7 @@ def _scan_member(tar: tarfile.TarFile, member: tarfile.TarInfo, found: _Seen,
 
 
 def _merge(seen: _Seen, upper: _Seen, hidden: list[str]) -> None:
-    def gone(path: str) -> bool:
-        path = path.lstrip("/")
-        return any(path == h or path.startswith(h + "/") or not h for h in hidden)
-
+    gone = hidden_by(hidden)
     kept = {key: path for key, path in seen.pythons.items() if not gone(path)}
     for key, path in upper.pythons.items():
         if key not in kept or _rank(path) <= _rank(kept[key]):

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from reprolock._internal.proc import run
+from reprolock._internal.tarsafe import open_tar
 from reprolock.errors import ArtifactError, ToolError
 from reprolock.lock.model import BuildRequirement
 from reprolock.resolver.interface import IndexSettings, IndexVariables
@@ -90,7 +91,7 @@ def _members(path: Path, name: str) -> list[str]:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
         else:
-            with tarfile.open(path, "r:gz") as archive:
+            with open_tar(str(path), "r:gz") as archive:
                 names, total = [], 0
                 for member in archive:  # streamed: a bomb stops at the bounds
                     names.append(member.name)
@@ -116,7 +117,7 @@ def _pyproject(path: Path, name: str, member: str | None, members: list[str]) ->
             with zipfile.ZipFile(path) as archive:
                 data = archive.open(member).read(_MAX_PYPROJECT + 1)
         else:
-            with tarfile.open(path, "r:gz") as archive:
+            with open_tar(str(path), "r:gz") as archive:
                 found = next((m for m in archive if m.name.lstrip("./") == member
                               and m.isfile()), None)
                 handle = archive.extractfile(found) if found is not None else None

@@ -28,8 +28,10 @@ from typing import IO, Any
 
 from reprolock._internal.files import atomic_write_bytes
 from reprolock._internal.jsonio import read_json
+from reprolock._internal.tarsafe import open_tar
 from reprolock.errors import ImageSourceError, ReprolockError
 from reprolock.image.blobs import DigestReader, check_layer
+from reprolock.oci.whiteouts import hidden_by
 
 RECORD_VERSION = 1
 HOOKS = ("sitecustomize", "usercustomize")  # what site.py imports from anywhere on sys.path
@@ -65,19 +67,13 @@ def _absolute(name: str) -> str:
     return posixpath.normpath("/" + name.lstrip("/"))
 
 
-def _hide(files: dict[str, dict[str, Any]], path: str) -> None:
-    """A whiteout: the path and everything below it are gone from the layers beneath."""
-    for key in [k for k in files if k == path or k.startswith(path.rstrip("/") + "/")]:
-        del files[key]
-
-
 def scan_layer(stream: IO[bytes], files: dict[str, dict[str, Any]]) -> None:
     """Apply one layer (a tar, gzip-compressed or not) to ``files``."""
     hidden: list[str] = []
     found: dict[str, dict[str, Any]] = {}
     links: dict[str, str] = {}  # hard links, resolved within the layer
     try:
-        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+        with open_tar(fileobj=stream, mode="r|*") as tar:
             for member in tar:
                 path = _absolute(member.name)
                 parent, base = posixpath.split(path)
@@ -93,8 +89,10 @@ def scan_layer(stream: IO[bytes], files: dict[str, dict[str, Any]]) -> None:
     except (tarfile.TarError, zlib.error, EOFError, OSError) as exc:
         raise ImageSourceError(f"a base image layer is not a readable tar: {exc}",
                                hint="re-export the base image") from exc
-    for path in hidden:  # a layer's whiteouts hide the lower layers, never its own files
-        _hide(files, path)
+    if hidden:  # a layer's whiteouts hide the lower layers, never its own files
+        gone = hidden_by(hidden)  # each path and everything below it
+        for key in [k for k in files if gone(k)]:
+            del files[key]
     for path, target in links.items():
         # a hard link to a file outside the relevant ones has no recorded content: the
         # checker then cannot vouch for it, which is what an unknown hook deserves

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from reprolock._internal.cache import default_cache_dir
 from reprolock._internal.files import sha256_file
+from reprolock._internal.tarsafe import open_tar
 from reprolock.config import Config
 from reprolock.errors import VerificationError
 from reprolock.image.blobs import check_layer
@@ -384,7 +385,7 @@ class CodeLayer:
 
     def read(self, stream: IO[bytes]) -> None:
         tail = _Tail(stream)
-        with tarfile.open(fileobj=tail, mode="r|") as tar:
+        with open_tar(fileobj=tail, mode="r|") as tar:
             for member in tar:
                 self._add(tar, member)
             end = tar.offset
