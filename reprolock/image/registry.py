@@ -12,6 +12,9 @@ from typing import IO, Any, cast
 
 import requests
 
+from reprolock._internal.http import read_body
+from reprolock._internal.jsonio import parse_json
+from reprolock._internal.urls import redact, redact_text
 from reprolock.errors import ImageSourceError
 from reprolock.image.interface import (
     MAX_DOCUMENT,
@@ -30,6 +33,9 @@ DOCKER_HUB = "registry-1.docker.io"
 _ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 _RETRIES = 4
+DOCUMENT_SECONDS = 120.0  # a manifest, config or token, whole: not each socket read
+_TOKEN_LIMIT = 1 << 20  # tokens are JWTs of a few kilobytes
+_TOKEN = re.compile(r"[\x21-\x7e]{1,65536}")  # goes into a header: printable ASCII only
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ class RegistryClient:
     def __init__(self, ref: RegistryRef, *, session: requests.Session | None = None) -> None:
         self.ref = ref
         self.base = f"{ref.scheme}://{ref.host}/v2/{ref.repository}"
-        self.session = session or requests.Session()
+        self.session = session or anonymous_session()
         self._token: str | None = None
 
     def get(self, path: str, *, accept: str | None = None, stream: bool = False,
@@ -181,23 +187,14 @@ class RegistryClient:
 
     def document(self, response: requests.Response, what: str, *,
                  limit: int = MAX_DOCUMENT) -> bytes:
-        """The body of ``response``, at most ``limit`` bytes (then an ImageSourceError):
-        a registry may send anything for a manifest."""
-        data = bytearray()
-        try:
-            for chunk in response.iter_content(1 << 16):
-                data += chunk
-                if len(data) > limit:
-                    raise ImageSourceError(
-                        f"registry {self.ref.host} sent more than {limit} bytes for "
-                        f"{what} of {self.ref}: not a manifest or config",
-                        hint="check the image reference; the registry may be misbehaving")
-        except requests.RequestException as exc:
-            raise ImageSourceError(f"registry {self.ref.host}: reading {what} failed: "
-                                   f"{exc.__class__.__name__}", hint="try again later") from exc
-        finally:
-            response.close()
-        return bytes(data)
+        """The body of ``response``, at most ``limit`` bytes within DOCUMENT_SECONDS
+        (else an ImageSourceError): a registry may send anything for a manifest, as
+        slowly as it likes."""
+        return read_body(response, limit=limit, seconds=DOCUMENT_SECONDS,
+                         fail=lambda why: ImageSourceError(
+                             f"registry {self.ref.host}: {what} of {self.ref} was not read: "
+                             f"{why}", hint="check the image reference; the registry may be "
+                             "misbehaving: try again later"))
 
 
 class RegistrySource(ImageSource):
@@ -266,6 +263,32 @@ class _Body(io.RawIOBase):
         super().close()
 
 
+class _Anonymous(requests.Session):
+    """Sends no credentials of its own: requests takes them from ~/.netrc for the
+    registry, for whatever token realm the registry names and for any host a redirect
+    leads to. Proxies and CA settings still come from the environment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth = _no_auth  # a session auth: requests then never looks in ~/.netrc
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest,
+                     response: requests.Response) -> None:
+        # as requests strips a header on a redirect to another host, without its netrc
+        original = response.request.url
+        if "Authorization" in prepared_request.headers and original is not None and \
+                self.should_strip_auth(original, prepared_request.url or ""):  # type: ignore[no-untyped-call]
+            del prepared_request.headers["Authorization"]
+
+
+def anonymous_session() -> requests.Session:
+    return _Anonymous()
+
+
+def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
+
+
 def bearer_token(session: requests.Session, challenge: str, *, host: str,
                  scope: str) -> str | None:
     """Answer a ``WWW-Authenticate: Bearer realm=...`` challenge anonymously."""
@@ -276,12 +299,24 @@ def bearer_token(session: requests.Session, challenge: str, *, host: str,
     if not realm:
         return None
     params.setdefault("scope", scope)
+
+    def failed(why: str) -> ImageSourceError:
+        # requests names the URL, and a realm may carry user information
+        return ImageSourceError(f"registry {host}: anonymous token request failed: "
+                                f"{redact_text(why, [realm])} (realm {redact(realm)})",
+                                hint="the image may be private")
+
     try:
-        answer = session.get(realm, params=params, timeout=60)
-        answer.raise_for_status()
-        body = answer.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise ImageSourceError(f"registry {host}: anonymous token request failed: {exc}",
-                               hint="the image may be private") from exc
+        answer = session.get(realm, params=params, timeout=60, stream=True)
+    except requests.RequestException as exc:
+        raise failed(exc.__class__.__name__) from exc
+    if answer.status_code >= 400:
+        answer.close()
+        raise failed(f"HTTP {answer.status_code}")
+    body = parse_json(read_body(answer, limit=_TOKEN_LIMIT, seconds=DOCUMENT_SECONDS,
+                                fail=failed), source=f"the token from {redact(realm)}",
+                      error=ImageSourceError, hint="the registry is misbehaving")
     token = body.get("token") or body.get("access_token")
-    return str(token) if token else None
+    if token is not None and not (isinstance(token, str) and _TOKEN.fullmatch(token)):
+        raise failed("the token is not a plain string")
+    return token or None

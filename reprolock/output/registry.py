@@ -15,7 +15,12 @@ from urllib.parse import urljoin
 import requests
 
 from reprolock.errors import PushError
-from reprolock.image.registry import RegistryClient, RegistryRef, bearer_token
+from reprolock.image.registry import (
+    RegistryClient,
+    RegistryRef,
+    anonymous_session,
+    bearer_token,
+)
 from reprolock.oci.blobstore import BlobStore
 from reprolock.oci.media import OCI_MANIFEST
 from reprolock.oci.model import Image
@@ -33,7 +38,7 @@ class RegistryOutput(Output):
     def __init__(self, ref: RegistryRef, *, session: requests.Session | None = None,
                  monolithic_limit: int = MONOLITHIC_LIMIT, chunk: int = CHUNK) -> None:
         self.ref = ref
-        self.session = session or requests.Session()
+        self.session = session or anonymous_session()
         self.base = f"{ref.scheme}://{ref.host}/v2/{ref.repository}"
         self.monolithic_limit = monolithic_limit
         self.chunk = chunk

@@ -4,19 +4,16 @@ range request answered with the whole file or with other bytes."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gzip
 import hashlib
 import io
 import json
-import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -26,49 +23,20 @@ from reprolock.index.simple import DistFile, IndexClient
 from reprolock.index.wheels import wheel_modules
 from reprolock.resolver.interface import IndexSettings
 from reprolock.workflows.lock import _check_listed
+from tests.support.hostile_http import Route, hostile_server, send
 
-Route = Callable[[BaseHTTPRequestHandler], None]
 JSON = "application/vnd.pypi.simple.v1+json"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    routes: ClassVar[dict[str, Route]] = {}
-
-    def do_GET(self) -> None:
-        route = self.routes.get(self.path)
-        if route is None:
-            self.send_error(404)
-            return
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            route(self)  # the client may give up, as it should
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, dict[str, Route]]]:
-    routes: dict[str, Route] = {}
-    handler = type("Handler", (_Handler,), {"routes": routes})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", routes
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with hostile_server() as (url, routes, _):
+        yield url, routes
 
 
 def _send(handler: BaseHTTPRequestHandler, body: bytes, *, status: int = 200,
           headers: dict[str, str] | None = None) -> None:
-    handler.send_response(status)
-    for key, value in {"Content-Type": JSON, **(headers or {})}.items():
-        handler.send_header(key, value)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+    send(handler, body, status=status, headers={"Content-Type": JSON, **(headers or {})})
 
 
 def _page(filename: str = "alpha-1.0-py3-none-any.whl") -> bytes:
