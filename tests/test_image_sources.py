@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -204,6 +205,21 @@ def test_layout_missing_blob(layout_copy: Path) -> None:
     config = truth(layout_copy, "tiny").config_digest
     (layout_copy / "blobs" / "sha256" / config.split(":", 1)[1]).unlink()
     with pytest.raises(ImageSourceError, match=config.split(":", 1)[1]):
+        resolve(f"oci-layout:{layout_copy}:tiny", Path("/"))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_a_layout_blob_that_is_no_regular_file_is_refused(layout_copy: Path,
+                                                          kind: str) -> None:
+    """A FIFO blocked the open for ever; a link to /dev/zero was hashed for ever."""
+    config = truth(layout_copy, "tiny").config_digest
+    blob = layout_copy / "blobs" / "sha256" / config.split(":", 1)[1]
+    blob.unlink()
+    if kind == "fifo":
+        os.mkfifo(blob)
+    else:
+        blob.symlink_to(kind)
+    with pytest.raises(ImageSourceError, match="is not a regular file"):
         resolve(f"oci-layout:{layout_copy}:tiny", Path("/"))
 
 

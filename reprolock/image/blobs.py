@@ -23,6 +23,9 @@ from reprolock.errors import ImageSourceError
 from reprolock.image.interface import Descriptor, ImageSource
 
 CHUNK = 1 << 20
+#: gzip's best is about 1032:1 (a file of zeros); real layers are 2-10:1
+MAX_RATIO = 1100
+MIN_INFLATED = 64 << 20  # a small layer of zeros is allowed its 64 MiB
 _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
 
@@ -31,10 +34,12 @@ class DigestReader(io.RawIOBase):
     """Passes a stream's bytes through, hashing them; never reads more than ``limit``
     bytes (a blob longer than its descriptor says is refused, not read on and on)."""
 
-    def __init__(self, raw: IO[bytes], *, what: str, limit: int | None = None) -> None:
+    def __init__(self, raw: IO[bytes], *, what: str, limit: int | None = None,
+                 past_limit: str | None = None) -> None:
         self._raw = raw
         self._what = what
         self._limit = limit
+        self._past_limit = past_limit or f"is longer than the {limit} bytes its descriptor says"
         self._head = b""
         self._sha = hashlib.sha256()
         self.count = 0
@@ -61,8 +66,8 @@ class DigestReader(io.RawIOBase):
         self._sha.update(data)
         self.count += n
         if self._limit is not None and self.count > self._limit:
-            raise ImageSourceError(f"{self._what} is longer than the {self._limit} bytes its "
-                                   "descriptor says", hint="rebuild or re-export the image")
+            raise ImageSourceError(f"{self._what} {self._past_limit}",
+                                   hint="rebuild or re-export the image")
         return n
 
     def drain(self) -> str:
@@ -91,7 +96,7 @@ def check_stream(raw: IO[bytes], desc: Descriptor, diff_id: str, *,
     what = f"layer {desc.digest}"
     blob = DigestReader(raw, what=what, limit=desc.size)
     try:
-        actual_diff = _uncompressed(blob, what, read_tar)
+        actual_diff = _uncompressed(blob, what, read_tar, desc)
         unreadable = None
     except (OSError, EOFError, zlib.error, tarfile.TarError, zstandard.ZstdError) as exc:
         actual_diff, unreadable = None, f"{what} is not a readable layer: {exc}"
@@ -112,13 +117,22 @@ def check_stream(raw: IO[bytes], desc: Descriptor, diff_id: str, *,
 
 
 def _uncompressed(blob: DigestReader, what: str,
-                  read_tar: Callable[[IO[bytes]], None] | None) -> str:
+                  read_tar: Callable[[IO[bytes]], None] | None, desc: Descriptor) -> str:
     """Decompress ``blob`` (gzip, zstd or none, told by its first bytes, not by the media
     type a manifest claims) and return the digest of the tar."""
     head = blob.peek_head(4)
     tar = blob
+    if head == _ZSTD and not desc.media_type.endswith("zstd"):
+        # what the media type says is what an engine and the probe's checks go by
+        raise ImageSourceError(f"{what} is compressed with zstd, but its media type "
+                               f"{desc.media_type} says otherwise",
+                               hint="rebuild or re-export the image")
     if head.startswith(_GZIP) or head == _ZSTD:
-        tar = DigestReader(_decompressor(blob, head), what=f"{what} (uncompressed)")
+        # a crafted 2 MB zstd layer inflated to 64 GiB: no real layer comes near the bound
+        most = max(MIN_INFLATED, desc.size * MAX_RATIO)
+        tar = DigestReader(_decompressor(blob, head), what=f"{what} (uncompressed)",
+                           limit=most, past_limit=f"inflates to more than {most} bytes, "
+                           f"over {MAX_RATIO} times its {desc.size}: no real layer does")
     if read_tar is not None:
         read_tar(io.BufferedReader(tar, CHUNK))
     return tar.drain()

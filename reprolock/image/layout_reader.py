@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import re
+import stat
 import tarfile
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -65,10 +67,20 @@ class DirFiles:
             return _bounded(handle, f"{self.root}/{name}")
 
     def open(self, name: str) -> IO[bytes]:
+        """A regular file of the layout: a FIFO would block the open for ever, and a
+        device such as /dev/zero would be read without end."""
         try:
-            return open(self.root / name, "rb")
+            # O_NONBLOCK: opening a FIFO returns at once, to be refused below
+            fd = os.open(self.root / name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise ImageSourceError(f"{self.root}: cannot read {name}: {exc.strerror}") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ImageSourceError(f"{self.root}: {name} is not a regular file (a FIFO, "
+                                   "device or directory, perhaps behind a symbolic link)",
+                                   hint="an OCI layout holds its blobs as files: export or "
+                                   "copy the image again")
+        return os.fdopen(fd, "rb")
 
     def exists(self, name: str) -> bool:
         return (self.root / name).is_file()
