@@ -14,7 +14,7 @@ import typer
 import typer.core
 
 from reprolock import __version__
-from reprolock._internal.console import quiet_broken_pipe, report_error
+from reprolock._internal.console import one_paragraph, quiet_broken_pipe, report_error
 from reprolock.errors import EXIT_ERROR, EXIT_OK, ReprolockError, UsageError
 from reprolock.output import FORMS as OUTPUT_FORMS
 from reprolock.resolver import resolver_names
@@ -194,7 +194,7 @@ def lock(
         _emit_json(outcome.to_json())
         return
     for warning in outcome.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {one_paragraph(warning)}", file=sys.stderr)
     for line in outcome.changes:
         print(f"  {line}")
     state = "updated" if outcome.changed else "unchanged"
@@ -298,7 +298,7 @@ def build(
         _emit_json(result.to_json())
         return
     for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {one_paragraph(warning)}", file=sys.stderr)
     print(f"image {result.manifest_digest}")
     print(f"  config (image ID) {result.config_digest}")
     print(f"  environment {result.env_manifest_digest} "
@@ -683,7 +683,7 @@ def inspect(
         print(f"untracked (not in the image; git add or ignore them): "
               f"{', '.join(code.untracked[:10])}{' …' if len(code.untracked) > 10 else ''}")
     for warning in code.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(f"warning: {one_paragraph(warning)}", file=sys.stderr)
     for entry in data["code"].get("fileList", []):
         print(f"  {entry['sha256'][:12]} {'x' if entry['executable'] else '-'} {entry['path']}")
     print("imports:")

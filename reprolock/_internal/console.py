@@ -5,6 +5,7 @@ pre-commit path and by the typer CLI alike."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 
@@ -13,9 +14,23 @@ import sys
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
-def _one_paragraph(text: str) -> str:
-    """Blank lines (from a value quoted in a message) would split the error in two."""
-    return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
+#: what a hostile input may put in a message to move the cursor, clear the screen, set
+#: the title (escape sequences), start a line of its own (\r, U+2028) or reorder text
+#: (bidirectional overrides); shown escaped instead
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e"
+                      "\u2066-\u2069]")
+#: a message longer than this is cut: a crafted index of 70,000 platforms made a 1 MB one
+MAX_MESSAGE = 16_000
+
+
+def one_paragraph(text: str) -> str:
+    """Blank lines (from a value quoted in a message) would split the error in two;
+    control characters are shown escaped; a message past MAX_MESSAGE is cut."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                        else f"\\u{ord(m.group()):04x}", text)
+    if len(text) > MAX_MESSAGE:
+        text = f"{text[:MAX_MESSAGE]}... ({len(text) - MAX_MESSAGE} more characters)"
+    return "\n".join(line.rstrip() for line in text.split("\n") if line.strip())
 
 
 def report_error(exc: Exception) -> int:
@@ -23,14 +38,14 @@ def report_error(exc: Exception) -> int:
     from reprolock.errors import EXIT_ERROR, ReprolockError
 
     if isinstance(exc, ReprolockError):
-        print(f"error: {_one_paragraph(exc.diagnostics())}", file=sys.stderr)
+        print(f"error: {one_paragraph(exc.diagnostics())}", file=sys.stderr)
         return exc.exit_code
     if isinstance(exc, MemoryError):  # a hostile input can ask for any amount of memory
         print("error: out of memory: an input is far larger or deeper than any file "
               "reprolock writes\n  fix: check the files this command reads", file=sys.stderr)
         return EXIT_ERROR
     if isinstance(exc, OSError):  # disk full, permissions: the user's to fix, not a bug
-        print(f"error: {_one_paragraph(str(exc))}", file=sys.stderr)
+        print(f"error: {one_paragraph(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     detail = " ".join(str(exc).split())
     detail = detail if len(detail) <= 300 else detail[:297] + "..."

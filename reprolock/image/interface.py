@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Self
 
@@ -161,9 +161,18 @@ def select_platform(
         ):
             return desc
     raise ImageSourceError(
-        f"{where} has no image for {platform} (it offers: {', '.join(offered) or 'none'})",
+        f"{where} has no image for {platform} (it offers: {listed(offered)})",
         hint="set platform in reprolock.toml to one the base image offers, or pick another base",
     )
+
+
+def listed(names: Sequence[str], *, most: int = 20) -> str:
+    """``names`` for a message: the first ``most``, then how many more (an index may list
+    70,000 platforms)."""
+    if not names:
+        return "none"
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 
 def load_json(data: bytes, *, what: str) -> dict[str, Any]:

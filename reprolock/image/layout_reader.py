@@ -23,6 +23,7 @@ from reprolock.image.interface import (
     check_config,
     check_digest,
     index_entries,
+    listed,
     load_json,
     parse_manifest,
     select_platform,
@@ -245,7 +246,7 @@ class OciLayoutSource(ImageSource):
                    f"holds {len(chosen)} images" if chosen else "holds no image")
         form = self._form()
         raise ImageSourceError(
-            f"{self.files.where} {problem} (it has: {', '.join(names) or 'none'})",
+            f"{self.files.where} {problem} (it has: {listed(names)})",
             hint=f"name one as {form}:TAG or {form}@sha256:...",
         )
 

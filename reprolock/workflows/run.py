@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reprolock import __version__
+from reprolock._internal.console import one_paragraph
 from reprolock._internal.files import atomic_write_bytes, sha256_bytes, sha256_file
 from reprolock.config import Config
 from reprolock.engine.docker import connect, image_config, run_container
@@ -261,7 +262,7 @@ def base_startup_files(config: Config, lock: Lock, cache_dir: Path,
     try:
         return cached_base_record(config.root, lock, cache_dir)
     except ReprolockError as exc:
-        print(f"warning: cannot read the locked base image ({exc.message}): the "
+        print(f"warning: cannot read the locked base image ({one_paragraph(exc.message)}): the "
               "runtime check cannot tell its startup hooks and bytecode from planted ones",
               file=sys.stderr)
         return None
@@ -359,7 +360,7 @@ class Runner:
         lock_digest = "sha256:" + sha256_bytes(lock_bytes)
         code = collect_code(config)
         for warning in code.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+            print(f"warning: {one_paragraph(warning)}", file=sys.stderr)
         image = find_image(self.client, lock_digest=lock_digest, code_tree=code.tree_digest,
                            reference=options.image,
                            env_config=None if lock.image is None else lock.image.config_digest,

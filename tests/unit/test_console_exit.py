@@ -101,3 +101,35 @@ def test_a_reader_gone_before_the_last_flush_is_a_quiet_broken_pipe(tmp_path: Pa
         """)
     assert proc.returncode == EXIT_BROKEN_PIPE, proc.stderr
     assert proc.stderr == "kept on stderr"
+
+
+def test_an_error_shows_control_characters_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    """An adversarial pass: a ref name in a crafted index.json carried "\\x1b[2J" (clear
+    the screen), an OSC title and "\\r" (a fake line of its own) into the error."""
+    from reprolock._internal.console import report_error
+    from reprolock.errors import ImageSourceError
+
+    report_error(ImageSourceError("has no image 'x\x1b[2J\x1b]0;pwned\x07\rlock OK'\u202e",
+                                  hint="name one"))
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err and "\u202e" not in err and "\x07" not in err
+    assert "x\\x1b[2J\\x1b]0;pwned\\x07\\x0dlock OK'\\u202e" in err
+    assert err.count("\n") == 2  # the message and its fix: one paragraph
+
+
+def test_an_error_past_the_bound_is_cut(capsys: pytest.CaptureFixture[str]) -> None:
+    """A crafted index of 70,000 platforms made an error of 1.18 MB."""
+    from reprolock._internal.console import MAX_MESSAGE, report_error
+    from reprolock.errors import ImageSourceError
+
+    report_error(ImageSourceError("it offers: " + "linux/x, " * 200_000))
+    err = capsys.readouterr().err
+    assert len(err) < MAX_MESSAGE + 200 and "more characters)" in err
+
+
+def test_a_list_in_a_message_names_the_first_and_counts_the_rest() -> None:
+    from reprolock.image.interface import listed
+
+    assert listed([]) == "none"
+    assert listed(["a", "b"]) == "a, b"
+    assert listed([str(n) for n in range(70_000)], most=3) == "0, 1, 2 and 69997 more"
