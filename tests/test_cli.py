@@ -60,3 +60,21 @@ def test_error_has_no_traceback_unless_verbose(tmp_path: Path) -> None:
     loud = run_cli("-v", "lock", "-C", tmp_path)
     assert loud.returncode != 0
     assert "Traceback" in loud.stderr
+
+
+def test_a_command_runs_alone_as_it_runs_in_the_whole_app() -> None:
+    """main() builds only the command it runs (typer builds every command's options
+    first): the help, usage errors and exit codes are the whole app's."""
+    from typer.testing import CliRunner
+
+    from reprolock.cli import _app_for, _command_name, app
+
+    names = [_command_name(c) for c in app.registered_commands]
+    assert {"lock", "build", "verify", "run", "audit"} <= set(names)
+    runner = CliRunner()
+    for name in names:
+        for args in ([name, "--help"], [name, "--no-such-option"]):
+            alone, whole = runner.invoke(_app_for(args), args), runner.invoke(app, args)
+            assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output), args
+        assert _app_for([name]) is not app
+    assert _app_for(["--help"]) is app and _app_for(["nosuch"]) is app and _app_for([]) is app
