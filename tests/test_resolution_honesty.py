@@ -431,7 +431,7 @@ def test_requested_lines_are_read_as_pip_reads_them(tmp_path: Path) -> None:
     (tmp_path / "more.in").write_text("Other_Pkg>=2.0rc1  # a comment\n")
     (tmp_path / "req.in").write_text(
         "# header\n"
-        "--index-url https://example.invalid/simple\n"
+        "--prefer-binary\n"
         f"first==1.0 \\\n    --hash=sha256:{digest.upper()} \\\n    --hash sha256:{'cd' * 32}\n"
         "-r more.in\n"
         "-e ./local\n"
@@ -443,3 +443,27 @@ def test_requested_lines_are_read_as_pip_reads_them(tmp_path: Path) -> None:
     assert found["first"].hashes == {f"sha256:{digest}", f"sha256:{'cd' * 32}"}
     assert found["other-pkg"].where == "more.in:1" and found["other-pkg"].names_prerelease
     assert not found["plain"].hashes and not found["plain"].names_prerelease
+
+
+@pytest.mark.parametrize(("line", "toml"), [
+    ("--extra-index-url https://download.pytorch.org/whl/cu126",
+     'extra-urls = ["https://download.pytorch.org/whl/cu126"]'),
+    ("--index-url=https://mirror.example/simple", 'url = "https://mirror.example/simple"'),
+    ("-i https://mirror.example/simple", 'url = "https://mirror.example/simple"'),
+    ("--find-links ./wheels", 'find-links = ["./wheels"]'),
+    ("-f wheels", 'find-links = ["wheels"]'),
+    ("--no-index", "no-index = true"),
+])
+def test_an_index_option_in_a_requirement_file_says_where_it_belongs(
+        tmp_path: Path, line: str, toml: str) -> None:
+    """Seen on a project whose requirements.txt began with --extra-index-url: uv used the
+    index, reprolock's own check of each file and the lock's record did not know it, and
+    the error blamed index.url of reprolock.toml."""
+    from reprolock.errors import ConfigError
+    from reprolock.resolver.requested import read_requested
+
+    (tmp_path / "base.in").write_text(f"torch\n{line}\n")
+    (tmp_path / "req.in").write_text("numpy\n-r base.in\n")
+    with pytest.raises(ConfigError, match=r"^base\.in:2: ") as caught:
+        read_requested([(tmp_path / "req.in", "req.in")])
+    assert caught.value.hint is not None and toml in caught.value.hint

@@ -19,6 +19,10 @@ from packaging.utils import canonicalize_name
 from reprolock.errors import ConfigError
 
 _INCLUDE = re.compile(r"^(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
+# where packages come from: reprolock.toml's [index] says that, for the resolver, for
+# reprolock's own reading of the index and for the lock's record of it
+_INDEX_OPTION = re.compile(r"^(-i|--index-url|--extra-index-url|-f|--find-links|--no-index)"
+                           r"(?:(?:\s+|=)(\S+))?")
 _HASH = re.compile(r"--hash(?:\s+|=)(\S+)")
 _SHA256 = re.compile(r"sha256:([0-9a-fA-F]{64})")
 _COMMENT = re.compile(r"(?:^|\s+)#.*$")
@@ -58,6 +62,9 @@ def _read(path: Path, shown: str, seen: set[Path]) -> Iterator[Requested]:
     except OSError:
         return  # collecting the inputs already said which file cannot be read
     for number, line in logical_lines(text):
+        option = _INDEX_OPTION.match(line)
+        if option:
+            raise _index_option(f"{shown}:{number}", option.group(1), option.group(2) or "")
         include = _INCLUDE.match(line)
         if include:
             if "://" not in include.group(1):
@@ -68,6 +75,21 @@ def _read(path: Path, shown: str, seen: set[Path]) -> Iterator[Requested]:
         item = _requested(line, f"{shown}:{number}")
         if item is not None:
             yield item
+
+
+def _index_option(where: str, option: str, value: str) -> ConfigError:
+    key = {"-i": "url", "--index-url": "url", "--extra-index-url": "extra-urls",
+           "-f": "find-links", "--find-links": "find-links", "--no-index": "no-index"}[option]
+    toml = f"{key} = true" if key == "no-index" else (
+        f"{key} = {value!r}" if key == "url" else f"{key} = [{value!r}]").replace("'", '"')
+    named = ("; to take only some packages from it (torch from a PyTorch index, say), "
+             f"write [[index.named]] with name, url = \"{value}\" and packages instead"
+             if key in ("url", "extra-urls") else "")
+    return ConfigError(
+        f"{where}: {option} {value}".rstrip() + " sets where packages come from, which "
+        "reprolock.toml's [index] decides (for the resolver, for reprolock's own check of "
+        "each file and for the lock's record)",
+        hint=f"remove the line and write under [index] in reprolock.toml: {toml}{named}")
 
 
 def logical_lines(text: str) -> Iterator[tuple[int, str]]:
