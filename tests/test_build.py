@@ -244,6 +244,86 @@ def test_wheels_escaping_their_root_are_refused(
         plan_wheel(wheel, layout, filename=wheel.name)
 
 
+@pytest.mark.parametrize(("entries", "message"), [
+    # installer looped for ever on the "." (memory grew 14 MB/s)
+    ({"./evil-1.0.data/purelib/x.py": b"x"}, "escapes its root or names a path twice"),
+    ({"evil//x.py": b"x"}, "names a path twice"),
+    ({"evil-1.0.data/purelib/torch-9.9.9.dist-info/METADATA": b"Name: torch\n"},
+     r"metadata of another distribution \(torch-9\.9\.9\.dist-info\)"),
+    ({"other-2.0.dist-info/METADATA": b"Name: other\n"}, "2 .dist-info directories"),
+])
+def test_wheels_with_crafted_member_names_are_refused(
+        tmp_path: Path, entries: dict[str, bytes], message: str) -> None:
+    from reprolock.errors import ArtifactError
+    from reprolock.imagebuild.install import VenvLayout, plan_wheel
+
+    wheel = _evil_wheel(tmp_path, "evil", entries)
+    layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
+    with pytest.raises(ArtifactError, match=message):
+        plan_wheel(wheel, layout, filename=wheel.name)
+
+
+def test_a_wheel_member_not_in_deflate_is_refused(tmp_path: Path) -> None:
+    """A 3,850-byte bzip2 member inflated 4 GiB in one call (8.4 GB of memory)."""
+    import zipfile
+
+    from reprolock.errors import ArtifactError
+    from reprolock.imagebuild.install import VenvLayout, plan_wheel
+
+    wheel = _evil_wheel(tmp_path, "evil", {})
+    with zipfile.ZipFile(wheel, "a") as archive:
+        archive.writestr("evil/__init__.py", b"x = 1\n", compress_type=zipfile.ZIP_BZIP2)
+    layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
+    with pytest.raises(ArtifactError, match="zip method 12; wheels use deflate"):
+        plan_wheel(wheel, layout, filename=wheel.name)
+
+
+def test_oversized_metadata_and_python_scripts_are_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A RECORD of 512 MiB took 4.7 GB, a #!python script of 2 GiB took 6.4 GB: both are
+    read whole."""
+    from reprolock.errors import ArtifactError
+    from reprolock.imagebuild import wheelcheck
+    from reprolock.imagebuild.install import VenvLayout, plan_wheel
+
+    monkeypatch.setattr(wheelcheck, "MAX_PYTHON_SCRIPT", 1000)
+    monkeypatch.setattr(wheelcheck, "MAX_METADATA", 1000)
+    layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
+    for sub in "abc":
+        (tmp_path / sub).mkdir()
+    script = _evil_wheel(tmp_path / "a", "evil", {"evil-1.0.data/scripts/run":
+                                                  b"#!python\n" + b"#" * 2000})
+    with pytest.raises(ArtifactError, match=r"scripts/run is 2009 bytes, more than the 1000"):
+        plan_wheel(script, layout, filename=script.name)
+    binary = _evil_wheel(tmp_path / "b", "evil", {"evil-1.0.data/scripts/tool": b"\x7fELF" * 500})
+    assert plan_wheel(binary, layout, filename=binary.name).entries  # not rewritten: streamed
+    metadata = _evil_wheel(tmp_path / "c", "evil", {"evil-1.0.dist-info/LICENSE": b"x" * 2000})
+    with pytest.raises(ArtifactError, match=r"LICENSE is 2000 bytes, more than the 1000"):
+        plan_wheel(metadata, layout, filename=metadata.name)
+
+
+def test_a_python_script_is_checked_against_record(tmp_path: Path) -> None:
+    """installer rewrites a #!python script in memory: it never streamed past the RECORD
+    check, and a script with another hash went into the image."""
+    import zipfile
+
+    from reprolock.errors import ArtifactError
+    from reprolock.imagebuild.install import VenvLayout, plan_wheel
+
+    good = _evil_wheel(tmp_path, "liar", {"liar-1.0.data/scripts/run": b"#!python\nprint(1)\n"})
+    bad = tmp_path / "bad" / good.name
+    bad.parent.mkdir()
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, b"#!python\nprint(2)\n" if info.filename.endswith("/run")
+                         else data)
+    layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
+    assert plan_wheel(good, layout, filename=good.name).entries
+    with pytest.raises(ArtifactError, match="scripts/run does not match its RECORD hash"):
+        plan_wheel(bad, layout, filename=bad.name)
+
+
 @pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_wheel_with_a_file_twice_is_refused(tmp_path: Path) -> None:
     import zipfile
@@ -393,3 +473,13 @@ def test_full_disk_is_a_clear_error_and_leaves_nothing(build_project_template: P
                  (p.name.startswith(".") or "reprolock-layer-" in str(p))]
     assert leftovers == []
     assert not (project / "out").exists()
+
+
+def test_an_install_error_names_its_reason_without_an_address() -> None:
+    """installer's message held "<installer.sources.WheelFile object at 0x7f…>" (another
+    on every run), and an entry point it could not parse gave no reason at all."""
+    from reprolock.imagebuild.install import _reason
+
+    assert _reason(ValueError("bad <installer.sources.WheelFile object at 0x7f3a2b>")) == \
+        "ValueError: bad <installer.sources.WheelFile>"
+    assert _reason(KeyError()) == "KeyError"

@@ -358,5 +358,10 @@ def test_an_import_an_unlocked_extra_provides_names_the_extra(
     proc = run_cli("lock", "--no-build", "-C", root)
     assert proc.returncode == 0, proc.stderr
     assert ("train.py:1: module 'tinyml' is imported but no locked package provides it; "
-            "tinyml is in pyproject.toml's extra 'ml': add 'ml' to dependencies.extras"
+            "tinyml is in pyproject.toml's extra 'ml': add 'ml' to dependencies.extras\n"
+            in proc.stderr)
+    (root / "reprolock.toml").write_text(config)  # requirements.in only
+    proc = run_cli("lock", "--no-build", "-C", root)
+    assert proc.returncode == 0, proc.stderr
+    assert ("add 'ml' to dependencies.extras (with dependencies.pyproject = true)\n"
             in proc.stderr)

@@ -250,3 +250,24 @@ def test_exports_name_the_sdist_not_the_wheel_built_here(
 
     [pkg] = tomllib.loads(proc.stdout)["packages"]
     assert pkg["sdist"]["hashes"]["sha256"] == sha(dists["srconly"]) and "wheels" not in pkg
+
+
+def test_a_zip_sdist_member_in_a_method_zipfile_lacks_is_an_artifact_error(
+        tmp_path: Path) -> None:
+    """A .zip sdist whose pyproject.toml was zstd-compressed (uv reads it) ended in an
+    internal error: zipfile raised NotImplementedError."""
+    from reprolock.errors import ArtifactError
+    from reprolock.imagebuild.sdist import read_sdist
+
+    path = tmp_path / "odd-1.0.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("odd-1.0/PKG-INFO", "Metadata-Version: 2.1\nName: odd\nVersion: 1.0\n")
+        archive.writestr("odd-1.0/pyproject.toml", '[build-system]\nrequires = []\n')
+    data = bytearray(path.read_bytes())
+    # mark pyproject.toml's data as zstd (method 93) in its local and central headers
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        start = data.find(signature, data.find(signature) + 1)  # the second member's
+        data[start + offset:start + offset + 2] = (93).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=r"odd: cannot read odd-1\.0/pyproject\.toml"):
+        read_sdist(path, name="odd")

@@ -18,8 +18,9 @@ import base64
 import hashlib
 import io
 import posixpath
+import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -29,6 +30,7 @@ from installer.records import Hash, RecordEntry, parse_record_file
 from installer.utils import Scheme
 
 from reprolock.errors import ArtifactError
+from reprolock.imagebuild.wheelcheck import check_members, check_python_scripts
 from reprolock.oci.tarball import Entry, ZipMember
 
 INSTALLER_NAME = b"reprolock\n"
@@ -90,7 +92,7 @@ def plan_wheel(wheel: Path, layout: VenvLayout, *, filename: str,
     from installer import install
     from installer.sources import WheelFile
 
-    sizes = _refuse_escaping_paths(wheel, filename)
+    sizes = check_members(wheel, filename)
     try:
         with WheelFile.open(wheel) as source:
             # names and hash presence now; each file's hash while it streams into the layer
@@ -98,17 +100,25 @@ def plan_wheel(wheel: Path, layout: VenvLayout, *, filename: str,
             dist = source.distribution
             destination = _Planner(layout.scheme(dist), interpreter=f"{layout.prefix}/bin/python",
                                    script_kind="posix", bytecode_optimization_levels=())
-            destination.prepare(wheel, filename, _record_hashes(source), sizes,
-                                check=not record_checked)
+            hashes = _record_hashes(source)
+            check_python_scripts(wheel, filename, source.data_dir, hashes)
+            destination.prepare(wheel, filename, hashes, sizes, check=not record_checked)
             install(source, destination, {"INSTALLER": INSTALLER_NAME})
     except ArtifactError:
         raise
     except Exception as exc:  # installer raises ValueError, KeyError, its own types
-        raise ArtifactError(f"cannot install {filename}: {exc}",
+        raise ArtifactError(f"cannot install {filename}: {_reason(exc)}",
                             hint="the wheel is broken or malicious; do not use it") from exc
     record_path, record_data = destination.record
     return InstalledDist(dist, tuple(destination.entries), record_path,
                          "sha256:" + hashlib.sha256(record_data).hexdigest())
+
+
+def _reason(exc: Exception) -> str:
+    """installer's message, never empty (an entry point it cannot parse said nothing) and
+    without an object's address (which changed the message from run to run)."""
+    text = re.sub(r"<([\w.]+) object at 0x[0-9a-f]+>", r"<\1>", str(exc)).strip()
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 def _record_hashes(source: Any) -> dict[str, Hash]:
@@ -191,27 +201,3 @@ class _Planner(SchemeDictionaryDestination):
 
 def _b64(digest: bytes) -> str:
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
-
-
-def _refuse_escaping_paths(wheel: Path, filename: str) -> dict[str, int]:
-    """A wheel entry with '..' or an absolute path could write outside the image prefix.
-    Returns each member's uncompressed size."""
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            infos = archive.infolist()
-    except zipfile.BadZipFile as exc:
-        raise ArtifactError(f"{filename} is not a valid wheel (zip): {exc}") from exc
-    _check_names(filename, (i.filename for i in infos))
-    links = [i.filename for i in infos if (i.external_attr >> 16) & 0o170000 == 0o120000]
-    if links:
-        raise ArtifactError(f"{filename} holds symbolic links ({links[0]!r}), "
-                            "which wheels may not contain", hint="refusing to install it")
-    return {i.filename: i.file_size for i in infos}
-
-
-def _check_names(filename: str, names: Iterable[str]) -> None:
-    for name in names:
-        parts = PurePosixPath(name).parts
-        if name.startswith("/") or ".." in parts or "\\" in name:
-            raise ArtifactError(f"{filename} holds a path that escapes its root: {name!r}",
-                                hint="refusing to install it; report the wheel to its publisher")

@@ -99,7 +99,7 @@ def _members(path: Path, name: str) -> list[str]:
                     if len(names) > _MAX_MEMBERS or total > _MAX_BYTES:
                         names.append("")  # over the bound
                         break
-    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
         raise ArtifactError(f"{name}: cannot read its sdist {path.name} ({exc})",
                             hint="the index serves a broken file; pin another version") from exc
     if not names or len(names) > _MAX_MEMBERS or "" in names:
@@ -125,7 +125,9 @@ def _pyproject(path: Path, name: str, member: str | None, members: list[str]) ->
         if len(data) > _MAX_PYPROJECT:
             raise ValueError("over 1 MiB")
         return tomllib.loads(data.decode("utf-8"))
-    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+    # NotImplementedError: a zip member in a method zipfile lacks (zstd), which uv reads
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, EOFError, NotImplementedError,
+            ValueError) as exc:
         raise ArtifactError(f"{name}: cannot read {member} in its sdist {path.name} ({exc})",
                             hint=f"report it to {name}'s maintainers, and pin another version"
                             ) from exc

@@ -562,6 +562,7 @@ def _code_warnings(scan: _CodeScan, lock: Lock, config: Config) -> list[str]:
         fix = (f"{name} is in pyproject.toml's extra{'s' if len(extras) > 1 else ''} "
                f"{', '.join(map(repr, extras))}: add "
                f"{'one of them' if len(extras) > 1 else repr(extras[0])} to dependencies.extras"
+               f"{'' if config.pyproject_dependencies else ' (with dependencies.pyproject = true)'}"
                if extras else "add its distribution to your requirements")
         warnings.append(f"{item.first.path}:{item.first.line}: module {item.module!r} is "
                         f"imported but no locked package provides it; {fix}")
