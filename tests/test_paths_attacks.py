@@ -551,3 +551,24 @@ def test_build_refuses_a_base_layer_whose_tar_is_not_its_diff_id(
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert "diff_id" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert not (project / "out").exists()
+
+
+def test_a_file_where_the_same_wheel_or_the_venv_has_a_directory_is_refused() -> None:
+    """Served with PEP 658 metadata, uv never opens the wheel: one holding evil/a and
+    evil/a/b, or installing a file at site-packages through .data/data, was built."""
+    from reprolock.errors import ArtifactError
+    from reprolock.imagebuild.builder import _refuse_files_as_directories
+    from reprolock.imagebuild.install import VenvLayout, venv_entries
+
+    layout = VenvLayout("/opt/venv", "3.11", "3.11.2", "/usr/bin/python3.11")
+    dirs = {e.name for e in venv_entries(layout) if e.kind == "dir"}
+    site = "opt/venv/lib/python3.11/site-packages"
+    assert site in dirs
+    with pytest.raises(ArtifactError, match=r"evil-1\.0-py3-none-any\.whl installs "
+                       rf"/{site}/evil/a as a file and as a directory"):
+        _refuse_files_as_directories({f"{site}/evil/a": "evil-1.0-py3-none-any.whl",
+                                      f"{site}/evil/a/b": "evil-1.0-py3-none-any.whl"}, dirs)
+    with pytest.raises(ArtifactError, match=rf"the virtual environment and evil-1\.0.* /{site} "
+                       r"\(as a directory, and as a file\)"):
+        _refuse_files_as_directories({site: "evil-1.0-py3-none-any.whl"}, dirs)
+    _refuse_files_as_directories({f"{site}/evil/a/b": "evil-1.0-py3-none-any.whl"}, dirs)

@@ -257,7 +257,8 @@ class Builder:
                 owner = owners.setdefault(name, pkg.artifact.filename)
                 if owner != pkg.artifact.filename:
                     raise _clash(owner, pkg.artifact.filename, name)
-        _refuse_files_as_directories(owners)
+        _refuse_files_as_directories(owners, {e.name for e in venv_entries(self.venv)
+                                              if e.kind == "dir"})
 
     def _installed_names(self, pkg: Package) -> list[str]:
         """The paths ``pkg``'s wheel installs. Planning a large wheel takes seconds, so
@@ -488,15 +489,24 @@ def _clash(first: str, second: str, path: str) -> ArtifactError:
         "versions that do not overlap")
 
 
-def _refuse_files_as_directories(owners: Mapping[str, str]) -> None:
-    """A file of one wheel where another has a directory (``a/b`` and ``a/b/c``)."""
+def _refuse_files_as_directories(owners: Mapping[str, str], venv_dirs: set[str]) -> None:
+    """A file where a wheel (the same one, or another) has a directory (``a/b`` and
+    ``a/b/c``), or where the virtual environment has one (site-packages): the tar would
+    hold both, and what an engine unpacks is not what the lock describes."""
     done: set[tuple[str, str]] = set()  # (directory, owner): it and its parents are checked
     for name, owner in owners.items():
+        if name in venv_dirs:
+            raise _clash("the virtual environment", owner, f"{name} (as a directory, and "
+                         "as a file)")
         parent = posixpath.dirname(name)
         while parent and (parent, owner) not in done:
             done.add((parent, owner))
             other = owners.get(parent)
-            if other is not None and other != owner:
+            if other == owner:
+                raise ArtifactError(f"{owner} installs /{parent} as a file and as a "
+                                    f"directory (of {name})", hint="the wheel is broken or "
+                                    "malicious; do not use it")
+            if other is not None:
                 raise _clash(other, owner, f"{parent} (as a file, and as a directory of {name})")
             parent = posixpath.dirname(parent)
 
