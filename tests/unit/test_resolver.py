@@ -240,7 +240,7 @@ def test_logical_lines_join_continuations_and_drop_comments() -> None:
 def test_read_requested_follows_includes_and_reads_hashes(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "requirements.in").write_text(
-        f"-r sub/more.in\nTiny_ML>=1.0\n--index-url https://x\n./local.whl\n"
+        f"-r sub/more.in\nTiny_ML>=1.0\n--prefer-binary\n./local.whl\n"
         f"tinyconfig==1.2.0 \\\n  --hash=sha256:{A.upper()}\n")
     (tmp_path / "sub" / "more.in").write_text("prepkg>=2.0rc1\n-r ../requirements.in\n")
     found = read_requested([(tmp_path / "requirements.in", "requirements.in")])
