@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from reprolock.imagebuild.sources import BuiltWheel
     from reprolock.index.simple import DistFile, IndexClient
     from reprolock.inspection.codeset import CodeSet
-    from reprolock.inspection.imports import ImportReport
+    from reprolock.inspection.imports import ImportReport, Unprovided
     from reprolock.sbom.interface import Sbom
     from reprolock.signing.interface import Signer
 
@@ -547,15 +547,32 @@ def export_lock(config: Config, fmt: str, *, dest_dir: Path) -> str:
 
 
 def _code_warnings(scan: _CodeScan, lock: Lock, config: Config) -> list[str]:
-    from packaging.utils import canonicalize_name
-
-    from reprolock.inspection.imports import distribution_for, unprovided
-    from reprolock.inspection.project import extras_naming
+    from reprolock.inspection.imports import unprovided
 
     warnings = []
     provided = {m: p.name for p in lock.packages for m in p.modules}
     missing = unprovided(scan.imports, provided)
-    naming = extras_naming(config.root) if missing else {}
+    warnings += _missing_warnings(missing, config) if missing else []
+    for path, line, msg in scan.imports.syntax_errors:
+        warnings.append(f"{path}:{line}: cannot parse: {msg}")
+    untracked = scan.code.untracked
+    if untracked:
+        warnings.append(f"{len(untracked)} untracked files will not be in the image (first: "
+                        f"{untracked[0]}); git add them or ignore them")
+    warnings.extend(scan.code.warnings)
+    return warnings
+
+
+def _missing_warnings(missing: Sequence[Unprovided], config: Config) -> list[str]:
+    """One warning per import no locked package provides, naming the extra of
+    pyproject.toml that would provide it, if one does."""
+    from packaging.utils import canonicalize_name
+
+    from reprolock.inspection.imports import distribution_for
+    from reprolock.inspection.project import extras_naming
+
+    naming = extras_naming(config.root)
+    warnings = []
     for item in missing:
         name = canonicalize_name(distribution_for(item.module))
         extras = naming.get(name, ())
@@ -566,13 +583,6 @@ def _code_warnings(scan: _CodeScan, lock: Lock, config: Config) -> list[str]:
                if extras else "add its distribution to your requirements")
         warnings.append(f"{item.first.path}:{item.first.line}: module {item.module!r} is "
                         f"imported but no locked package provides it; {fix}")
-    for path, line, msg in scan.imports.syntax_errors:
-        warnings.append(f"{path}:{line}: cannot parse: {msg}")
-    untracked = scan.code.untracked
-    if untracked:
-        warnings.append(f"{len(untracked)} untracked files will not be in the image (first: "
-                        f"{untracked[0]}); git add them or ignore them")
-    warnings.extend(scan.code.warnings)
     return warnings
 
 
