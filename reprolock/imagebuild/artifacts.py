@@ -10,11 +10,12 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import requests
 
 from reprolock._internal.files import atomic_write_bytes
+from reprolock._internal.http import body_chunks
 from reprolock._internal.urls import expand_env, redact, with_credentials
 from reprolock.errors import ArtifactError, NotReproducibleError
 from reprolock.imagebuild.store import temp_file
@@ -27,31 +28,31 @@ _CHUNK = 1 << 20
 MAX_ARTIFACT = 32 << 30  # with no size locked; the largest wheels on PyPI are a few GB
 
 
-class _Bounded:
-    """An HTTP body read as its Content-Encoding says, at most ``limit`` bytes, with a
-    connection lost half way an ArtifactError (urllib3 raises many unrelated types)."""
+class _Body:
+    """An HTTP body as a stream for _store, at most ``limit`` bytes as sent or decoded
+    (reprolock._internal.http); a connection lost half way is an ArtifactError."""
 
-    def __init__(self, raw: Any, filename: str, url: str, limit: int | None) -> None:
-        self.raw, self.filename, self.url = raw, filename, url
-        self.limit = MAX_ARTIFACT if limit is None else limit
-        self.total = 0
+    def __init__(self, response: requests.Response, filename: str, url: str,
+                 limit: int | None) -> None:
+        limit = MAX_ARTIFACT if limit is None else limit
+        self._chunks = body_chunks(response, limit=limit, seconds=None,
+                                   fail=lambda why: _failed(filename, url, limit, why))
 
-    def read(self, size: int) -> bytes:
-        try:
-            chunk = bytes(self.raw.read(size, decode_content=True))
-        except Exception as exc:
-            raise ArtifactError(f"downloading {self.filename} from {redact(self.url)} failed: "
-                                f"{exc.__class__.__name__}", hint="try again") from exc
-        self.total += len(chunk)
-        if self.total > self.limit:
-            raise ArtifactError(f"{redact(self.url)} sent more than the {self.limit} bytes "
-                                f"of {self.filename}", hint="the index is misbehaving, or the "
-                                "size it listed when the lock was made was wrong: run "
-                                "'reprolock lock' again; if this repeats, do not use the index")
-        return chunk
+    def read(self, _size: int) -> bytes:
+        return next(self._chunks, b"")
 
     def close(self) -> None:
-        self.raw.close()
+        self._chunks.close()
+
+
+def _failed(filename: str, url: str, limit: int, why: str) -> ArtifactError:
+    if why.startswith("it sent more than"):
+        return ArtifactError(f"{redact(url)} sent more than the {limit} bytes of {filename}",
+                             hint="the index is misbehaving, or the size it listed when the "
+                             "lock was made was wrong: run 'reprolock lock' again; if this "
+                             "repeats, do not use the index")
+    return ArtifactError(f"downloading {filename} from {redact(url)} failed: {why}",
+                         hint="try again")
 # beside a wheel: its members matched its RECORD (the suffix names the check's version)
 _RECORD_NOTE = ".record-checked-1"
 
@@ -188,7 +189,7 @@ class ArtifactStore:
             raise ArtifactError(f"cannot download {filename} from {redact(url)}: HTTP "
                                 f"{response.status_code}", hint="check the index and credentials")
         with response:
-            return self._store(_Bounded(response.raw, filename, url, limit), sha256, filename,
+            return self._store(_Body(response, filename, url, limit), sha256, filename,
                                progress)
 
     def _with_credentials(self, url: str) -> str:

@@ -205,3 +205,50 @@ def test_an_artifact_download_is_bounded_by_its_locked_size(
     with pytest.raises(ArtifactError, match=why):
         store.fetch(artifact, "a")
     assert not list((tmp_path / "cache").rglob("*.whl"))
+
+
+def _endless(mode: str) -> Route:
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.protocol_version = "HTTP/1.1"
+        handler.send_response(200)
+        if mode == "trailer":  # a chunked body whose trailer never ends
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            handler.wfile.write(b"1\r\nx\r\n0\r\n")
+            until = time.monotonic() + 8  # long past the client's 1 s
+            while time.monotonic() < until:
+                handler.wfile.write((b"X-Pad: " + b"a" * 1000 + b"\r\n") * 100)
+            return
+        handler.send_header("Content-Encoding", "gzip")
+        handler.end_headers()
+        if mode == "empty blocks":  # deflate blocks that never yield a byte
+            handler.wfile.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+            for _ in range(2_000):
+                handler.wfile.write(b"\x00\x00\x00\xff\xff" * 20_000)
+        else:  # a gzip file name, a byte at a time
+            handler.wfile.write(b"\x1f\x8b\x08\x08\x00\x00\x00\x00\x00\xff")
+            for _ in range(100):
+                handler.wfile.write(b"a")
+                handler.wfile.flush()
+                time.sleep(0.2)
+    return route
+
+
+@pytest.mark.parametrize(("mode", "why"), [
+    ("empty blocks", "it sent more than 1 MiB"),
+    ("trickled name", "it took more than 1 s"),
+    ("trailer", "it took more than 1 s"),
+])
+def test_a_body_held_inside_one_read_is_still_cut(server: tuple[str, dict[str, Route]],
+                                                  mode: str, why: str) -> None:
+    """A review found bodies that kept urllib3's read1 (decoding) or http.client
+    (a chunked trailer) busy inside one call, past the size and the deadline checks."""
+    import requests
+
+    from reprolock._internal.http import read_body
+
+    url, routes = server
+    routes["/x"] = _endless(mode)
+    response = requests.get(f"{url}/x", stream=True, timeout=60)
+    with pytest.raises(RuntimeError, match=why):
+        read_body(response, limit=1 << 20, seconds=1.0, fail=RuntimeError)
