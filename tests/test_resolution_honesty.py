@@ -467,3 +467,22 @@ def test_an_index_option_in_a_requirement_file_says_where_it_belongs(
     with pytest.raises(ConfigError, match=r"^base\.in:2: ") as caught:
         read_requested([(tmp_path / "req.in", "req.in")])
     assert caught.value.hint is not None and toml in caught.value.hint
+
+
+def test_an_index_option_s_credentials_are_never_shown(tmp_path: Path) -> None:
+    """A review: "--extra-index-url https://__token__:SECRET@..." came back in the message
+    and in the hint, which told the user to paste it into reprolock.toml."""
+    from reprolock.errors import ConfigError
+    from reprolock.resolver.requested import read_requested
+
+    (tmp_path / "req.in").write_text(
+        "--extra-index-url https://__token__:s3cr3t-TOKEN@pkgs.example.com/simple\ntorch\n")
+    with pytest.raises(ConfigError) as caught:
+        read_requested([(tmp_path / "req.in", "req.in")])
+    text = f"{caught.value.message} {caught.value.hint}"
+    assert "s3cr3t" not in text and "__token__" not in text
+    assert 'extra-urls = ["https://${USER}:${TOKEN}@pkgs.example.com/simple"]' in text
+    (tmp_path / "req.in").write_text('-i "https://x.example/a"b\n')  # a quote stays TOML
+    with pytest.raises(ConfigError) as caught:
+        read_requested([(tmp_path / "req.in", "req.in")])
+    assert 'url = "\\"https://x.example/a\\"b"' in str(caught.value.hint)

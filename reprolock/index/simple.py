@@ -282,7 +282,9 @@ class _Page:
         name = charset.get_content_charset() or "utf-8"
         try:
             return self.body.decode(name, "replace")
-        except LookupError:  # an unknown or non-text codec ("base64")
+        # an unknown or non-text codec ("base64"); one that refuses "replace" (idna) or
+        # the bytes (punycode): ValueError
+        except (LookupError, ValueError):
             return self.body.decode("utf-8", "replace")
 
 

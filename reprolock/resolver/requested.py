@@ -7,6 +7,7 @@ hash of the index. reprolock checks them itself after resolving.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -78,18 +79,27 @@ def _read(path: Path, shown: str, seen: set[Path]) -> Iterator[Requested]:
 
 
 def _index_option(where: str, option: str, value: str) -> ConfigError:
+    from reprolock._internal.urls import redact
+
     key = {"-i": "url", "--index-url": "url", "--extra-index-url": "extra-urls",
            "-f": "find-links", "--find-links": "find-links", "--no-index": "no-index"}[option]
-    toml = f"{key} = true" if key == "no-index" else (
-        f"{key} = {value!r}" if key == "url" else f"{key} = [{value!r}]").replace("'", '"')
+    # a line often carries a token (https://__token__:SECRET@...): never shown, and the
+    # config takes it from the environment
+    private = redact(value) != value
+    shown = redact(value).replace("://", "://${USER}:${TOKEN}@", 1) if private else value
+    quoted = json.dumps(shown)
+    toml = "no-index = true" if key == "no-index" else (
+        f"{key} = {quoted}" if key == "url" else f"{key} = [{quoted}]")
     named = ("; to take only some packages from it (torch from a PyTorch index, say), "
-             f"write [[index.named]] with name, url = \"{value}\" and packages instead"
+             f"write [[index.named]] with name, url = {quoted} and packages instead"
              if key in ("url", "extra-urls") else "")
+    secret = (" (set USER and TOKEN in the environment; the line's own credentials are not "
+              "shown)" if private else "")
     return ConfigError(
-        f"{where}: {option} {value}".rstrip() + " sets where packages come from, which "
-        "reprolock.toml's [index] decides (for the resolver, for reprolock's own check of "
-        "each file and for the lock's record)",
-        hint=f"remove the line and write under [index] in reprolock.toml: {toml}{named}")
+        f"{where}: {option} {redact(value)}".rstrip() + " sets where packages come from, "
+        "which reprolock.toml's [index] decides (for the resolver, for reprolock's own check "
+        "of each file and for the lock's record)",
+        hint=f"remove the line and write under [index] in reprolock.toml: {toml}{named}{secret}")
 
 
 def logical_lines(text: str) -> Iterator[tuple[int, str]]:

@@ -89,7 +89,8 @@ def test_a_page_within_the_bounds_is_read(server: tuple[str, dict[str, Route]]) 
 
 
 @pytest.mark.parametrize(("charset", "encoding"), [
-    ("utf-16", "utf-16"), (None, "utf-8"), ("x-no-such-charset", "utf-8"), ("base64", "utf-8")])
+    ("utf-16", "utf-16"), (None, "utf-8"), ("x-no-such-charset", "utf-8"), ("base64", "utf-8"),
+    ("idna", "utf-8"), ("punycode", "utf-8")])
 def test_an_html_page_is_decoded_by_its_charset_else_as_utf_8(
         server: tuple[str, dict[str, Route]], charset: str | None, encoding: str) -> None:
     """As uv decodes it; an unknown or non-text charset is UTF-8, not an internal error."""
