@@ -25,6 +25,8 @@ from reprolock.image.interface import Descriptor, ImageSource
 CHUNK = 1 << 20
 #: gzip's best is about 1032:1 (a file of zeros); real layers are 2-10:1
 MAX_RATIO = 1100
+#: zstd's best: a 4-byte run-length block stands for 128 KiB
+MAX_ZSTD_RATIO = 33_000
 MIN_INFLATED = 64 << 20  # a small layer of zeros is allowed its 64 MiB
 _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
@@ -128,11 +130,14 @@ def _uncompressed(blob: DigestReader, what: str,
                                f"{desc.media_type} says otherwise",
                                hint="rebuild or re-export the image")
     if head.startswith(_GZIP) or head == _ZSTD:
-        # a crafted 2 MB zstd layer inflated to 64 GiB: no real layer comes near the bound
-        most = max(MIN_INFLATED, desc.size * MAX_RATIO)
+        # a crafted gzip layer can inflate 1032-fold, a zstd one (allowed only where its
+        # media type says zstd: reprolock's own images) 32768-fold, which a file of
+        # zeros also reaches: each is allowed its format's best, no more
+        ratio = MAX_RATIO if head.startswith(_GZIP) else MAX_ZSTD_RATIO
+        most = max(MIN_INFLATED, desc.size * ratio)
         tar = DigestReader(_decompressor(blob, head), what=f"{what} (uncompressed)",
                            limit=most, past_limit=f"inflates to more than {most} bytes, "
-                           f"over {MAX_RATIO} times its {desc.size}: no real layer does")
+                           f"over {ratio} times its {desc.size}: no real layer does")
     if read_tar is not None:
         read_tar(io.BufferedReader(tar, CHUNK))
     return tar.drain()

@@ -39,6 +39,7 @@ def test_a_layer_that_inflates_past_the_ratio_is_refused(
         compress: object, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(blobs, "MIN_INFLATED", 1 << 20)
     monkeypatch.setattr(blobs, "MAX_RATIO", 100)  # gzip's best is about 1032
+    monkeypatch.setattr(blobs, "MAX_ZSTD_RATIO", 100)
     tar = _tar(8 << 20)  # zeros: gzip makes about 8 KiB of it, zstd less
     blob = compress(tar)  # type: ignore[operator]
     media = GZIP if compress is gzip.compress else ZSTD
@@ -57,3 +58,12 @@ def test_a_zstd_layer_labelled_gzip_is_refused() -> None:
     with pytest.raises(ImageSourceError, match="compressed with zstd, but its media type"):
         _check(zstandard.compress(tar), GZIP, tar)
     assert _check(zstandard.compress(tar), ZSTD, tar) == ()
+
+
+def test_a_zstd_layer_of_zeros_reprolock_writes_is_read() -> None:
+    """A review: a code layer holding 256 MiB of zeros, compressed by reprolock's own
+    zstd (28,954 bytes), failed verify as "over 1100 times its size"."""
+    tar = _tar(96 << 20)  # over MIN_INFLATED
+    blob = zstandard.compress(tar, 19)
+    assert len(blob) * 1100 < len(tar)  # past gzip's ratio
+    assert _check(blob, ZSTD, tar) == ()
