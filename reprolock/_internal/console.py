@@ -17,8 +17,8 @@ EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 #: what a hostile input may put in a message to move the cursor, clear the screen, set
 #: the title (escape sequences), start a line of its own (\r, U+2028) or reorder text
 #: (bidirectional overrides); shown escaped instead
-_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e"
-                      "\u2066-\u2069]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e"
+                      "\u2066-\u2069]")  # a tab stays: a tool's output may hold one
 #: a message longer than this is cut: a crafted index of 70,000 platforms made a 1 MB one
 MAX_MESSAGE = 16_000
 

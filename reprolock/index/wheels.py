@@ -31,6 +31,7 @@ _SPOOL = 16 << 20
 _MAX_WHEEL = 16 << 30  # no wheel on PyPI comes near; a bound on a server that never stops
 _MAX_RANGE = 256 << 20  # torch's zip directory, the largest known, is a few megabytes
 _SECONDS = 120.0  # for one range: a few hundred kilobytes at most
+_WHOLE_SECONDS = 1800.0  # a whole wheel, from a server without ranges
 
 
 def modules_from_names(names: Iterable[str]) -> tuple[str, ...]:
@@ -92,7 +93,8 @@ def _remote(url: str, session: requests.Session) -> IO[bytes]:
     if response.status_code != 206 or total is None:
         # no range support: the whole file comes, on disk past a few megabytes
         whole = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned
-        for chunk in body_chunks(response, limit=_MAX_WHEEL, seconds=None, fail=_failed):
+        for chunk in body_chunks(response, limit=_MAX_WHEEL, seconds=_WHOLE_SECONDS,
+                                 fail=_failed):
             whole.write(chunk)
         whole.seek(0)
         return cast(IO[bytes], whole)
@@ -173,9 +175,11 @@ class _RangeFile(io.RawIOBase):
                           if wanted > _MAX_RANGE else f"it answered a range request with "
                           f"HTTP {response.status_code}, though it answered the first one "
                           "with its range")
+        answered = response.headers.get("Content-Range", "")
         data = read_body(response, limit=wanted, seconds=_SECONDS, fail=_failed)
-        if len(data) != wanted:
-            raise _failed(f"it sent {len(data)} bytes for a range of {wanted}")
+        if len(data) != wanted or not answered.startswith(f"bytes {self.pos}-{end - 1}/"):
+            raise _failed(f"it sent {len(data)} bytes ({answered[:60]!r}) for the range "
+                          f"{self.pos}-{end - 1} ({wanted} bytes)")
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]

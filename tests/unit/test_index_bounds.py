@@ -123,15 +123,21 @@ def _ranged(data: bytes, *, later: str) -> Route:
                 "Content-Range": f"bytes {len(data) - len(tail)}-{len(data) - 1}/{len(data)}"})
         elif later == "whole":
             _send(handler, data)
-        else:  # "short": a 206 with one byte less than asked
+        elif later == "short":  # a 206 with one byte less than asked
             start, _, end = asked.removeprefix("bytes=").partition("-")
             _send(handler, data[int(start):int(end)], status=206)
+        else:  # "elsewhere": the right length, from another offset
+            start, _, end = asked.removeprefix("bytes=").partition("-")
+            first, last = int(start) - 1, int(end) - 1
+            _send(handler, data[first:last + 1], status=206,
+                  headers={"Content-Range": f"bytes {first}-{last}/{len(data)}"})
     return route
 
 
 @pytest.mark.parametrize(("later", "why"), [
     ("whole", "answered a range request with HTTP 200"),
-    ("short", r"sent \d+ bytes for a range of \d+")])
+    ("short", r"sent \d+ bytes \(''\) for the range \d+-\d+"),
+    ("elsewhere", r"sent \d+ bytes \('bytes \d+-\d+/\d+'\) for the range")])
 def test_a_wheel_server_that_breaks_its_ranges_is_an_artifact_error(
         server: tuple[str, dict[str, Route]], later: str, why: str) -> None:
     """A range answered with the whole file was an internal error in zipfile."""
