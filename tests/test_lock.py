@@ -320,6 +320,18 @@ def test_find_links_artifacts_are_recorded_relative(tmp_path: Path, tiny_base: P
     assert lock.package("tinyml") is not None
 
 
+def _with_extras(root: Path, extras: str, dependencies: str) -> str:
+    """Give the project a pyproject.toml with these optional dependencies, and add
+    ``dependencies`` to its config's [dependencies]; the config as it was."""
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "trainer"\nversion = "1"\ndependencies = []\n'
+        f"[project.optional-dependencies]\n{extras}")
+    config = (root / "reprolock.toml").read_text()
+    (root / "reprolock.toml").write_text(config.replace("[dependencies]\n",
+                                                        f"[dependencies]\n{dependencies}"))
+    return config
+
+
 @pytest.mark.parametrize("resolver", RESOLVERS)
 def test_pyproject_extras_are_locked_and_stale_the_lock(make_project: Callable[..., Path],
                                                         resolver: str) -> None:
@@ -327,12 +339,8 @@ def test_pyproject_extras_are_locked_and_stale_the_lock(make_project: Callable[.
     would install them (an extra naming the project itself included); editing an extra
     stales the lock."""
     root = make_project(resolver=resolver, requirements="")
-    (root / "pyproject.toml").write_text(
-        '[project]\nname = "trainer"\nversion = "1"\ndependencies = []\n'
-        '[project.optional-dependencies]\nml = ["tinyml==1.0.0"]\nall = ["trainer[ml]"]\n')
-    config = (root / "reprolock.toml").read_text()
-    (root / "reprolock.toml").write_text(config.replace(
-        "[dependencies]\n", '[dependencies]\npyproject = true\nextras = ["all"]\n'))
+    _with_extras(root, 'ml = ["tinyml==1.0.0"]\nall = ["trainer[ml]"]\n',
+                 'pyproject = true\nextras = ["all"]\n')
     proc = run_cli("lock", "--no-build", "-C", root)
     assert proc.returncode == 0, proc.stderr
     names = {p["name"]: p for p in lock_json(root)["packages"]}
@@ -349,12 +357,7 @@ def test_an_import_an_unlocked_extra_provides_names_the_extra(
     """litgpt: 18 warnings said "add its distribution to your requirements" where
     pyproject.toml's extra already named it; the warning now names the extra to lock."""
     root = make_project(requirements="tinyconfig\n")
-    (root / "pyproject.toml").write_text(
-        '[project]\nname = "trainer"\nversion = "1"\ndependencies = []\n'
-        '[project.optional-dependencies]\nML = ["tinyml>=1"]\n')
-    config = (root / "reprolock.toml").read_text()
-    (root / "reprolock.toml").write_text(config.replace(
-        "[dependencies]\n", "[dependencies]\npyproject = true\n"))
+    config = _with_extras(root, 'ML = ["tinyml>=1"]\n', "pyproject = true\n")
     proc = run_cli("lock", "--no-build", "-C", root)
     assert proc.returncode == 0, proc.stderr
     assert ("train.py:1: module 'tinyml' is imported but no locked package provides it; "

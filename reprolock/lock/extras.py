@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from reprolock.errors import ConfigError
 
@@ -21,7 +22,8 @@ def with_extras(deps: list[str], project: Mapping[str, Any], extras: tuple[str, 
     if not isinstance(table, dict):
         raise ConfigError("pyproject.toml: project.optional-dependencies must be a table",
                           hint="see https://packaging.python.org/specifications/pyproject-toml/")
-    optional = {_normalized(k): strings(v, f"project.optional-dependencies.{k}")
+    optional: dict[str, list[str]] = {
+        canonicalize_name(k): strings(v, f"project.optional-dependencies.{k}")
                 for k, v in table.items()}
     missing = [e for e in extras if e not in optional]
     if missing:
@@ -29,7 +31,7 @@ def with_extras(deps: list[str], project: Mapping[str, Any], extras: tuple[str, 
                           f"[project.optional-dependencies] (it has: "
                           f"{', '.join(sorted(optional)) or 'none'})", hint=_HINT)
     name = project.get("name")
-    own = _normalized(name) if isinstance(name, str) else None
+    own = canonicalize_name(name) if isinstance(name, str) else None
     found = dict.fromkeys(deps)
     budget = [_MOST]
     for extra in extras:
@@ -59,8 +61,8 @@ def _expanded(extra: str, optional: Mapping[str, list[str]], own: str | None,
             raise ConfigError(f"pyproject.toml: extra {extra!r} holds {text!r}, which is not a "
                               f"requirement ({exc})", hint=_HINT) from exc
         inner = _joined(str(req.marker) if req.marker else None, marker)
-        if own is not None and _normalized(req.name) == own:
-            for nested in sorted(_normalized(e) for e in req.extras):
+        if own is not None and canonicalize_name(req.name) == own:
+            for nested in sorted(canonicalize_name(e) for e in req.extras):
                 if nested not in optional:
                     raise ConfigError(f"pyproject.toml: extra {extra!r} names "
                                       f"{text!r}, whose extra {nested!r} does not exist",
@@ -83,7 +85,3 @@ def _with_marker(req: Any, marker: str | None) -> str:
 
     req.marker = Marker(marker) if marker else None
     return str(req)
-
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
